@@ -1,0 +1,80 @@
+"""by-framework: a distributed agent scheduling engine on Redis Streams."""
+
+from by_framework.client.byai import ByaiGatewayClient
+from by_framework.client.gateway import GatewayClient, SendResponse
+from by_framework.errors import (
+    ByFrameworkError,
+    ConfigurationError,
+    InvalidContentError,
+    InvalidMessageError,
+    NoOnlineWorkerError,
+    TaskNotFoundError,
+    TaskTimeoutError,
+    WorkerIdInUseError,
+)
+from by_framework.protocol import (
+    AgentState,
+    AgentTaskResult,
+    ArtifactEvent,
+    AskAgentCommand,
+    AskUserEvent,
+    CancelTaskCommand,
+    ErrorEvent,
+    MessageHeader,
+    ReloadPluginsCommand,
+    ResumeCommand,
+    SessionEvent,
+    StateChangeEvent,
+    StreamChunkEvent,
+    TaskEndEvent,
+    TaskResultEvent,
+)
+from by_framework.protocol.byai import BaiYingMessage
+from by_framework.protocol.records import TaskRecord
+from by_framework.redis.connection import close_redis, init_redis
+from by_framework.redis.registry import WorkerRegistry
+from by_framework.settings import Settings
+from by_framework.worker.base import GatewayWorker
+from by_framework.worker.context import AgentContext
+from by_framework.worker.run import run_worker, serve_worker
+from by_framework.worker.runner import WorkerRunner
+
+__all__ = [
+    "AgentContext",
+    "AgentState",
+    "AgentTaskResult",
+    "ArtifactEvent",
+    "AskAgentCommand",
+    "AskUserEvent",
+    "BaiYingMessage",
+    "ByFrameworkError",
+    "ByaiGatewayClient",
+    "CancelTaskCommand",
+    "ConfigurationError",
+    "ErrorEvent",
+    "GatewayClient",
+    "GatewayWorker",
+    "InvalidContentError",
+    "InvalidMessageError",
+    "MessageHeader",
+    "NoOnlineWorkerError",
+    "ReloadPluginsCommand",
+    "ResumeCommand",
+    "SendResponse",
+    "SessionEvent",
+    "Settings",
+    "StateChangeEvent",
+    "StreamChunkEvent",
+    "TaskEndEvent",
+    "TaskNotFoundError",
+    "TaskRecord",
+    "TaskResultEvent",
+    "TaskTimeoutError",
+    "WorkerIdInUseError",
+    "WorkerRegistry",
+    "WorkerRunner",
+    "close_redis",
+    "init_redis",
+    "run_worker",
+    "serve_worker",
+]

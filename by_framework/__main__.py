@@ -1,0 +1,3 @@
+from by_framework.cli import main
+
+main()

@@ -1,0 +1,201 @@
+"""``python -m by_framework``: run a worker, or ``dev`` / ``demo`` / ``send`` / ``tail``."""
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from by_framework.client.gateway import GatewayClient
+from by_framework.errors import ByFrameworkError
+from by_framework.protocol import TaskEndEvent
+from by_framework.redis.connection import init_redis
+from by_framework.redis.embedded import EmbeddedRedisError, resolve_redis_url
+from by_framework.settings import Settings
+from by_framework.worker.base import GatewayWorker
+from by_framework.worker.run import run_worker
+
+SUBCOMMANDS = ("dev", "demo", "send", "tail")
+
+
+def load_worker_class(path: str) -> type[GatewayWorker]:
+    """``package.module.Class`` or ``package.module:Class``, importable from the current dir."""
+    module_name, _, class_name = path.replace(":", ".").rpartition(".")
+    if not module_name:
+        raise SystemExit(f"by-framework: --worker-class wants module.Class, got {path!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        worker_class = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise SystemExit(f"by-framework: cannot load worker class {path!r}: {exc}") from None
+    if not (isinstance(worker_class, type) and issubclass(worker_class, GatewayWorker)):
+        raise SystemExit(f"by-framework: {path!r} is not a GatewayWorker subclass")
+    return worker_class
+
+
+def _redis_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis-url", help="redis:// or rediss:// URL (env REDIS_URL)")
+    parser.add_argument("--redis-host")
+    parser.add_argument("--redis-port", type=int)
+    parser.add_argument("--redis-db", type=int)
+    parser.add_argument("--redis-password")
+    parser.add_argument("--redis-username")
+    parser.add_argument("--key-prefix", help="prefix of every key (env BYAI_KEY_PREFIX)")
+
+
+def _worker_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Run a by-framework worker.")
+    parser.add_argument("--worker-class", required=True, help="module.Class of a GatewayWorker")
+    parser.add_argument("--worker-id")
+    _redis_options(parser)
+    parser.add_argument("--redis-max-connections", type=int)
+    parser.add_argument("--workspace-dir")
+    parser.add_argument("--consumer-group")
+    parser.add_argument("--max-concurrency", type=int)
+    parser.add_argument("--fetch-count", type=int)
+    parser.add_argument("--heartbeat-interval", type=float)
+    parser.add_argument("--heartbeat-ttl", type=float)
+    parser.add_argument("--shutdown-timeout", type=float)
+    parser.add_argument("--plugin-dir")
+    return parser
+
+
+def _run_worker(args: argparse.Namespace, redis_url: str | None) -> None:
+    options = {
+        name: value
+        for name, value in vars(args).items()
+        if name not in {"worker_class", "redis_url", "command"} and value is not None
+    }
+    run_worker(load_worker_class(args.worker_class), redis_url=redis_url, **options)
+
+
+def _client_settings(args: argparse.Namespace) -> Settings:
+    return Settings.resolve(
+        redis_url=args.redis_url,
+        redis_host=args.redis_host,
+        redis_port=args.redis_port,
+        redis_db=args.redis_db,
+        redis_password=args.redis_password,
+        redis_username=args.redis_username,
+        key_prefix=args.key_prefix,
+    )
+
+
+def _client(settings: Settings) -> GatewayClient:
+    redis = init_redis(
+        host=settings.redis_host,
+        port=settings.redis_port,
+        db=settings.redis_db,
+        password=settings.redis_password,
+        username=settings.redis_username,
+        url=settings.redis_url,
+    )
+    return GatewayClient(redis, settings=settings)
+
+
+def _print_event(item: Any) -> None:
+    print(
+        json.dumps(
+            {"id": item.stream_id, "task": item.message_id, **item.event.model_dump(mode="json")},
+            ensure_ascii=False,
+        ),
+        flush=True,
+    )
+
+
+async def _send(args: argparse.Namespace) -> None:
+    client = _client(_client_settings(args))
+    try:
+        try:
+            content: Any = json.loads(args.content)
+        except ValueError:
+            content = args.content
+        position = await client.last_event_id(args.session)
+        sent = await client.send_message(
+            args.agent_type,
+            args.session,
+            content,
+            user_code=args.user_code,
+            target_worker_id=args.worker_id,
+        )
+        print(
+            json.dumps({"message_id": sent.message_id, "session_id": sent.session_id}), flush=True
+        )
+        if args.follow:
+            events = client.events(args.session, position, until_message_id=sent.message_id)
+            async for item in events:
+                _print_event(item)
+    finally:
+        await client.aclose()
+
+
+async def _tail(args: argparse.Namespace) -> None:
+    client = _client(_client_settings(args))
+    try:
+        async for item in client.events(args.session, args.after):
+            _print_event(item)
+            if args.until_end and isinstance(item.event, TaskEndEvent):
+                return
+    finally:
+        await client.aclose()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in SUBCOMMANDS:
+        _run_worker(_worker_parser("python -m by_framework").parse_args(argv), None)
+        return
+    command, rest = argv[0], argv[1:]
+    try:
+        if command == "dev":
+            args = _worker_parser("python -m by_framework dev").parse_args(rest)
+            with _redis_for(args) as url:
+                _run_worker(args, url)
+        elif command == "demo":
+            parser = argparse.ArgumentParser(prog="python -m by_framework demo")
+            _redis_options(parser)
+            parser.add_argument("--topic", default="Redis Streams")
+            args = parser.parse_args(rest)
+            from by_framework.demo import run_demo
+
+            with _redis_for(args) as url:
+                asyncio.run(run_demo(url, args.topic, args.key_prefix))
+        elif command == "send":
+            parser = argparse.ArgumentParser(prog="python -m by_framework send")
+            parser.add_argument("agent_type")
+            parser.add_argument("content", help="JSON, or plain text")
+            parser.add_argument("--session", required=True)
+            parser.add_argument("--user-code")
+            parser.add_argument("--worker-id", help="route to this worker (debug path)")
+            parser.add_argument("--follow", action="store_true", help="stream the task's output")
+            _redis_options(parser)
+            asyncio.run(_send(parser.parse_args(rest)))
+        else:
+            parser = argparse.ArgumentParser(prog="python -m by_framework tail")
+            parser.add_argument("session")
+            parser.add_argument("--after", default="0-0", help="resume after this stream id")
+            parser.add_argument("--until-end", action="store_true", help="stop at a task's end")
+            _redis_options(parser)
+            asyncio.run(_tail(parser.parse_args(rest)))
+    except (ByFrameworkError, EmbeddedRedisError) as exc:
+        raise SystemExit(f"by-framework: {exc}") from None
+    except KeyboardInterrupt:
+        pass
+
+
+@contextmanager
+def _redis_for(args: argparse.Namespace) -> Iterator[str]:
+    """The Redis URL to use, starting an embedded server when none is configured or running."""
+    url, server = resolve_redis_url(args.redis_url, args.redis_host, args.redis_port)
+    if server is not None:
+        print(f"by-framework: no Redis configured; started one at {url}", file=sys.stderr)
+    try:
+        yield url
+    finally:
+        if server is not None:
+            server.stop()

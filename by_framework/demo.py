@@ -1,0 +1,69 @@
+"""The demo: a worker and a client talking through Redis, the output streamed to the terminal."""
+
+import asyncio
+import sys
+
+from by_framework.client.gateway import GatewayClient
+from by_framework.protocol import (
+    ArtifactEvent,
+    StateChangeEvent,
+    StreamChunkEvent,
+    TaskResultEvent,
+)
+from by_framework.redis.connection import init_redis
+from by_framework.redis.engine import RedisEngine
+from by_framework.settings import Settings
+from by_framework.worker.base import GatewayWorker
+from by_framework.worker.context import AgentContext
+from by_framework.worker.runner import WorkerRunner
+
+
+class StorytellerAgent(GatewayWorker):
+    """Streams a short answer word by word, with a state change and an artifact on the way."""
+
+    def get_agent_types(self) -> list[str]:
+        return ["storyteller"]
+
+    async def process_command(self, command: object, context: AgentContext) -> dict[str, object]:
+        topic = getattr(command, "content", None) or "Redis Streams"
+        await context.emit_state("thinking")
+        words = f"Once upon a time, a task about {topic} outlived the browser that sent it.".split()
+        for word in words:
+            await context.emit_chunk(word + " ")
+            await asyncio.sleep(0.05)
+        await context.emit_artifact(ArtifactEvent(name="story.txt", data=" ".join(words)))
+        return {"status": "completed", "content": " ".join(words)}
+
+
+async def run_demo(redis_url: str, topic: str, key_prefix: str | None = None) -> None:
+    settings = Settings.resolve(
+        redis_url=redis_url, key_prefix=key_prefix, worker_id="demo-worker", shutdown_timeout=5
+    )
+    worker = WorkerRunner(StorytellerAgent(), RedisEngine.connect(settings), settings)
+    serving = asyncio.create_task(worker.run())
+    await worker.wait_started()
+    client = GatewayClient(init_redis(url=redis_url), settings=settings)
+    try:
+        sent = await client.send_message("storyteller", "demo-session", topic)
+        print(f"sent task {sent.message_id} to agent type 'storyteller' via {redis_url}")
+        async for item in client.events("demo-session", until_message_id=sent.message_id):
+            event = item.event
+            if item.message_id != sent.message_id:
+                continue
+            if isinstance(event, StreamChunkEvent):
+                sys.stdout.write(event.content)
+                sys.stdout.flush()
+            elif isinstance(event, StateChangeEvent):
+                print(f"\n[state] {event.state}")
+            elif isinstance(event, ArtifactEvent):
+                print(f"\n[artifact] {event.name}")
+            elif isinstance(event, TaskResultEvent):
+                print(f"[result] {event.result.status.value}")
+        record = await client.get_task(sent.message_id)
+        if record is not None:
+            timeline = " -> ".join(state.value for state, _ in record.timeline)
+            print(f"[record] {timeline} on {record.worker_id}")
+    finally:
+        await client.aclose()
+        worker.request_stop()
+        await serving

@@ -1,0 +1,33 @@
+"""Exceptions raised to users. Each message says what was wrong and what to do."""
+
+
+class ByFrameworkError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class NoOnlineWorkerError(ByFrameworkError):
+    """No online worker serves the agent type (or the named worker is offline)."""
+
+
+class WorkerIdInUseError(ByFrameworkError):
+    """Another live process holds this worker id."""
+
+
+class InvalidContentError(ByFrameworkError, TypeError):
+    """Command content that cannot travel as JSON."""
+
+
+class TaskNotFoundError(ByFrameworkError, LookupError):
+    """No execution record for that message id (never sent, or past its retention)."""
+
+
+class TaskTimeoutError(ByFrameworkError, TimeoutError):
+    """A wait for a task's result ran out of time; the task itself goes on."""
+
+
+class ConfigurationError(ByFrameworkError, ValueError):
+    """Settings that cannot work together."""
+
+
+class InvalidMessageError(ByFrameworkError, ValueError):
+    """A command whose header fields are missing or malformed (empty session id, ...)."""

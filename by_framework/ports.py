@@ -1,0 +1,134 @@
+"""The small interfaces the worker and the client talk to; ``by_framework.redis`` implements them.
+
+Only ``by_framework/redis/`` imports redis-py. Engine logic (worker, client) depends on these
+Protocols, so another engine, or an instrumented one in a test, can stand in without touching it.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from by_framework.protocol import AgentTaskResult, MessageHeader, SessionEvent
+from by_framework.protocol.records import TaskRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One entry read from a control stream by a consumer group."""
+
+    stream: str
+    entry_id: str
+    fields: dict[bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class FinalEvents:
+    """The encoded events a run ends with: its result and the end-of-task marker."""
+
+    result: bytes
+    end: bytes
+
+
+class TaskQueue(Protocol):
+    """The control plane as a worker sees it."""
+
+    def streams(self, agent_types: Sequence[str], worker_id: str) -> list[str]:
+        """The control streams a worker consumes: one per agent type, plus its own."""
+
+    async def prepare(self, streams: Sequence[str]) -> None:
+        """Create the consumer group on each stream, from its start: nothing sent early is lost."""
+
+    async def fetch(
+        self, streams: Sequence[str], consumer: str, count: int, block_ms: int, *, own_pending: bool
+    ) -> list[Delivery]:
+        """New entries for this consumer (blocking up to ``block_ms``), or its own pending ones."""
+
+    async def begin(
+        self, header: MessageHeader, worker_id: str, running_event: bytes
+    ) -> str | None:
+        """Move the record to RUNNING for this worker; None if it may run, else why it must not."""
+
+    async def finish(
+        self,
+        delivery: Delivery,
+        header: MessageHeader,
+        worker_id: str,
+        result: AgentTaskResult,
+        events: FinalEvents,
+    ) -> bool:
+        """Record the outcome, write the final events and ack, atomically; False if stale."""
+
+    async def acknowledge(self, delivery: Delivery) -> None: ...
+
+    async def reject(
+        self, delivery: Delivery, reason: str, session_id: str | None, error_event: bytes | None
+    ) -> None:
+        """Move a bad entry to the dead-letter stream, tell its session if known, and ack it."""
+
+    async def hand_back(self, delivery: Delivery, header: MessageHeader, worker_id: str) -> None:
+        """Return an entry this worker will not finish to its queue (graceful shutdown)."""
+
+    async def wake(self, stream: str) -> None:
+        """Unblock a consumer waiting on ``stream``."""
+
+
+class CommandBus(Protocol):
+    """The control plane as a client sees it."""
+
+    async def send(
+        self, header: MessageHeader, envelope: bytes, target_worker_id: str | None
+    ) -> str:
+        """Create the QUEUED record and add the entry; raise if no online worker would get it."""
+
+
+class WorkerDirectory(Protocol):
+    """Membership, heartbeat lease and worker-id lock."""
+
+    async def acquire(self, worker_id: str, ttl: float) -> str | None:
+        """Take the worker-id lock; its token, or None if another live process holds it."""
+
+    async def register(
+        self, worker_id: str, agent_types: Sequence[str], token: str, ttl: float
+    ) -> None: ...
+
+    async def heartbeat(self, worker_id: str, token: str, ttl: float) -> bool:
+        """Renew lock and online key; False if the lock was lost."""
+
+    async def deregister(self, worker_id: str, agent_types: Sequence[str], token: str) -> None: ...
+
+
+class EventLog(Protocol):
+    """The data plane: per-session event streams."""
+
+    async def append(self, session_id: str, *events: bytes) -> None: ...
+
+    async def read(
+        self, session_id: str, after: str, count: int, block_ms: int | None
+    ) -> list[SessionEvent]: ...
+
+    async def last_id(self, session_id: str) -> str: ...
+
+
+class TaskStore(Protocol):
+    """Execution records, read side."""
+
+    async def get(self, message_id: str) -> TaskRecord | None: ...
+
+    async def list_session(self, session_id: str) -> list[TaskRecord]: ...
+
+
+class ControlPlane(TaskQueue, CommandBus, Protocol):
+    """Both sides of the control plane."""
+
+
+class Engine(Protocol):
+    """Everything the worker and the client need, on one connection."""
+
+    control: ControlPlane
+    events: EventLog
+    tasks: TaskStore
+    registry: WorkerDirectory
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,144 @@
+"""The wire format: one versioned JSON envelope per stream entry, in the field ``e``.
+
+Control entries hold ``{"v": 1, "header": {...}, "command": {...}}``; data entries hold
+``{"v": 1, "message_id": ..., "agent_type": ..., "seq": n, "ts": t, "event": {...}}``. Fields a
+newer peer adds are ignored; anything else that does not fit is a ``MalformedEntry`` naming the
+problem.
+Never pickle: nothing read from Redis is ever executed.
+"""
+
+import json
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from by_framework.protocol.commands import Command
+from by_framework.protocol.events import Event
+from by_framework.protocol.header import MessageHeader
+
+ENVELOPE_VERSION = 1
+ENTRY_FIELD = b"e"
+DEFAULT_MAX_ENTRY_BYTES = 1024 * 1024
+
+
+class MalformedEntry(ValueError):
+    """A stream entry that cannot be decoded; ``session_id`` is set when it could be recovered."""
+
+    def __init__(self, reason: str, session_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.session_id = session_id
+
+
+class CommandEnvelope(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    v: int
+    header: MessageHeader
+    command: Command
+
+
+class EventEnvelope(BaseModel):
+    """One event as stored on a session's data stream."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    v: int = ENVELOPE_VERSION
+    message_id: str
+    agent_type: str | None = None
+    seq: int = Field(ge=0)
+    ts: float
+    event: Event
+
+
+class SessionEvent(EventEnvelope):
+    """An event read back from a data stream, with the stream id to resume after."""
+
+    stream_id: str
+
+
+_command_envelope = TypeAdapter(CommandEnvelope)
+_event_envelope = TypeAdapter(EventEnvelope)
+
+
+def encode_command(header: MessageHeader, command: BaseModel) -> bytes:
+    """The entry bytes; TypeError naming the problem when content cannot travel as JSON."""
+    try:
+        body = {
+            "v": ENVELOPE_VERSION,
+            "header": header.model_dump(mode="json", exclude_none=True),
+            "command": command.model_dump(mode="json"),
+        }
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"command content is not JSON-serializable: {exc}") from None
+
+
+def encode_event(
+    message_id: str, agent_type: str | None, seq: int, event: BaseModel, ts: float | None = None
+) -> bytes:
+    body = {
+        "v": ENVELOPE_VERSION,
+        "message_id": message_id,
+        "agent_type": agent_type,
+        "seq": seq,
+        "ts": time.time() if ts is None else ts,
+        "event": event.model_dump(mode="json"),
+    }
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode_command(
+    fields: dict[bytes, bytes], max_bytes: int = DEFAULT_MAX_ENTRY_BYTES
+) -> CommandEnvelope:
+    raw = _envelope_bytes(fields, max_bytes)
+    try:
+        envelope = _command_envelope.validate_json(raw)
+    except ValidationError as exc:
+        raise MalformedEntry(_describe(exc), _guess_session(raw)) from None
+    if envelope.v != ENVELOPE_VERSION:
+        raise MalformedEntry(
+            f"unsupported envelope version {envelope.v} (this worker reads {ENVELOPE_VERSION})",
+            envelope.header.session_id,
+        )
+    return envelope
+
+
+def decode_event(stream_id: str, fields: dict[bytes, bytes]) -> SessionEvent:
+    raw = _envelope_bytes(fields, max_bytes=None)
+    try:
+        envelope = _event_envelope.validate_json(raw)
+    except ValidationError as exc:
+        raise MalformedEntry(_describe(exc)) from None
+    return SessionEvent(stream_id=stream_id, **envelope.__dict__)
+
+
+def _envelope_bytes(fields: dict[bytes, bytes], max_bytes: int | None) -> bytes:
+    raw = fields.get(ENTRY_FIELD)
+    if raw is None:
+        names = sorted(k.decode(errors="replace") for k in fields)
+        raise MalformedEntry(f"entry has no 'e' field (fields: {names})")
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise MalformedEntry(
+            f"entry is {len(raw)} bytes, over the {max_bytes}-byte limit", _guess_session(raw)
+        )
+    return raw
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(part) for part in error["loc"]) or "entry"
+        problems.append(f"{where}: {error['msg']}")
+    return "malformed entry: " + "; ".join(problems)
+
+
+def _guess_session(raw: bytes) -> str | None:
+    """The session id of an entry that failed validation, if its JSON still names one."""
+    try:
+        body: Any = json.loads(raw)
+        session_id = body["header"]["session_id"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return session_id if isinstance(session_id, str) and session_id.strip() else None

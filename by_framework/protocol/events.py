@@ -1,0 +1,79 @@
+"""Events travel on a session's data stream; ``type`` tells them apart."""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from by_framework.protocol.results import AgentTaskResult
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class StreamChunkEvent(_Event):
+    """Incremental output: answer text, or a reasoning / tool log line."""
+
+    type: Literal["chunk"] = "chunk"
+    content: str
+    kind: Literal["text", "reasoning"] = "text"
+
+
+class StateChangeEvent(_Event):
+    """A state transition; ``state`` is an ``AgentState`` value or an agent's own label."""
+
+    type: Literal["state"] = "state"
+    state: str
+    detail: str | None = None
+
+
+class ArtifactEvent(_Event):
+    """Structured output: a file, a URL, or inline data."""
+
+    type: Literal["artifact"] = "artifact"
+    url: str | None = None
+    name: str | None = None
+    mime_type: str | None = None
+    data: Any = None
+
+
+class AskUserEvent(_Event):
+    """A question for the end user; the task is suspended until a resume arrives."""
+
+    type: Literal["ask_user"] = "ask_user"
+    prompt: str
+    options: list[str] | None = None
+    data: Any = None
+
+
+class TaskResultEvent(_Event):
+    """The outcome of one run of a task, written once when the run ends."""
+
+    type: Literal["result"] = "result"
+    result: AgentTaskResult
+
+
+class TaskEndEvent(_Event):
+    """The last event of one run of a task: readers following a task stop here."""
+
+    type: Literal["end"] = "end"
+    status: str
+
+
+class ErrorEvent(_Event):
+    """Something went wrong outside the task's own code, e.g. a malformed command."""
+
+    type: Literal["error"] = "error"
+    error: str
+
+
+Event = Annotated[
+    StreamChunkEvent
+    | StateChangeEvent
+    | ArtifactEvent
+    | AskUserEvent
+    | TaskResultEvent
+    | TaskEndEvent
+    | ErrorEvent,
+    Field(discriminator="type"),
+]

@@ -1,0 +1,36 @@
+"""The header every command carries: who sent it, for whom, and where it sits in the task tree."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from by_framework.protocol.ids import new_id
+
+MAX_ID_LENGTH = 256
+
+
+class MessageHeader(BaseModel):
+    """Routing and tracing context of one command.
+
+    ``message_id`` identifies the task (its execution record); ``session_id`` names the data stream
+    its output goes to; ``parent_message_id`` links a sub-call to the task that issued it.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    message_id: str = Field(default_factory=new_id, min_length=1, max_length=MAX_ID_LENGTH)
+    session_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    trace_id: str = Field(default_factory=new_id, min_length=1, max_length=MAX_ID_LENGTH)
+    source_agent_type: str | None = None
+    target_agent_type: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    parent_message_id: str | None = None
+    task_group_id: str | None = None
+    user_code: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("session_id", "target_agent_type")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value

@@ -1,0 +1,35 @@
+"""The execution record of a task, as stored in its session's registry hash."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from by_framework.protocol.results import AgentState, AgentTaskResult
+
+
+class TaskRecord(BaseModel):
+    """Status timeline and outcome of one task (one message id)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    message_id: str
+    session_id: str
+    agent_type: str
+    status: AgentState
+    worker_id: str | None = None
+    parent_message_id: str | None = None
+    task_group_id: str | None = None
+    created_at: float
+    updated_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    delivery_count: int = 0
+    error: str | None = None
+    timeline: list[tuple[AgentState, float]] = Field(default_factory=list)
+    result: AgentTaskResult | None = None
+
+    @field_validator("worker_id", "parent_message_id", "task_group_id", "error", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # Lua's cjson has no None: the scripts store "" (or JSON null) for "not set".
+        return value or None

@@ -1,0 +1,92 @@
+"""Auto-batching: commands issued concurrently travel together in one pipeline.
+
+On this kind of machine one awaited round trip costs the Python client far more than Redis spends
+on the command, so a worker running many tasks sends their chunks, state transitions and acks in one
+pipeline per flush. One flush is in flight at a time; whatever callers queue meanwhile goes in the
+next one. A single caller's commands stay together and in order.
+"""
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, ResponseError
+
+from by_framework.redis.scripts import ALL_SCRIPTS, Script
+
+RedisCommand = tuple[Any, ...]
+
+_SOURCES = {script.sha: script.source for script in ALL_SCRIPTS}
+
+
+def evalsha(script: Script, keys: Sequence[str], args: Sequence[Any]) -> RedisCommand:
+    return ("EVALSHA", script.sha, len(keys), *keys, *args)
+
+
+class CommandBatcher:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._queue: list[tuple[Sequence[RedisCommand], asyncio.Future[list[Any]]]] = []
+        self._wakeup = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def execute(self, *commands: RedisCommand) -> list[Any]:
+        """Run the commands in order, in the next pipeline; return their replies."""
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._queue.append((commands, future))
+        self._wakeup.set()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_forever(), name="redis-batcher")
+        return await future
+
+    async def aclose(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+            self._flusher = None
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            batch, self._queue = self._queue, []
+            if batch:
+                await self._flush(batch)
+
+    async def _flush(
+        self, batch: list[tuple[Sequence[RedisCommand], asyncio.Future[list[Any]]]]
+    ) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for commands, _ in batch:
+            for command in commands:
+                pipe.execute_command(*command)
+        try:
+            replies = await pipe.execute(raise_on_error=False)
+        except Exception as exc:  # connection lost: every caller of this flush sees it
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        position = 0
+        for commands, future in batch:
+            mine = replies[position : position + len(commands)]
+            position += len(commands)
+            if future.done():
+                continue
+            try:
+                future.set_result(await self._settle(commands, mine))
+            except Exception as exc:
+                future.set_exception(exc)
+
+    async def _settle(self, commands: Sequence[RedisCommand], replies: list[Any]) -> list[Any]:
+        """One caller's replies; scripts Redis forgot (restart, SCRIPT FLUSH) are loaded, rerun."""
+        settled = []
+        for command, reply in zip(commands, replies, strict=True):
+            if isinstance(reply, NoScriptError):
+                await self._redis.script_load(_SOURCES[command[1]])
+                reply = await self._redis.execute_command(*command)
+            elif isinstance(reply, ResponseError):
+                raise reply
+            settled.append(reply)
+        return settled

@@ -1,0 +1,59 @@
+"""Creating the shared Redis client: a pool that waits when full instead of failing."""
+
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from by_framework.redis.scripts import ALL_SCRIPTS
+
+_default_client: Redis | None = None
+
+
+def init_redis(
+    host: str = "localhost",
+    port: int = 6379,
+    db: int = 0,
+    password: str | None = None,
+    username: str | None = None,
+    *,
+    url: str | None = None,
+    max_connections: int = 60,
+    **options: Any,
+) -> Redis:
+    """Create the process-wide Redis client (``url`` wins over host/port) and return it.
+
+    ``options`` go to redis-py's connection (``ssl_ca_certs``, ``socket_timeout``, ...).
+    """
+    global _default_client
+    pool_options: dict[str, Any] = {
+        "max_connections": max_connections,
+        "timeout": None,  # wait for a free connection rather than raise
+        "socket_connect_timeout": 5.0,
+        "socket_keepalive": True,
+        **options,
+    }
+    if url:
+        pool = BlockingConnectionPool.from_url(url, **pool_options)
+    else:
+        pool = BlockingConnectionPool(
+            host=host, port=port, db=db, password=password, username=username, **pool_options
+        )
+    client = Redis(connection_pool=pool)
+    _default_client = client
+    return client
+
+
+async def close_redis() -> None:
+    """Close the client made by ``init_redis`` (safe to call twice)."""
+    global _default_client
+    if _default_client is not None:
+        client, _default_client = _default_client, None
+        await client.aclose()
+
+
+async def load_scripts(redis: Redis) -> None:
+    """Load every Lua script once, so that pipelines can call them by sha."""
+    pipe = redis.pipeline(transaction=False)
+    for script in ALL_SCRIPTS:
+        pipe.script_load(script.source)
+    await pipe.execute()

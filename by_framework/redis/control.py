@@ -1,0 +1,215 @@
+"""Control streams: sending commands, consuming them through one consumer group, settling them."""
+
+import time
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from by_framework.errors import NoOnlineWorkerError
+from by_framework.ports import Delivery, FinalEvents
+from by_framework.protocol import AgentTaskResult, MessageHeader
+from by_framework.protocol.codec import ENTRY_FIELD
+from by_framework.redis.batching import CommandBatcher, evalsha
+from by_framework.redis.keys import KeySpace
+from by_framework.redis.records import new_record
+from by_framework.redis.scripts import BEGIN, ENQUEUE, FINISH, HAND_BACK
+
+WAKE_FIELD = b"wake"
+
+
+class RedisControlPlane:
+    def __init__(
+        self,
+        redis: Redis,
+        batcher: CommandBatcher,
+        keys: KeySpace,
+        *,
+        group: str,
+        record_ttl: int,
+        data_maxlen: int,
+        data_ttl: int,
+        dead_letter_maxlen: int,
+    ) -> None:
+        self._redis = redis
+        self._batcher = batcher
+        self._keys = keys
+        self._group = group
+        self._record_ttl = record_ttl
+        self._data_maxlen = data_maxlen
+        self._data_ttl = data_ttl
+        self._dead_letter_maxlen = dead_letter_maxlen
+
+    # Client side
+
+    async def send(
+        self, header: MessageHeader, envelope: bytes, target_worker_id: str | None
+    ) -> str:
+        agent_type = header.target_agent_type
+        if target_worker_id:
+            stream = self._keys.worker_stream(target_worker_id)
+        else:
+            stream = self._keys.agent_type_stream(agent_type)
+        keys = [
+            self._keys.agent_type_workers(agent_type),
+            self._keys.session_registry(header.session_id),
+            self._keys.task_index(header.message_id),
+            stream,
+        ]
+        args = [
+            self._keys.worker_online_prefix(),
+            target_worker_id or "",
+            header.message_id,
+            new_record(header),
+            envelope,
+            self._record_ttl,
+            header.session_id,
+        ]
+        (reply,) = await self._batcher.execute(evalsha(ENQUEUE, keys, args))
+        if reply == 0:
+            if target_worker_id:
+                raise NoOnlineWorkerError(
+                    f"worker {target_worker_id!r} is not online: start it, or send by agent type "
+                    "without target_worker_id"
+                )
+            raise NoOnlineWorkerError(
+                f"no online worker serves agent type {agent_type!r}: start one "
+                f"(python -m by_framework --worker-class ...) or check the agent type's spelling"
+            )
+        if reply == -1:
+            raise ValueError(f"message id {header.message_id!r} was already used")
+        return reply.decode()
+
+    # Worker side
+
+    def streams(self, agent_types: Sequence[str], worker_id: str) -> list[str]:
+        by_type = [self._keys.agent_type_stream(agent_type) for agent_type in agent_types]
+        return [*by_type, self._keys.worker_stream(worker_id)]
+
+    async def prepare(self, streams: Sequence[str]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for stream in streams:
+            pipe.xgroup_create(stream, self._group, id="0", mkstream=True)
+        for reply in await pipe.execute(raise_on_error=False):
+            if isinstance(reply, ResponseError) and "BUSYGROUP" not in str(reply):
+                raise reply
+
+    async def fetch(
+        self, streams: Sequence[str], consumer: str, count: int, block_ms: int, *, own_pending: bool
+    ) -> list[Delivery]:
+        start = "0" if own_pending else ">"
+        reply = await self._redis.xreadgroup(
+            self._group,
+            consumer,
+            dict.fromkeys(streams, start),
+            count=count,
+            block=None if own_pending else block_ms,
+        )
+        deliveries = []
+        wakes = []
+        for stream, entries in reply or []:
+            name = stream.decode()
+            for entry_id, fields in entries:
+                if fields and WAKE_FIELD in fields:
+                    wakes.append(("XACK", name, self._group, entry_id))
+                else:
+                    # A pending entry deleted from the stream (trimmed) comes back with no fields.
+                    deliveries.append(Delivery(name, entry_id.decode(), fields or {}))
+        if wakes:
+            await self._batcher.execute(*wakes)
+        return deliveries
+
+    async def begin(
+        self, header: MessageHeader, worker_id: str, running_event: bytes
+    ) -> str | None:
+        keys = [
+            self._keys.session_registry(header.session_id),
+            self._keys.session_data_stream(header.session_id),
+        ]
+        args = [
+            header.message_id,
+            worker_id,
+            time.time(),
+            self._record_ttl,
+            new_record(header),
+            running_event,
+            self._data_maxlen,
+            self._data_ttl,
+        ]
+        (reply,) = await self._batcher.execute(evalsha(BEGIN, keys, args))
+        verdict = reply.decode()
+        return None if verdict == "run" else verdict.removeprefix("skip:")
+
+    async def finish(
+        self,
+        delivery: Delivery,
+        header: MessageHeader,
+        worker_id: str,
+        result: AgentTaskResult,
+        events: FinalEvents,
+    ) -> bool:
+        keys = [
+            self._keys.session_registry(header.session_id),
+            self._keys.session_data_stream(header.session_id),
+            delivery.stream,
+        ]
+        args = [
+            header.message_id,
+            worker_id,
+            time.time(),
+            result.status.value,
+            result.error or "",
+            result.model_dump_json(),
+            events.result,
+            events.end,
+            self._record_ttl,
+            self._data_maxlen,
+            self._data_ttl,
+            self._group,
+            delivery.entry_id,
+        ]
+        (reply,) = await self._batcher.execute(evalsha(FINISH, keys, args))
+        return reply == b"ok"
+
+    async def acknowledge(self, delivery: Delivery) -> None:
+        await self._batcher.execute(("XACK", delivery.stream, self._group, delivery.entry_id))
+
+    async def reject(
+        self, delivery: Delivery, reason: str, session_id: str | None, error_event: bytes | None
+    ) -> None:
+        fields: dict[bytes | str, bytes | str | float] = {
+            "reason": reason,
+            "stream": delivery.stream,
+            "entry_id": delivery.entry_id,
+            "at": time.time(),
+        }
+        for name, value in delivery.fields.items():
+            fields[b"field:" + name] = value
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.xadd(
+            self._keys.dead_letter_stream(),
+            fields,
+            maxlen=self._dead_letter_maxlen,
+            approximate=True,
+        )
+        if session_id is not None and error_event is not None:
+            data_stream = self._keys.session_data_stream(session_id)
+            pipe.xadd(data_stream, {b"e": error_event}, maxlen=self._data_maxlen, approximate=True)
+            pipe.expire(data_stream, self._data_ttl)
+        pipe.xack(delivery.stream, self._group, delivery.entry_id)
+        await pipe.execute()
+
+    async def hand_back(self, delivery: Delivery, header: MessageHeader, worker_id: str) -> None:
+        keys = [self._keys.session_registry(header.session_id), delivery.stream]
+        args = [
+            header.message_id,
+            worker_id,
+            time.time(),
+            self._group,
+            delivery.entry_id,
+            delivery.fields[ENTRY_FIELD],
+        ]
+        await self._batcher.execute(evalsha(HAND_BACK, keys, args))
+
+    async def wake(self, stream: str) -> None:
+        await self._redis.xadd(stream, {WAKE_FIELD: b"1"})

@@ -1,0 +1,63 @@
+"""The Redis engine: one object that implements every port on one Redis client."""
+
+from redis.asyncio import Redis
+
+from by_framework.redis.batching import CommandBatcher
+from by_framework.redis.connection import init_redis, load_scripts
+from by_framework.redis.control import RedisControlPlane
+from by_framework.redis.events import RedisEventLog
+from by_framework.redis.keys import KeySpace
+from by_framework.redis.records import RedisTaskStore
+from by_framework.redis.registry import WorkerRegistry
+from by_framework.settings import Settings
+
+
+class RedisEngine:
+    """Control plane, event log, task store and worker registry sharing one client and batcher."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        keys = KeySpace(settings.key_prefix)
+        self.batcher = CommandBatcher(redis)
+        self.control = RedisControlPlane(
+            redis,
+            self.batcher,
+            keys,
+            group=settings.consumer_group,
+            record_ttl=settings.record_ttl,
+            data_maxlen=settings.data_stream_maxlen,
+            data_ttl=settings.data_stream_ttl,
+            dead_letter_maxlen=settings.dead_letter_maxlen,
+        )
+        self.events = RedisEventLog(
+            redis, self.batcher, keys, settings.data_stream_maxlen, settings.data_stream_ttl
+        )
+        self.tasks = RedisTaskStore(redis, keys)
+        self.registry = WorkerRegistry(redis, settings.key_prefix)
+        self.keys = keys
+        self._owns_client = False
+
+    @classmethod
+    def connect(cls, settings: Settings) -> "RedisEngine":
+        """An engine on a new client made from the settings' Redis URL or host fields."""
+        redis = init_redis(
+            host=settings.redis_host,
+            port=settings.redis_port,
+            db=settings.redis_db,
+            password=settings.redis_password,
+            username=settings.redis_username,
+            url=settings.redis_url,
+            max_connections=settings.pool_size,
+        )
+        engine = cls(redis, settings)
+        engine._owns_client = True
+        return engine
+
+    async def start(self) -> None:
+        await load_scripts(self.redis)
+
+    async def aclose(self) -> None:
+        await self.batcher.aclose()
+        if self._owns_client:
+            await self.redis.aclose()

@@ -1,0 +1,56 @@
+"""Session data streams: bounded (MAXLEN ~), expiring (TTL refreshed on every write)."""
+
+import time
+
+from redis.asyncio import Redis
+
+from by_framework.protocol import ErrorEvent, MalformedEntry, SessionEvent, decode_event
+from by_framework.redis.batching import CommandBatcher
+from by_framework.redis.keys import KeySpace
+
+
+class RedisEventLog:
+    def __init__(
+        self, redis: Redis, batcher: CommandBatcher, keys: KeySpace, maxlen: int, ttl: int
+    ) -> None:
+        self._redis = redis
+        self._batcher = batcher
+        self._keys = keys
+        self._maxlen = maxlen
+        self._ttl = ttl
+
+    async def append(self, session_id: str, *events: bytes) -> None:
+        stream = self._keys.session_data_stream(session_id)
+        commands = [
+            ("XADD", stream, "MAXLEN", "~", self._maxlen, "*", "e", event) for event in events
+        ]
+        await self._batcher.execute(*commands, ("EXPIRE", stream, self._ttl))
+
+    async def read(
+        self, session_id: str, after: str, count: int, block_ms: int | None
+    ) -> list[SessionEvent]:
+        stream = self._keys.session_data_stream(session_id)
+        reply = await self._redis.xread({stream: after}, count=count, block=block_ms)
+        if not reply:
+            return []
+        _, entries = reply[0]
+        return [_decode(entry_id.decode(), fields) for entry_id, fields in entries]
+
+    async def last_id(self, session_id: str) -> str:
+        """Id of the newest event, or "0-0": reading after it sees only what comes next."""
+        newest = await self._redis.xrevrange(self._keys.session_data_stream(session_id), count=1)
+        return newest[0][0].decode() if newest else "0-0"
+
+
+def _decode(stream_id: str, fields: dict[bytes, bytes]) -> SessionEvent:
+    """A malformed entry becomes an ErrorEvent in its place, so readers see it and move past it."""
+    try:
+        return decode_event(stream_id, fields)
+    except MalformedEntry as exc:
+        return SessionEvent(
+            stream_id=stream_id,
+            message_id="",
+            seq=0,
+            ts=time.time(),
+            event=ErrorEvent(error=f"unreadable event {stream_id}: {exc.reason}"),
+        )

@@ -1,0 +1,51 @@
+"""Every Redis key name, built in this one module.
+
+Keys of one session carry the session id in braces, a Redis Cluster hash tag, so that a script
+touching one session's record hash and data stream stays within one slot.
+"""
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "byai_gateway"
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    prefix: str = DEFAULT_PREFIX
+
+    # Control plane
+    def agent_type_stream(self, agent_type: str) -> str:
+        return f"{self.prefix}:ctrl:agent_type:{agent_type}"
+
+    def worker_stream(self, worker_id: str) -> str:
+        return f"{self.prefix}:ctrl:worker:{worker_id}"
+
+    def dead_letter_stream(self) -> str:
+        return f"{self.prefix}:dead_letter"
+
+    # Data plane and execution state, per session (hash-tagged)
+    def session_data_stream(self, session_id: str) -> str:
+        return f"{self.prefix}:session:{{{session_id}}}:data_stream"
+
+    def session_registry(self, session_id: str) -> str:
+        return f"{self.prefix}:session:{{{session_id}}}:registry"
+
+    def task_index(self, message_id: str) -> str:
+        """message id -> session id, so a task can be found from its id alone."""
+        return f"{self.prefix}:task:{message_id}"
+
+    # Worker registry
+    def worker_online(self, worker_id: str) -> str:
+        return f"{self.prefix}:registry:worker:online:{worker_id}"
+
+    def worker_online_prefix(self) -> str:
+        return f"{self.prefix}:registry:worker:online:"
+
+    def agent_type_workers(self, agent_type: str) -> str:
+        return f"{self.prefix}:registry:agent_type:workers:{agent_type}"
+
+    def worker_agent_types(self, worker_id: str) -> str:
+        return f"{self.prefix}:registry:worker:agent_types:{worker_id}"
+
+    def worker_lock(self, worker_id: str) -> str:
+        return f"{self.prefix}:registry:worker:lock:{worker_id}"

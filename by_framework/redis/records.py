@@ -1,0 +1,70 @@
+"""Execution records: how they are laid out in a session's registry hash, and reading them back."""
+
+import json
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+
+from by_framework.protocol import AgentState, MessageHeader
+from by_framework.protocol.records import TaskRecord
+from by_framework.redis.keys import KeySpace
+
+RESULT_SUFFIX = ":r"
+
+
+def new_record(header: MessageHeader, now: float | None = None) -> bytes:
+    """The JSON of a QUEUED record for this command (the scripts update it in place)."""
+    at = time.time() if now is None else now
+    record = {
+        "message_id": header.message_id,
+        "session_id": header.session_id,
+        "agent_type": header.target_agent_type,
+        "parent_message_id": header.parent_message_id or "",
+        "task_group_id": header.task_group_id or "",
+        "status": AgentState.QUEUED.value,
+        "worker_id": "",
+        "created_at": at,
+        "updated_at": at,
+        "delivery_count": 0,
+        "timeline": [[AgentState.QUEUED.value, at]],
+    }
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+def parse_record(raw: bytes, result_raw: bytes | None) -> TaskRecord:
+    data: dict[str, Any] = json.loads(raw)
+    if result_raw is not None:
+        data["result"] = json.loads(result_raw)
+    return TaskRecord.model_validate(data)
+
+
+class RedisTaskStore:
+    def __init__(self, redis: Redis, keys: KeySpace) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    async def session_of(self, message_id: str) -> str | None:
+        session_id = await self._redis.get(self._keys.task_index(message_id))
+        return session_id.decode() if session_id is not None else None
+
+    async def get(self, message_id: str) -> TaskRecord | None:
+        session_id = await self.session_of(message_id)
+        if session_id is None:
+            return None
+        raw, result_raw = await self._redis.hmget(
+            self._keys.session_registry(session_id), [message_id, message_id + RESULT_SUFFIX]
+        )
+        return parse_record(raw, result_raw) if raw is not None else None
+
+    async def list_session(self, session_id: str) -> list[TaskRecord]:
+        fields: dict[bytes, bytes] = await self._redis.hgetall(
+            self._keys.session_registry(session_id)
+        )
+        suffix = RESULT_SUFFIX.encode()
+        records = [
+            parse_record(raw, fields.get(name + suffix))
+            for name, raw in fields.items()
+            if not name.endswith(suffix)
+        ]
+        return sorted(records, key=lambda record: record.created_at)

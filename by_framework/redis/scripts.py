@@ -1,0 +1,157 @@
+"""Lua scripts: every state transition of an execution record is one atomic script.
+
+Records live in the session's registry hash: field ``<message_id>`` holds the record's metadata as
+JSON (only ours, so cjson's round trip is safe), field ``<message_id>:r`` holds the result JSON
+untouched by Lua (cjson would turn an empty list into ``{}``).
+"""
+
+from dataclasses import dataclass
+from hashlib import sha1
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    name: str
+    source: str
+
+    @property
+    def sha(self) -> str:
+        return sha1(self.source.encode()).hexdigest()
+
+
+# Shared Lua helpers, prepended to the scripts that use them.
+_HELPERS = """
+local function append_event(stream, maxlen, ttl, envelope)
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', envelope)
+  redis.call('EXPIRE', stream, ttl)
+end
+local function set_status(rec, status, now)
+  rec.status = status
+  rec.updated_at = now
+  table.insert(rec.timeline, {status, now})
+end
+"""
+
+# KEYS: agent-type worker set, session registry, task index, control stream
+# ARGV: online-key prefix, target worker id or "", message id, record JSON, envelope, record TTL,
+#       session id
+# Returns the stream entry id; 0 when no worker is online; -1 when the message id is taken.
+ENQUEUE = Script(
+    "enqueue",
+    """
+local target = ARGV[2]
+if target ~= '' then
+  if redis.call('EXISTS', ARGV[1] .. target) == 0 then return 0 end
+else
+  local online = false
+  for _, worker in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    if redis.call('EXISTS', ARGV[1] .. worker) == 1 then online = true; break end
+  end
+  if not online then return 0 end
+end
+if redis.call('HSETNX', KEYS[2], ARGV[3], ARGV[4]) == 0 then return -1 end
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[6])
+return redis.call('XADD', KEYS[4], '*', 'e', ARGV[5])
+""",
+)
+
+# KEYS: session registry, session data stream
+# ARGV: message id, worker id, now, record TTL, record JSON to use when none exists,
+#       RUNNING state-event envelope, data MAXLEN, data TTL
+# Returns "run", or "skip:<status>[:<holder>]" for a delivery that must not run.
+BEGIN = Script(
+    "begin",
+    _HELPERS
+    + """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local rec = cjson.decode(raw or ARGV[5])
+local now = tonumber(ARGV[3])
+if rec.status == 'running' and rec.worker_id ~= ARGV[2] then
+  return 'skip:running:' .. tostring(rec.worker_id)
+end
+if rec.status ~= 'queued' and rec.status ~= 'running' then return 'skip:' .. rec.status end
+rec.worker_id = ARGV[2]
+rec.started_at = now
+rec.delivery_count = (rec.delivery_count or 0) + 1
+set_status(rec, 'running', now)
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+append_event(KEYS[2], ARGV[7], ARGV[8], ARGV[6])
+return 'run'
+""",
+)
+
+# KEYS: session registry, session data stream, control stream
+# ARGV: message id, worker id, now, status, error or "", result JSON, result-event envelope,
+#       end-event envelope, record TTL, data MAXLEN, data TTL, consumer group, entry id
+# Records the outcome, writes the final events and acknowledges the entry, all at once.
+# Returns "ok", or "stale" when another worker holds the record now (nothing is written).
+FINISH = Script(
+    "finish",
+    _HELPERS
+    + """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 'stale' end
+local rec = cjson.decode(raw)
+if rec.status ~= 'running' or rec.worker_id ~= ARGV[2] then return 'stale' end
+local now = tonumber(ARGV[3])
+rec.finished_at = now
+rec.error = ARGV[5]
+set_status(rec, ARGV[4], now)
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec), ARGV[1] .. ':r', ARGV[6])
+redis.call('EXPIRE', KEYS[1], ARGV[9])
+append_event(KEYS[2], ARGV[10], ARGV[11], ARGV[7])
+append_event(KEYS[2], ARGV[10], ARGV[11], ARGV[8])
+redis.call('XACK', KEYS[3], ARGV[12], ARGV[13])
+return 'ok'
+""",
+)
+
+# KEYS: session registry, control stream
+# ARGV: message id, worker id, now, consumer group, entry id, envelope
+# Hands an entry back to the queue (graceful shutdown): the record returns to QUEUED if this
+# worker held it, a fresh copy of the entry goes to the stream's end, and the old one is acked.
+HAND_BACK = Script(
+    "hand_back",
+    _HELPERS
+    + """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if raw then
+  local rec = cjson.decode(raw)
+  if rec.status == 'running' and rec.worker_id == ARGV[2] then
+    rec.worker_id = ''
+    set_status(rec, 'queued', tonumber(ARGV[3]))
+    redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
+  end
+end
+redis.call('XADD', KEYS[2], '*', 'e', ARGV[6])
+redis.call('XACK', KEYS[2], ARGV[4], ARGV[5])
+return 'ok'
+""",
+)
+
+# KEYS: worker lock, worker online key
+# ARGV: lock token, TTL seconds
+# Renews the heartbeat only while this process still holds the worker-id lock.
+HEARTBEAT = Script(
+    "heartbeat",
+    """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+return 1
+""",
+)
+
+# KEYS: worker lock
+# ARGV: lock token
+RELEASE_LOCK = Script(
+    "release_lock",
+    """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+""",
+)
+
+ALL_SCRIPTS = (ENQUEUE, BEGIN, FINISH, HAND_BACK, HEARTBEAT, RELEASE_LOCK)

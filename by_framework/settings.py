@@ -1,0 +1,163 @@
+"""One settings object: explicit arguments, then environment variables, then defaults."""
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from by_framework.errors import ConfigurationError
+
+
+def _env(name: str) -> dict[str, Any]:
+    return {"env": name}
+
+
+class Settings(BaseModel):
+    """Every tunable of a worker or client. ``docs/configuration.md`` is generated from this."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    worker_id: str = Field(
+        "worker-1",
+        min_length=1,
+        description="Unique worker instance id.",
+        json_schema_extra=_env("BYAI_WORKER_ID"),
+    )
+    redis_url: str | None = Field(
+        None,
+        description="redis:// or rediss:// URL; wins over host/port.",
+        json_schema_extra=_env("REDIS_URL"),
+    )
+    redis_host: str = Field(
+        "localhost", description="Redis host.", json_schema_extra=_env("BYAI_REDIS_HOST")
+    )
+    redis_port: int = Field(
+        6379, description="Redis port.", json_schema_extra=_env("BYAI_REDIS_PORT")
+    )
+    redis_db: int = Field(
+        0, ge=0, description="Redis database number.", json_schema_extra=_env("BYAI_REDIS_DB")
+    )
+    redis_password: str | None = Field(
+        None, description="Redis password.", json_schema_extra=_env("BYAI_REDIS_PASSWORD")
+    )
+    redis_username: str | None = Field(
+        None, description="Redis ACL user name.", json_schema_extra=_env("BYAI_REDIS_USERNAME")
+    )
+    redis_max_connections: int | None = Field(
+        None,
+        ge=2,
+        description="Connection pool size (default max_concurrency + 10); a full pool waits.",
+        json_schema_extra=_env("BYAI_REDIS_MAX_CONNECTIONS"),
+    )
+    key_prefix: str = Field(
+        "byai_gateway",
+        min_length=1,
+        description="Prefix of every Redis key.",
+        json_schema_extra=_env("BYAI_KEY_PREFIX"),
+    )
+    consumer_group: str = Field(
+        "agent_engines",
+        min_length=1,
+        description="Consumer group on every control stream.",
+        json_schema_extra=_env("BYAI_CONSUMER_GROUP"),
+    )
+    workspace_dir: str = Field(
+        "/tmp/gateway-workspace",
+        description="Root of the per-task workspace directories.",
+        json_schema_extra=_env("BYAI_WORKSPACE_DIR"),
+    )
+    max_concurrency: int = Field(
+        50,
+        ge=1,
+        description="Tasks run at once per worker.",
+        json_schema_extra=_env("BYAI_WORKER_CONCURRENCY"),
+    )
+    fetch_count: int = Field(
+        10,
+        ge=1,
+        description="Batch size of one XREADGROUP.",
+        json_schema_extra=_env("BYAI_WORKER_FETCH_COUNT"),
+    )
+    heartbeat_interval: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between heartbeats.",
+        json_schema_extra=_env("BYAI_HEARTBEAT_INTERVAL"),
+    )
+    heartbeat_ttl: float = Field(
+        15.0,
+        gt=0,
+        description="Seconds a worker stays online without a heartbeat.",
+        json_schema_extra=_env("BYAI_HEARTBEAT_TTL"),
+    )
+    shutdown_timeout: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds in-flight tasks get to finish on shutdown; "
+        "unfinished ones go back to their queue.",
+        json_schema_extra=_env("BYAI_SHUTDOWN_TIMEOUT"),
+    )
+    data_stream_maxlen: int = Field(
+        10_000,
+        ge=1,
+        description="Approximate cap of a session stream.",
+        json_schema_extra=_env("BYAI_DATA_STREAM_MAXLEN"),
+    )
+    data_stream_ttl: int = Field(
+        86_400,
+        ge=1,
+        description="Seconds a session stream lives after its last write.",
+        json_schema_extra=_env("BYAI_DATA_STREAM_TTL"),
+    )
+    record_ttl: int = Field(
+        604_800,
+        ge=1,
+        description="Seconds execution records live after their last update.",
+        json_schema_extra=_env("BYAI_RECORD_TTL"),
+    )
+    dead_letter_maxlen: int = Field(
+        10_000,
+        ge=1,
+        description="Approximate cap of the dead-letter stream.",
+        json_schema_extra=_env("BYAI_DEAD_LETTER_MAXLEN"),
+    )
+    max_entry_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Largest control entry a worker accepts.",
+        json_schema_extra=_env("BYAI_MAX_ENTRY_BYTES"),
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "Settings":
+        if self.heartbeat_ttl <= self.heartbeat_interval:
+            raise ValueError(
+                f"heartbeat_ttl ({self.heartbeat_ttl}) must exceed heartbeat_interval "
+                f"({self.heartbeat_interval}), or workers flicker offline between heartbeats"
+            )
+        return self
+
+    @property
+    def pool_size(self) -> int:
+        return self.redis_max_connections or self.max_concurrency + 10
+
+    @classmethod
+    def resolve(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> "Settings":
+        """Explicit (non-None) arguments win, then environment variables, then defaults."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            extra = field.json_schema_extra
+            env_name = extra.get("env") if isinstance(extra, dict) else None
+            if explicit.get(name) is not None:
+                values[name] = explicit[name]
+            elif isinstance(env_name, str) and environ.get(env_name):
+                values[name] = environ[env_name]
+        unknown = set(explicit) - set(cls.model_fields)
+        if unknown:
+            raise ConfigurationError(f"unknown settings: {sorted(unknown)}")
+        try:
+            return cls(**values)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None

@@ -1,0 +1,1 @@
+"""The execution side: GatewayWorker, AgentContext, WorkerRunner, run_worker."""

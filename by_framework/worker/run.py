@@ -1,0 +1,97 @@
+"""run_worker: the one call that turns a GatewayWorker into a running worker process."""
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from by_framework.errors import ConfigurationError, WorkerIdInUseError
+from by_framework.redis.engine import RedisEngine
+from by_framework.settings import Settings
+from by_framework.worker.base import GatewayWorker
+from by_framework.worker.runner import WorkerRunner
+
+log = logging.getLogger("by_framework.worker")
+
+EXIT_CONFIG = 2
+EXIT_WORKER_ID_IN_USE = 3
+
+
+async def serve_worker(worker: GatewayWorker, settings: Settings) -> None:
+    """Run the worker on a new Redis connection until SIGTERM / SIGINT, then drain and return."""
+    engine = RedisEngine.connect(settings)
+    runner = WorkerRunner(worker, engine, settings)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, runner.request_stop)
+    try:
+        await runner.run()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+def run_worker(
+    worker_class: type[GatewayWorker] | GatewayWorker,
+    worker_id: str | None = None,
+    redis_host: str | None = None,
+    redis_port: int | None = None,
+    redis_db: int | None = None,
+    redis_password: str | None = None,
+    redis_username: str | None = None,
+    redis_max_connections: int | None = None,
+    workspace_dir: str | None = None,
+    consumer_group: str | None = None,
+    max_concurrency: int | None = None,
+    fetch_count: int | None = None,
+    plugin_list: list[Any] | None = None,
+    plugin_configurator: Any = None,
+    plugin_dir: str | None = None,
+    plugin_hook_timeout_seconds: float | None = None,
+    plugin_log_hook_stats_on_shutdown: bool = True,
+    *,
+    redis_url: str | None = None,
+    **settings: Any,
+) -> None:
+    """Run a worker (a GatewayWorker class, or a configured instance) until SIGTERM / SIGINT.
+
+    Arguments win over environment variables (``BYAI_*``, ``REDIS_URL``), which win over defaults;
+    ``settings`` takes any other field of ``Settings``. Exits with status 2 on bad configuration or
+    unreachable Redis and 3 when another live process holds the worker id.
+    """
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if plugin_list or plugin_configurator or plugin_dir or plugin_hook_timeout_seconds:
+        log.warning("plugins are not loaded by this version of by-framework; ignoring them")
+    try:
+        resolved = Settings.resolve(
+            worker_id=worker_id,
+            redis_url=redis_url,
+            redis_host=redis_host,
+            redis_port=redis_port,
+            redis_db=redis_db,
+            redis_password=redis_password,
+            redis_username=redis_username,
+            redis_max_connections=redis_max_connections,
+            workspace_dir=workspace_dir,
+            consumer_group=consumer_group,
+            max_concurrency=max_concurrency,
+            fetch_count=fetch_count,
+            **settings,
+        )
+        worker = worker_class() if isinstance(worker_class, type) else worker_class
+        asyncio.run(serve_worker(worker, resolved))
+    except (ConfigurationError, ValueError) as exc:
+        _fail(EXIT_CONFIG, f"configuration error: {exc}")
+    except WorkerIdInUseError as exc:
+        _fail(EXIT_WORKER_ID_IN_USE, str(exc))
+    except (RedisConnectionError, OSError) as exc:
+        _fail(EXIT_CONFIG, f"cannot reach Redis ({exc}); start Redis or set REDIS_URL")
+
+
+def _fail(code: int, message: str) -> None:
+    print(f"by-framework: {message}", file=sys.stderr)
+    raise SystemExit(code)

@@ -1,0 +1,279 @@
+"""WorkerRunner: the consumption loop, the concurrency limit, heartbeats and graceful shutdown."""
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from by_framework.errors import WorkerIdInUseError
+from by_framework.ports import Delivery, Engine, FinalEvents
+from by_framework.protocol import (
+    AgentState,
+    AgentTaskResult,
+    AskAgentCommand,
+    CommandEnvelope,
+    ErrorEvent,
+    MalformedEntry,
+    ResumeCommand,
+    StateChangeEvent,
+    TaskEndEvent,
+    TaskResultEvent,
+    decode_command,
+    encode_event,
+)
+from by_framework.settings import Settings
+from by_framework.worker.base import GatewayWorker
+from by_framework.worker.context import AgentContext
+from by_framework.worker.workspace import Workspace
+
+log = logging.getLogger("by_framework.worker")
+
+FETCH_BLOCK_MS = 5_000
+OWN_PENDING_BATCH = 10_000
+RETRY_PAUSE_S = 1.0
+
+
+class WorkerRunner:
+    """Runs one ``GatewayWorker`` on an engine until ``request_stop``.
+
+    One XREADGROUP covers every agent-type stream of the worker and its own worker stream, so no
+    stream waits on another's poll. Entries are fetched only while slots are free; a fetched entry
+    that could not start before shutdown is handed back to its queue, and one still running when
+    the shutdown deadline passes is cancelled and handed back too.
+    """
+
+    def __init__(self, worker: GatewayWorker, engine: Engine, settings: Settings) -> None:
+        self.worker = worker
+        self.engine = engine
+        self.settings = settings
+        self.worker_id = settings.worker_id
+        self.agent_types = list(worker.get_agent_types())
+        if not self.agent_types or not all(isinstance(t, str) and t for t in self.agent_types):
+            raise ValueError(
+                f"{type(worker).__name__}.get_agent_types() must return a non-empty list of "
+                f"agent type names, got {self.agent_types!r}"
+            )
+        self.streams = engine.control.streams(self.agent_types, self.worker_id)
+        self._own_stream = self.streams[-1]
+        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._in_hand = 0
+        self._room = asyncio.Event()
+        self._room.set()
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._token: str | None = None
+        self._started = asyncio.Event()
+
+    # Lifecycle
+
+    async def run(self) -> None:
+        """Start, serve until ``request_stop``, then drain and deregister."""
+        await self.start()
+        try:
+            await self.serve()
+        finally:
+            await self.shutdown()
+
+    async def start(self) -> None:
+        directory = self.engine.registry
+        await self.engine.start()
+        token = await directory.acquire(self.worker_id, self.settings.heartbeat_ttl)
+        if token is None:
+            raise WorkerIdInUseError(
+                f"worker id {self.worker_id!r} is held by another live process; give this one "
+                f"another --worker-id, or stop the other (its lock expires "
+                f"{self.settings.heartbeat_ttl:g}s after it dies)"
+            )
+        self._token = token
+        await self.engine.control.prepare(self.streams)
+        await directory.register(
+            self.worker_id, self.agent_types, token, self.settings.heartbeat_ttl
+        )
+        await self.worker.on_startup()
+        self._heartbeat_task = asyncio.create_task(self._heartbeat_forever(), name="heartbeat")
+        self._started.set()
+        log.info("worker %s serving %s", self.worker_id, ", ".join(self.agent_types))
+
+    def request_stop(self) -> None:
+        """Stop fetching; ``run`` then drains in-flight tasks and returns."""
+        if not self._stopping.is_set():
+            log.info("worker %s stopping", self.worker_id)
+            self._stopping.set()
+            self._room.set()
+            if self._started.is_set():
+                self._spawn(self._wake_reader())
+
+    async def wait_started(self) -> None:
+        await self._started.wait()
+
+    async def serve(self) -> None:
+        control = self.engine.control
+        for delivery in await control.fetch(
+            self.streams, self.worker_id, OWN_PENDING_BATCH, 0, own_pending=True
+        ):
+            self._take(delivery)  # left pending by an earlier life of this worker id
+        while not self._stopping.is_set():
+            await self._room.wait()
+            if self._stopping.is_set():
+                break
+            count = min(self.settings.fetch_count, self.settings.max_concurrency - self._in_hand)
+            try:
+                deliveries = await control.fetch(
+                    self.streams, self.worker_id, count, FETCH_BLOCK_MS, own_pending=False
+                )
+            except (ConnectionError, OSError) as exc:
+                log.warning("fetch failed (%s); retrying in %.1fs", exc, RETRY_PAUSE_S)
+                await asyncio.sleep(RETRY_PAUSE_S)
+                continue
+            for delivery in deliveries:
+                self._take(delivery)
+
+    async def shutdown(self) -> None:
+        self._stopping.set()
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=self.settings.shutdown_timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning("handing back %d task(s) still running at the deadline", len(late))
+                await asyncio.wait(late)
+        if self._token is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
+            try:
+                await self.worker.on_shutdown()
+            finally:
+                await self.engine.registry.deregister(self.worker_id, self.agent_types, self._token)
+                self._token = None
+        await self.engine.aclose()
+        log.info("worker %s stopped", self.worker_id)
+
+    # Consumption
+
+    def _take(self, delivery: Delivery) -> None:
+        self._in_hand += 1
+        if self._in_hand >= self.settings.max_concurrency:
+            self._room.clear()
+        self._spawn(self._handle(delivery))
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, delivery: Delivery) -> None:
+        try:
+            envelope = self._decode(delivery)
+            if envelope is None:
+                return
+            async with self._slots:
+                if self._stopping.is_set():
+                    await self.engine.control.hand_back(delivery, envelope.header, self.worker_id)
+                    return
+                await self._execute(delivery, envelope)
+        except (ConnectionError, OSError) as exc:
+            # The entry stays pending for this worker id and is retried on its next start.
+            log.error("lost Redis while settling %s: %s", delivery.entry_id, exc)
+        finally:
+            self._in_hand -= 1
+            if self._in_hand < self.settings.max_concurrency:
+                self._room.set()
+
+    def _decode(self, delivery: Delivery) -> CommandEnvelope | None:
+        try:
+            envelope = decode_command(delivery.fields, self.settings.max_entry_bytes)
+        except MalformedEntry as exc:
+            self._spawn(self._reject(delivery, exc.reason, exc.session_id))
+            return None
+        if not isinstance(envelope.command, AskAgentCommand | ResumeCommand):
+            reason = f"{envelope.command.type} commands are not handled by this worker version"
+            self._spawn(self._reject(delivery, reason, envelope.header.session_id))
+            return None
+        return envelope
+
+    async def _reject(self, delivery: Delivery, reason: str, session_id: str | None) -> None:
+        log.warning("dead-lettering %s from %s: %s", delivery.entry_id, delivery.stream, reason)
+        error = ErrorEvent(error=f"command {delivery.entry_id} rejected: {reason}")
+        event = encode_event("", None, 0, error) if session_id else None
+        await self.engine.control.reject(delivery, reason, session_id, event)
+
+    async def _execute(self, delivery: Delivery, envelope: CommandEnvelope) -> None:
+        header, command = envelope.header, envelope.command
+        control = self.engine.control
+        workspace = Workspace(self.settings.workspace_dir, header.session_id, header.message_id)
+        context = AgentContext(header, self.engine.events, self.worker_id, workspace)
+        running = encode_event(
+            header.message_id, header.target_agent_type, 0, StateChangeEvent(state="running")
+        )
+        skipped = await control.begin(header, self.worker_id, running)
+        if skipped is not None:
+            log.debug("skipping %s (%s)", header.message_id, skipped)
+            await control.acknowledge(delivery)
+            return
+        try:
+            result = AgentTaskResult.coerce(await self.worker.process_command(command, context))
+        except asyncio.CancelledError:
+            await control.hand_back(delivery, header, self.worker_id)
+            raise
+        except Exception as exc:
+            log.exception("task %s failed", header.message_id)
+            result = AgentTaskResult(status=AgentState.FAILED, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            workspace.cleanup()
+        events = self._final_events(context, result)
+        if not await control.finish(delivery, header, self.worker_id, result, events):
+            log.warning(
+                "task %s was taken over by another worker; result dropped", header.message_id
+            )
+
+    @staticmethod
+    def _final_events(context: AgentContext, result: AgentTaskResult) -> FinalEvents:
+        try:
+            encoded_result = context.encode(TaskResultEvent(result=result))
+        except (TypeError, ValueError) as exc:
+            result.status, result.content = AgentState.FAILED, None
+            result.error = f"the task's result is not JSON-serializable: {exc}"
+            encoded_result = context.encode(TaskResultEvent(result=result))
+        return FinalEvents(
+            result=encoded_result, end=context.encode(TaskEndEvent(status=result.status))
+        )
+
+    # Background duties
+
+    async def _heartbeat_forever(self) -> None:
+        assert self._token is not None
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval)
+            started = time.monotonic()
+            try:
+                alive = await self.engine.registry.heartbeat(
+                    self.worker_id, self._token, self.settings.heartbeat_ttl
+                )
+            except (ConnectionError, OSError) as exc:
+                log.warning("heartbeat failed: %s", exc)
+                continue
+            if not alive:
+                await self._reclaim_identity()
+            elapsed = time.monotonic() - started
+            if elapsed > self.settings.heartbeat_interval:
+                log.warning("heartbeat took %.1fs", elapsed)
+
+    async def _reclaim_identity(self) -> None:
+        """The lock vanished (Redis restarted or flushed): take it again, or stop if taken."""
+        directory = self.engine.registry
+        token = await directory.acquire(self.worker_id, self.settings.heartbeat_ttl)
+        if token is None:
+            log.critical("worker id %s was taken by another process; stopping", self.worker_id)
+            self.request_stop()
+            return
+        self._token = token
+        await self.engine.control.prepare(self.streams)
+        await directory.register(
+            self.worker_id, self.agent_types, token, self.settings.heartbeat_ttl
+        )
+        log.warning("worker %s re-registered after losing its lock", self.worker_id)
+
+    async def _wake_reader(self) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            await self.engine.control.wake(self._own_stream)

@@ -1,0 +1,97 @@
+"""Helpers the tests share: workers in this event loop or in real processes."""
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from by_framework import (
+    AgentTaskResult,
+    GatewayClient,
+    GatewayWorker,
+    SendResponse,
+    Settings,
+    TaskEndEvent,
+    WorkerRunner,
+)
+from by_framework.redis.engine import RedisEngine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    worker: GatewayWorker, settings: Settings, **overrides: object
+) -> AsyncIterator[WorkerRunner]:
+    """A worker serving in this event loop until the block ends."""
+    worker_settings = settings.model_copy(update=overrides)
+    runner = WorkerRunner(worker, RedisEngine.connect(worker_settings), worker_settings)
+    serving = asyncio.create_task(runner.run())
+    starting = asyncio.create_task(runner.wait_started())
+    await asyncio.wait({serving, starting}, return_when=asyncio.FIRST_COMPLETED)
+    if serving.done():
+        starting.cancel()
+        serving.result()  # raises the start-up error
+    try:
+        yield runner
+    finally:
+        runner.request_stop()
+        await serving
+
+
+def worker_process(
+    settings: Settings, worker_id: str, worker_class: str = "tests.agents.EchoAgent", *extra: str
+) -> subprocess.Popen[str]:
+    """A real worker process started through the CLI."""
+    command = [
+        sys.executable, "-m", "by_framework",
+        "--worker-class", worker_class,
+        "--worker-id", worker_id,
+        "--redis-url", str(settings.redis_url),
+        "--key-prefix", settings.key_prefix,
+        "--workspace-dir", settings.workspace_dir,
+        "--heartbeat-interval", str(settings.heartbeat_interval),
+        "--heartbeat-ttl", str(settings.heartbeat_ttl),
+        *extra,
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # A file, not a pipe: a worker that logs a lot must never block on a full pipe.
+    log = tempfile.TemporaryFile("w+")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, text=True)
+    process.log = log  # type: ignore[attr-defined]
+    return process
+
+
+def output_of(process: subprocess.Popen[str]) -> str:
+    log = process.log  # type: ignore[attr-defined]
+    log.seek(0)
+    return log.read()
+
+
+async def wait_online(client: GatewayClient, worker_id: str, timeout: float = 15.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not await client.registry.is_online(worker_id):
+            await asyncio.sleep(0.05)
+
+
+async def wait_all(
+    client: GatewayClient, sends: list[SendResponse], timeout: float = 60
+) -> list[AgentTaskResult]:
+    """The results of many tasks, following each session's stream once (not one read per task)."""
+    pending: dict[str, set[str]] = {}
+    for sent in sends:
+        pending.setdefault(sent.session_id, set()).add(sent.message_id)
+
+    async def follow(session_id: str, waiting: set[str]) -> None:
+        async for item in client.events(session_id, timeout=timeout):
+            if isinstance(item.event, TaskEndEvent):
+                waiting.discard(item.message_id)
+                if not waiting:
+                    return
+
+    await asyncio.gather(*(follow(s, w) for s, w in pending.items()))
+    return [await client.wait_for_result(sent.message_id) for sent in sends]

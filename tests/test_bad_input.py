@@ -1,0 +1,118 @@
+"""Malformed stream entries: a clear error, moved aside, and the worker keeps serving."""
+
+import json
+
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from redis.asyncio import Redis
+
+from by_framework import ErrorEvent, GatewayClient, Settings
+from by_framework.protocol import MalformedEntry, decode_command
+from by_framework.redis.keys import KeySpace
+from tests.agents import EchoAgent
+from tests.support import running_worker
+
+GOOD_HEADER = {"session_id": "s-bad", "target_agent_type": "echo"}
+
+
+def entry(body: object) -> dict[bytes, bytes]:
+    return {b"e": json.dumps(body).encode()}
+
+
+async def test_poison_entries_are_dead_lettered_and_the_queue_keeps_flowing(
+    client: GatewayClient, settings: Settings, redis: Redis
+) -> None:
+    keys = KeySpace(settings.key_prefix)
+    stream = keys.agent_type_stream("echo")
+    poison = [
+        {b"e": b"{definitely not json"},
+        {b"payload": b"no envelope field"},
+        entry({"v": 1, "header": GOOD_HEADER, "command": {"type": "format_disk"}}),
+        entry({"v": 1, "header": {"session_id": "s-bad"}, "command": {"type": "ask_agent"}}),
+        entry({"v": 7, "header": GOOD_HEADER, "command": {"type": "ask_agent"}}),
+        entry({"v": 1, "header": GOOD_HEADER,
+               "command": {"type": "ask_agent", "content": "x" * 5000}}),
+        entry({"v": 1, "header": GOOD_HEADER,
+               "command": {"type": "cancel_task", "message_ids": ["m"]}}),
+    ]  # fmt: skip
+    async with running_worker(EchoAgent(), settings, max_entry_bytes=4096):
+        before = await client.send_message("echo", "s-good", "before")
+        for fields in poison:
+            await redis.xadd(stream, fields)
+        after = await client.send_message("echo", "s-good", "after")
+        assert (await client.wait_for_result(after.message_id, timeout=10)).content == "after"
+        assert (await client.wait_for_result(before.message_id, timeout=10)).content == "before"
+        errors = await _errors(client, "s-bad", 5)
+    dead = sorted(
+        await redis.xrange(keys.dead_letter_stream()),
+        key=lambda item: tuple(map(int, item[1][b"entry_id"].split(b"-"))),
+    )
+    assert len(dead) == len(poison)
+    reasons = [fields[b"reason"].decode() for _, fields in dead]
+    assert "malformed entry" in reasons[0]
+    assert "no 'e' field" in reasons[1]
+    assert "command" in reasons[2]
+    assert "target_agent_type" in reasons[3]
+    assert "unsupported envelope version 7" in reasons[4]
+    assert "over the 4096-byte limit" in reasons[5]
+    assert "cancel_task commands are not handled" in reasons[6]
+    # Nothing is lost: the original fields travel with the reason.
+    assert dead[0][1][b"field:e"] == b"{definitely not json"
+    assert all(fields[b"stream"].decode() == stream for _, fields in dead)
+    # The entries whose session could be read told that session.
+    assert len(errors) == 5 and all("rejected" in e for e in errors)
+    # Every entry was acknowledged: nothing is left pending.
+    pending = await redis.xpending(stream, settings.consumer_group)
+    assert pending["pending"] == 0
+
+
+async def _errors(client: GatewayClient, session_id: str, expected: int) -> list[str]:
+    found: list[str] = []
+    async for item in client.events(session_id, timeout=5):
+        if isinstance(item.event, ErrorEvent):
+            found.append(item.event.error)
+            if len(found) == expected:
+                break
+    return found
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+envelope_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "v": st.integers(-1, 3) | json_values,
+        "header": st.fixed_dictionaries(
+            {}, optional={k: json_values | st.text() for k in
+                          ("session_id", "target_agent_type", "message_id", "metadata")}
+        ) | json_values,
+        "command": st.fixed_dictionaries(
+            {}, optional={"type": st.sampled_from(["ask_agent", "resume", "x"]) | json_values,
+                          "content": json_values, "wait_for_reply": json_values}
+        ) | json_values,
+    },
+)  # fmt: skip
+
+
+@given(
+    st.one_of(
+        st.binary(max_size=300).map(lambda raw: {b"e": raw}),
+        envelope_like.map(lambda body: {b"e": json.dumps(body).encode()}),
+        st.dictionaries(st.binary(max_size=5), st.binary(max_size=20), max_size=3),
+    )
+)
+@hypothesis_settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+def test_the_decoder_accepts_or_names_the_problem_for_any_entry(
+    fields: dict[bytes, bytes],
+) -> None:
+    try:
+        envelope = decode_command(fields)
+    except MalformedEntry as exc:
+        assert exc.reason
+    else:
+        assert envelope.header.session_id.strip()
+        assert envelope.header.target_agent_type.strip()

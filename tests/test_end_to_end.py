@@ -1,0 +1,213 @@
+"""Send -> worker -> events read by a client, on the real Redis, with the worker in this loop."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from by_framework import (
+    AgentState,
+    ArtifactEvent,
+    BaiYingMessage,
+    ByaiGatewayClient,
+    GatewayClient,
+    InvalidContentError,
+    InvalidMessageError,
+    MessageHeader,
+    NoOnlineWorkerError,
+    Settings,
+    StateChangeEvent,
+    StreamChunkEvent,
+    TaskEndEvent,
+    TaskNotFoundError,
+    TaskResultEvent,
+    TaskTimeoutError,
+)
+from tests.agents import EchoAgent, ShowcaseAgent
+from tests.support import running_worker, wait_all
+
+
+async def collect(client: GatewayClient, session_id: str, message_id: str) -> list[object]:
+    return [
+        item.event
+        async for item in client.events(session_id, until_message_id=message_id, timeout=10)
+    ]
+
+
+async def test_events_reach_the_client_in_order(client: GatewayClient, settings: Settings) -> None:
+    async with running_worker(ShowcaseAgent(), settings):
+        sent = await client.send_message("showcase", "sess-1", "go", user_code="u1")
+        events = await collect(client, "sess-1", sent.message_id)
+    assert events[0] == StateChangeEvent(state="running")
+    assert events[1] == StateChangeEvent(state="analyzing", detail="step 1")
+    assert events[2] == StreamChunkEvent(content="thinking about it", kind="reasoning")
+    assert [e.content for e in events[3:6]] == ["a", "b", "c"]  # type: ignore[attr-defined]
+    assert events[6] == ArtifactEvent(url="https://example.com/out.json")
+    result = events[7]
+    assert isinstance(result, TaskResultEvent)
+    assert result.result.status is AgentState.COMPLETED  # the agent said "COMPLETED"
+    assert result.result.content["agent"] == "showcase"
+    assert events[8] == TaskEndEvent(status="completed")
+    assert len(events) == 9
+
+
+async def test_sequence_numbers_and_record_timeline(
+    client: GatewayClient, settings: Settings
+) -> None:
+    async with running_worker(ShowcaseAgent(), settings):
+        sent = await client.send_message("showcase-b", "sess-2", "go")
+        result = await client.wait_for_result(sent.message_id, timeout=10)
+        items = [i async for i in client.events("sess-2", until_message_id=sent.message_id)]
+    assert [i.seq for i in items] == list(range(len(items)))
+    assert {i.message_id for i in items} == {sent.message_id}
+    assert result.content["agent"] == "showcase-b"
+    record = await client.get_task(sent.message_id)
+    assert record is not None
+    assert record.status is AgentState.COMPLETED
+    assert [state for state, _ in record.timeline] == ["queued", "running", "completed"]
+    assert record.worker_id == settings.worker_id
+    assert record.result == result
+    assert record.created_at <= record.started_at <= record.finished_at  # type: ignore[operator]
+    assert not Path(result.content["workspace"]).exists()  # workspace removed when done
+
+
+async def test_a_failing_task_is_recorded_failed_and_the_worker_goes_on(
+    client: GatewayClient, settings: Settings
+) -> None:
+    async with running_worker(ShowcaseAgent(), settings):
+        failed = await client.send_message("showcase", "sess-3", "fail")
+        bad_result = await client.send_message("showcase", "sess-3", "unserializable")
+        fine = await client.send_message("showcase", "sess-3", "go")
+        outcomes = [
+            await client.wait_for_result(m.message_id, timeout=10)
+            for m in (failed, bad_result, fine)
+        ]
+    assert outcomes[0].status is AgentState.FAILED
+    assert outcomes[0].error == "RuntimeError: asked to fail"
+    assert outcomes[1].status is AgentState.FAILED
+    assert "not JSON-serializable" in (outcomes[1].error or "")
+    assert outcomes[2].status is AgentState.COMPLETED
+    tasks = await client.list_session_tasks("sess-3")
+    assert [t.message_id for t in tasks] == [failed.message_id, bad_result.message_id,
+                                            fine.message_id]  # fmt: skip
+    assert tasks[0].error == "RuntimeError: asked to fail"
+
+
+async def test_direct_routing_reaches_the_named_worker_only(
+    client: GatewayClient, settings: Settings
+) -> None:
+    async with (
+        running_worker(EchoAgent(), settings, worker_id="w-a"),
+        running_worker(EchoAgent(), settings, worker_id="w-b"),
+    ):
+        sends = [
+            await client.send_message("echo", "sess-4", i, target_worker_id="w-b")
+            for i in range(10)
+        ]
+        for sent in sends:
+            await client.wait_for_result(sent.message_id, timeout=10)
+    records = [await client.get_task(s.message_id) for s in sends]
+    assert {r.worker_id for r in records if r is not None} == {"w-b"}
+
+
+async def test_sending_without_an_online_worker_is_refused(
+    client: GatewayClient, settings: Settings
+) -> None:
+    with pytest.raises(NoOnlineWorkerError, match="no online worker serves agent type 'echo'"):
+        await client.send_message("echo", "sess-5", "hi")
+    async with running_worker(EchoAgent(), settings, worker_id="w-on"):
+        with pytest.raises(NoOnlineWorkerError, match="worker 'w-off' is not online"):
+            await client.send_message("echo", "sess-5", "hi", target_worker_id="w-off")
+        with pytest.raises(NoOnlineWorkerError, match="'echoo'"):
+            await client.send_message("echoo", "sess-5", "hi")
+    # Refused sends leave nothing behind.
+    assert await client.list_session_tasks("sess-5") == []
+    with pytest.raises(NoOnlineWorkerError):  # deregistered on shutdown
+        await client.send_message("echo", "sess-5", "hi")
+
+
+async def test_bad_calls_raise_errors_that_say_what_to_do(
+    client: GatewayClient, settings: Settings
+) -> None:
+    async with running_worker(EchoAgent(), settings):
+        with pytest.raises(InvalidMessageError, match="session_id"):
+            await client.send_message("echo", "", "hi")
+        with pytest.raises(InvalidMessageError, match="session_id"):
+            await client.send_message("echo", "   ", "hi")
+        with pytest.raises(InvalidContentError, match="not JSON-serializable"):
+            await client.send_message("echo", "sess-6", {"when": object()})
+        with pytest.raises(TaskNotFoundError, match="never sent"):
+            await client.wait_for_result("no-such-task", timeout=1)
+        slow = await client.send_message("echo", "sess-6", {"sleep": 1.0})
+        with pytest.raises(TaskTimeoutError, match="the task goes on"):
+            await client.wait_for_result(slow.message_id, timeout=0.2)
+        assert (await client.wait_for_result(slow.message_id, timeout=10)).content == {"sleep": 1.0}
+
+
+async def test_interceptors_see_and_change_every_command(
+    client: GatewayClient, settings: Settings
+) -> None:
+    seen: list[str] = []
+
+    class AuthInterceptor:
+        async def before_send(self, command, header: MessageHeader):  # type: ignore[no-untyped-def]
+            seen.append(header.message_id)
+            header.metadata["auth_token"] = "t0k"
+            command.content = f"{command.content}!"
+            return command, header
+
+    client.add_interceptor(AuthInterceptor())
+    async with running_worker(EchoAgent(), settings):
+        sent = await client.send_message("echo", "sess-7", "hi")
+        result = await client.wait_for_result(sent.message_id, timeout=10)
+    assert seen == [sent.message_id]
+    assert result.content == "hi!"
+
+
+async def test_byai_client_sends_typed_messages(redis: Redis, settings: Settings) -> None:
+    byai = ByaiGatewayClient(redis_client=redis, settings=settings)
+    try:
+        async with running_worker(EchoAgent(), settings):
+            sent = await byai.send_message(
+                "echo", "sess-8", BaiYingMessage(role="user", content="Hello")
+            )
+            result = await byai.wait_for_result(sent.message_id, timeout=10)
+    finally:
+        await byai.aclose()
+    message = BaiYingMessage.decode(result.content)
+    assert message == BaiYingMessage(role="user", content="Hello")
+
+
+async def test_commands_sent_before_any_consumer_group_are_not_lost(
+    client: GatewayClient, settings: Settings, redis: Redis
+) -> None:
+    # A worker that registered, then died before creating its groups: the stream exists
+    # without a group; the next worker must still see the command.
+    registry = client.registry
+    token = await registry.acquire("ghost", 5)
+    assert token is not None
+    await registry.register("ghost", ["echo"], token, 5)
+    sent = await client.send_message("echo", "sess-9", "early")
+    await registry.deregister("ghost", ["echo"], token)
+    async with running_worker(EchoAgent(), settings):
+        result = await client.wait_for_result(sent.message_id, timeout=10)
+    assert result.content == "early"
+
+
+async def test_many_concurrent_tasks_respect_max_concurrency(
+    client: GatewayClient, settings: Settings
+) -> None:
+    async with running_worker(EchoAgent(), settings, max_concurrency=4, fetch_count=3):
+        sends = await asyncio.gather(
+            *(client.send_message("echo", f"sess-c{i % 5}", {"sleep": 0.05}) for i in range(40))
+        )
+        results = await wait_all(client, sends)
+    records = [await client.get_task(s.message_id) for s in sends]
+    assert all(r.status is AgentState.COMPLETED for r in results)
+    intervals = sorted((r.started_at, r.finished_at) for r in records if r is not None)
+    most = max(
+        sum(1 for s, f in intervals if s <= start < f)  # type: ignore[operator]
+        for start, _ in intervals
+    )
+    assert most <= 4

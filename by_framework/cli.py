@@ -1,4 +1,4 @@
-"""``python -m by_framework``: run a worker, or ``dev`` / ``demo`` / ``send`` / ``tail``."""
+"""``python -m by_framework``: run a worker, or one of ``dev demo send tail config``."""
 
 import argparse
 import asyncio
@@ -15,11 +15,11 @@ from by_framework.errors import ByFrameworkError
 from by_framework.protocol import TaskEndEvent
 from by_framework.redis.connection import init_redis
 from by_framework.redis.embedded import EmbeddedRedisError, resolve_redis_url
-from by_framework.settings import Settings
+from by_framework.settings import Settings, reference_table
 from by_framework.worker.base import GatewayWorker
 from by_framework.worker.run import run_worker
 
-SUBCOMMANDS = ("dev", "demo", "send", "tail")
+SUBCOMMANDS = ("config", "dev", "demo", "send", "tail")
 
 
 def load_worker_class(path: str) -> type[GatewayWorker]:
@@ -152,7 +152,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     command, rest = argv[0], argv[1:]
     try:
-        if command == "dev":
+        if command == "config":
+            print(reference_table(), end="")
+        elif command == "dev":
             args = _worker_parser("python -m by_framework dev").parse_args(rest)
             with _redis_for(args) as url:
                 _run_worker(args, url)

@@ -161,3 +161,17 @@ class Settings(BaseModel):
             return cls(**values)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
+
+
+def reference_table() -> str:
+    """The Markdown table of every setting: ``docs/configuration.md`` embeds it verbatim."""
+    rows = [
+        "| Parameter | Environment variable | Default | Description |",
+        "|---|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra
+        env_name = extra.get("env") if isinstance(extra, dict) else None
+        default = "max_concurrency + 10" if name == "redis_max_connections" else field.default
+        rows.append(f"| `{name}` | `{env_name}` | `{default}` | {field.description} |")
+    return "\n".join(rows) + "\n"

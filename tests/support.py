@@ -58,10 +58,16 @@ def worker_process(
         "--heartbeat-ttl", str(settings.heartbeat_ttl),
         *extra,
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # A file, not a pipe: a worker that logs a lot must never block on a full pipe.
+    return spawn(command, ROOT, {**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def spawn(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """A child process whose output goes to a file (read it with ``output_of``).
+
+    A file, not a pipe: a worker that logs a lot must never block on a full pipe.
+    """
     log = tempfile.TemporaryFile("w+")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log, text=True)
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=log, text=True)
     process.log = log  # type: ignore[attr-defined]
     return process
 

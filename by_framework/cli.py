@@ -148,7 +148,8 @@ async def _tail(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in SUBCOMMANDS:
-        _run_worker(_worker_parser("python -m by_framework").parse_args(argv), None)
+        args = _worker_parser("python -m by_framework").parse_args(argv)
+        _run_worker(args, args.redis_url)
         return
     command, rest = argv[0], argv[1:]
     try:

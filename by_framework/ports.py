@@ -125,6 +125,8 @@ class Engine(Protocol):
     """Everything the worker and the client need, on one connection."""
 
     control: ControlPlane
+    transient_errors: tuple[type[Exception], ...]
+    """Errors that mean "Redis is unreachable right now": retry later, nothing is lost."""
     events: EventLog
     tasks: TaskStore
     registry: WorkerDirectory

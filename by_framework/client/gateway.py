@@ -27,7 +27,7 @@ from by_framework.redis.registry import WorkerRegistry
 from by_framework.settings import Settings
 
 READ_BATCH = 500
-READ_BLOCK_MS = 5_000
+READ_BLOCK_MS = 2_000  # within redis-py's default 5 s socket timeout
 
 
 class Interceptor(Protocol):

@@ -1,6 +1,8 @@
 """The Redis engine: one object that implements every port on one Redis client."""
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.redis.batching import CommandBatcher
 from by_framework.redis.connection import init_redis, load_scripts
@@ -14,6 +16,12 @@ from by_framework.settings import Settings
 
 class RedisEngine:
     """Control plane, event log, task store and worker registry sharing one client and batcher."""
+
+    transient_errors: tuple[type[Exception], ...] = (
+        RedisConnectionError,
+        RedisTimeoutError,
+        OSError,
+    )
 
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis

@@ -6,8 +6,6 @@ import signal
 import sys
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-
 from by_framework.errors import ConfigurationError, WorkerIdInUseError
 from by_framework.redis.engine import RedisEngine
 from by_framework.settings import Settings
@@ -84,11 +82,11 @@ def run_worker(
         )
         worker = worker_class() if isinstance(worker_class, type) else worker_class
         asyncio.run(serve_worker(worker, resolved))
-    except (ConfigurationError, ValueError) as exc:
+    except ConfigurationError as exc:
         _fail(EXIT_CONFIG, f"configuration error: {exc}")
     except WorkerIdInUseError as exc:
         _fail(EXIT_WORKER_ID_IN_USE, str(exc))
-    except (RedisConnectionError, OSError) as exc:
+    except RedisEngine.transient_errors as exc:
         _fail(EXIT_CONFIG, f"cannot reach Redis ({exc}); start Redis or set REDIS_URL")
 
 

@@ -5,7 +5,7 @@ import contextlib
 import logging
 import time
 
-from by_framework.errors import WorkerIdInUseError
+from by_framework.errors import ConfigurationError, WorkerIdInUseError
 from by_framework.ports import Delivery, Engine, FinalEvents
 from by_framework.protocol import (
     AgentState,
@@ -28,7 +28,8 @@ from by_framework.worker.workspace import Workspace
 
 log = logging.getLogger("by_framework.worker")
 
-FETCH_BLOCK_MS = 5_000
+# Blocking reads must end well within the client's socket timeout (redis-py's default: 5 s).
+FETCH_BLOCK_MS = 2_000
 OWN_PENDING_BATCH = 10_000
 RETRY_PAUSE_S = 1.0
 
@@ -49,7 +50,7 @@ class WorkerRunner:
         self.worker_id = settings.worker_id
         self.agent_types = list(worker.get_agent_types())
         if not self.agent_types or not all(isinstance(t, str) and t for t in self.agent_types):
-            raise ValueError(
+            raise ConfigurationError(
                 f"{type(worker).__name__}.get_agent_types() must return a non-empty list of "
                 f"agent type names, got {self.agent_types!r}"
             )
@@ -121,7 +122,7 @@ class WorkerRunner:
                 deliveries = await control.fetch(
                     self.streams, self.worker_id, count, FETCH_BLOCK_MS, own_pending=False
                 )
-            except (ConnectionError, OSError) as exc:
+            except self.engine.transient_errors as exc:
                 log.warning("fetch failed (%s); retrying in %.1fs", exc, RETRY_PAUSE_S)
                 await asyncio.sleep(RETRY_PAUSE_S)
                 continue
@@ -172,7 +173,7 @@ class WorkerRunner:
                     await self.engine.control.hand_back(delivery, envelope.header, self.worker_id)
                     return
                 await self._execute(delivery, envelope)
-        except (ConnectionError, OSError) as exc:
+        except self.engine.transient_errors as exc:
             # The entry stays pending for this worker id and is retried on its next start.
             log.error("lost Redis while settling %s: %s", delivery.entry_id, exc)
         finally:
@@ -250,7 +251,7 @@ class WorkerRunner:
                 alive = await self.engine.registry.heartbeat(
                     self.worker_id, self._token, self.settings.heartbeat_ttl
                 )
-            except (ConnectionError, OSError) as exc:
+            except self.engine.transient_errors as exc:
                 log.warning("heartbeat failed: %s", exc)
                 continue
             if not alive:
@@ -275,5 +276,5 @@ class WorkerRunner:
         log.warning("worker %s re-registered after losing its lock", self.worker_id)
 
     async def _wake_reader(self) -> None:
-        with contextlib.suppress(ConnectionError, OSError):
+        with contextlib.suppress(*self.engine.transient_errors):
             await self.engine.control.wake(self._own_stream)

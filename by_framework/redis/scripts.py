@@ -21,8 +21,10 @@ class Script:
 
 # Shared Lua helpers, prepended to the scripts that use them.
 _HELPERS = """
-local function append_event(stream, maxlen, ttl, envelope)
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', envelope)
+local function append_events(stream, maxlen, ttl, ...)
+  for _, envelope in ipairs({...}) do
+    redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', envelope)
+  end
   redis.call('EXPIRE', stream, ttl)
 end
 local function set_status(rec, status, now)
@@ -76,8 +78,8 @@ rec.started_at = now
 rec.delivery_count = (rec.delivery_count or 0) + 1
 set_status(rec, 'running', now)
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-append_event(KEYS[2], ARGV[7], ARGV[8], ARGV[6])
+if not raw then redis.call('EXPIRE', KEYS[1], ARGV[4]) end  -- else enqueue set the TTL
+append_events(KEYS[2], ARGV[7], ARGV[8], ARGV[6])
 return 'run'
 """,
 )
@@ -101,8 +103,7 @@ rec.error = ARGV[5]
 set_status(rec, ARGV[4], now)
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec), ARGV[1] .. ':r', ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[9])
-append_event(KEYS[2], ARGV[10], ARGV[11], ARGV[7])
-append_event(KEYS[2], ARGV[10], ARGV[11], ARGV[8])
+append_events(KEYS[2], ARGV[10], ARGV[11], ARGV[7], ARGV[8])
 redis.call('XACK', KEYS[3], ARGV[12], ARGV[13])
 return 'ok'
 """,

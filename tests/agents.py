@@ -28,6 +28,9 @@ class ShowcaseAgent(GatewayWorker):
         return ["showcase", "showcase-b"]
 
     async def process_command(self, command: Any, context: AgentContext) -> dict[str, Any]:
+        if isinstance(command.content, dict) and "sleep" in command.content:
+            await asyncio.sleep(command.content["sleep"])
+            return {"status": "completed", "content": command.content}
         if command.content == "fail":
             raise RuntimeError("asked to fail")
         if command.content == "unserializable":

@@ -207,3 +207,32 @@ async def test_a_reader_that_disconnects_resumes_from_its_last_id(
         if isinstance(item.event, StreamChunkEvent):
             chunks[item.message_id].append(item.event.content)
     assert list(chunks.values()) == [["thinking about it", "a", "b", "c"]] * 5
+
+
+async def test_fetched_tasks_waiting_for_a_slot_are_handed_back_at_the_deadline(
+    client: GatewayClient, settings: Settings
+) -> None:
+    # One slot, three streams (two agent types and the worker's own): one fetch can bring three
+    # entries, of which two wait for the slot when the shutdown deadline passes.
+    first = worker_process(settings, "slots-1", "tests.agents.ShowcaseAgent",
+                           "--max-concurrency", "1", "--shutdown-timeout", "0.3")  # fmt: skip
+    await wait_online(client, "slots-1")
+    blocker = await client.send_message("showcase", "s-slots", {"n": 0, "sleep": 1})
+    await asyncio.sleep(0.3)  # the blocker holds the only slot; the next three queue up
+    queued = [
+        await client.send_message("showcase", "s-slots", {"n": 1, "sleep": 3}),
+        await client.send_message("showcase-b", "s-slots", {"n": 2, "sleep": 3}),
+        await client.send_message("showcase", "s-slots", {"n": 3, "sleep": 3},
+                                  target_worker_id="slots-1"),
+    ]  # fmt: skip
+    await client.wait_for_result(blocker.message_id, timeout=10)
+    await asyncio.sleep(0.3)  # one of the three runs, two wait for the slot
+    assert stop(first) == 0
+    assert "handing back 3 task(s)" in output_of(first)
+    # The same worker id again: the direct-routed task was handed back to its own stream.
+    second = worker_process(settings, "slots-1", "tests.agents.ShowcaseAgent")
+    try:
+        results = await wait_all(client, queued)
+    finally:
+        assert stop(second) == 0
+    assert [r.content["n"] for r in results] == [1, 2, 3]

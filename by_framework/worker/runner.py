@@ -168,11 +168,18 @@ class WorkerRunner:
             envelope = self._decode(delivery)
             if envelope is None:
                 return
-            async with self._slots:
+            try:
+                await self._slots.acquire()
+            except asyncio.CancelledError:  # shutdown deadline, still waiting for a slot
+                await self.engine.control.hand_back(delivery, envelope.header, self.worker_id)
+                raise
+            try:
                 if self._stopping.is_set():
                     await self.engine.control.hand_back(delivery, envelope.header, self.worker_id)
                     return
                 await self._execute(delivery, envelope)
+            finally:
+                self._slots.release()
         except self.engine.transient_errors as exc:
             # The entry stays pending for this worker id and is retried on its next start.
             log.error("lost Redis while settling %s: %s", delivery.entry_id, exc)

@@ -15,6 +15,7 @@ from by_framework import (
     StateChangeEvent,
     StreamChunkEvent,
 )
+from by_framework.redis.keys import KeySpace
 from tests.support import output_of, wait_all, wait_online, worker_process
 
 
@@ -210,7 +211,7 @@ async def test_a_reader_that_disconnects_resumes_from_its_last_id(
 
 
 async def test_fetched_tasks_waiting_for_a_slot_are_handed_back_at_the_deadline(
-    client: GatewayClient, settings: Settings
+    client: GatewayClient, settings: Settings, redis: Redis
 ) -> None:
     # One slot, three streams (two agent types and the worker's own): one fetch can bring three
     # entries, of which two wait for the slot when the shutdown deadline passes.
@@ -229,6 +230,14 @@ async def test_fetched_tasks_waiting_for_a_slot_are_handed_back_at_the_deadline(
     await asyncio.sleep(0.3)  # one of the three runs, two wait for the slot
     assert stop(first) == 0
     assert "handing back 3 task(s)" in output_of(first)
+    keys = KeySpace(settings.key_prefix)
+    for stream in (keys.agent_type_stream("showcase"), keys.agent_type_stream("showcase-b"),
+                   keys.worker_stream("slots-1")):  # fmt: skip
+        pending = await redis.xpending(stream, settings.consumer_group)
+        assert pending["pending"] == 0, f"{stream} still has entries pending for the old worker"
+    for sent in queued:
+        record = await client.get_task(sent.message_id)
+        assert record is not None and record.status is AgentState.QUEUED
     # The same worker id again: the direct-routed task was handed back to its own stream.
     second = worker_process(settings, "slots-1", "tests.agents.ShowcaseAgent")
     try:

@@ -69,8 +69,8 @@ class WorkerRunner:
 
     async def run(self) -> None:
         """Start, serve until ``request_stop``, then drain and deregister."""
-        await self.start()
         try:
+            await self.start()
             await self.serve()
         finally:
             await self.shutdown()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 
 from by_framework.redis.scripts import ALL_SCRIPTS, Script
 
@@ -47,12 +47,22 @@ class CommandBatcher:
             self._flusher = None
 
     async def _flush_forever(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            batch, self._queue = self._queue, []
-            if batch:
-                await self._flush(batch)
+        batch: list[tuple[Sequence[RedisCommand], asyncio.Future[list[Any]]]] = []
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                batch, self._queue = self._queue, []
+                if batch:
+                    await self._flush(batch)
+        except BaseException:
+            # Closed or cancelled mid-flight: no caller may wait forever for a reply.
+            closed = ConnectionError("the Redis engine closed before this command's reply came")
+            for _, future in [*batch, *self._queue]:
+                if not future.done():
+                    future.set_exception(closed)
+            self._queue = []
+            raise
 
     async def _flush(
         self, batch: list[tuple[Sequence[RedisCommand], asyncio.Future[list[Any]]]]

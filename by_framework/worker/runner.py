@@ -140,7 +140,7 @@ class WorkerRunner:
                 await asyncio.wait(late)
         if self._token is not None:
             self._heartbeat_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._heartbeat_task
             try:
                 await self.worker.on_shutdown()
@@ -250,19 +250,20 @@ class WorkerRunner:
     # Background duties
 
     async def _heartbeat_forever(self) -> None:
-        assert self._token is not None
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
             started = time.monotonic()
             try:
+                assert self._token is not None
                 alive = await self.engine.registry.heartbeat(
                     self.worker_id, self._token, self.settings.heartbeat_ttl
                 )
+                if not alive:
+                    await self._reclaim_identity()
             except self.engine.transient_errors as exc:
                 log.warning("heartbeat failed: %s", exc)
-                continue
-            if not alive:
-                await self._reclaim_identity()
+            except Exception:  # never let a surprise end the heartbeat silently
+                log.exception("heartbeat failed")
             elapsed = time.monotonic() - started
             if elapsed > self.settings.heartbeat_interval:
                 log.warning("heartbeat took %.1fs", elapsed)

@@ -1,0 +1,60 @@
+"""The auto-batcher on the real Redis: order, errors, forgotten scripts, closing."""
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError, ResponseError
+
+from by_framework.redis.batching import CommandBatcher, evalsha
+from by_framework.redis.scripts import RELEASE_LOCK
+
+
+async def test_concurrent_callers_share_pipelines_and_keep_their_order(
+    redis: Redis, key_prefix: str
+) -> None:
+    batcher = CommandBatcher(redis)
+    key = f"{key_prefix}:list"
+    try:
+        replies = await asyncio.gather(
+            *(batcher.execute(("RPUSH", key, i), ("LLEN", key)) for i in range(200))
+        )
+    finally:
+        await batcher.aclose()
+    assert [length for _, length in replies] == list(range(1, 201))
+    assert [int(v) for v in await redis.lrange(key, 0, -1)] == list(range(200))
+
+
+async def test_an_error_reaches_only_its_caller(redis: Redis, key_prefix: str) -> None:
+    batcher = CommandBatcher(redis)
+    try:
+        good, bad = await asyncio.gather(
+            batcher.execute(("SET", f"{key_prefix}:a", 1)),
+            batcher.execute(("INCR", f"{key_prefix}:a"), ("LPUSH", f"{key_prefix}:a", 1)),
+            return_exceptions=True,
+        )
+    finally:
+        await batcher.aclose()
+    assert good == [True]
+    assert isinstance(bad, ResponseError) and "WRONGTYPE" in str(bad)
+
+
+async def test_scripts_redis_forgot_are_loaded_again(redis: Redis, key_prefix: str) -> None:
+    batcher = CommandBatcher(redis)
+    try:
+        await redis.script_flush()
+        (reply,) = await batcher.execute(evalsha(RELEASE_LOCK, [f"{key_prefix}:lock"], ["t"]))
+    finally:
+        await batcher.aclose()
+    assert reply == 0
+
+
+async def test_closing_fails_waiting_callers_instead_of_leaving_them_hanging(
+    redis: Redis, key_prefix: str
+) -> None:
+    batcher = CommandBatcher(redis)
+    waiting = asyncio.create_task(batcher.execute(("BLPOP", f"{key_prefix}:never", 5)))
+    await asyncio.sleep(0.1)  # the flush is in flight
+    await batcher.aclose()
+    with pytest.raises(ConnectionError, match="closed before this command's reply"):
+        await asyncio.wait_for(waiting, 1)

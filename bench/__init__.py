@@ -1,0 +1,1 @@
+"""Benchmark of by-framework against a raw redis-py loop: run ``bench/run.py``."""

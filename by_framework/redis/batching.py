@@ -13,6 +13,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
 
+from by_framework.common.aio import cancel_and_wait
 from by_framework.redis.scripts import ALL_SCRIPTS, Script
 
 RedisCommand = tuple[Any, ...]
@@ -42,8 +43,7 @@ class CommandBatcher:
 
     async def aclose(self) -> None:
         if self._flusher is not None:
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
+            await cancel_and_wait(self._flusher)
             self._flusher = None
 
     async def _flush_forever(self) -> None:

@@ -5,6 +5,7 @@ import contextlib
 import logging
 import time
 
+from by_framework.common.aio import cancel_and_wait
 from by_framework.errors import ConfigurationError, WorkerIdInUseError
 from by_framework.ports import Delivery, Engine, FinalEvents
 from by_framework.protocol import (
@@ -133,15 +134,11 @@ class WorkerRunner:
         self._stopping.set()
         if self._tasks:
             _, late = await asyncio.wait(self._tasks, timeout=self.settings.shutdown_timeout)
-            for task in late:
-                task.cancel()
             if late:
                 log.warning("handing back %d task(s) still running at the deadline", len(late))
-                await asyncio.wait(late)
+                await asyncio.gather(*(cancel_and_wait(task) for task in late))
         if self._token is not None:
-            self._heartbeat_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._heartbeat_task
+            await cancel_and_wait(self._heartbeat_task)
             try:
                 await self.worker.on_shutdown()
             finally:

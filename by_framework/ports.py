@@ -44,7 +44,7 @@ class TaskQueue(Protocol):
         """New entries for this consumer (blocking up to ``block_ms``), or its own pending ones."""
 
     async def begin(
-        self, header: MessageHeader, worker_id: str, running_event: bytes
+        self, delivery: Delivery, header: MessageHeader, worker_id: str, running_event: bytes
     ) -> str | None:
         """Move the record to RUNNING for this worker; None if it may run, else why it must not."""
 

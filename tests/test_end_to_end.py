@@ -24,6 +24,8 @@ from by_framework import (
     TaskResultEvent,
     TaskTimeoutError,
 )
+from by_framework.protocol import AskAgentCommand, encode_command
+from by_framework.redis.keys import KeySpace
 from tests.agents import EchoAgent, ShowcaseAgent
 from tests.support import running_worker, wait_all
 
@@ -211,3 +213,23 @@ async def test_many_concurrent_tasks_respect_max_concurrency(
         for start, _ in intervals
     )
     assert most <= 4
+
+
+async def test_a_command_added_without_a_record_still_runs_once(
+    client: GatewayClient, settings: Settings, redis: Redis
+) -> None:
+    header = MessageHeader(session_id="sess-raw", target_agent_type="echo")
+    entry = encode_command(header, AskAgentCommand(content="bare"))
+    stream = KeySpace(settings.key_prefix).agent_type_stream("echo")
+    async with running_worker(EchoAgent(), settings):
+        await redis.xadd(stream, {b"e": entry})
+        await redis.xadd(stream, {b"e": entry})  # a duplicate delivery of the same message
+        async for _ in client.events("sess-raw", until_message_id=header.message_id, timeout=10):
+            pass
+        await asyncio.sleep(0.3)  # the duplicate is settled too
+    (record,) = await client.list_session_tasks("sess-raw")
+    assert record.message_id == header.message_id
+    assert record.status is AgentState.COMPLETED and record.delivery_count == 1
+    assert record.result is not None and record.result.content == "bare"
+    pending = await redis.xpending(stream, settings.consumer_group)
+    assert pending["pending"] == 0

@@ -120,7 +120,7 @@ class RedisControlPlane:
         return deliveries
 
     async def begin(
-        self, header: MessageHeader, worker_id: str, running_event: bytes
+        self, delivery: Delivery, header: MessageHeader, worker_id: str, running_event: bytes
     ) -> str | None:
         keys = [
             self._keys.session_registry(header.session_id),
@@ -131,12 +131,16 @@ class RedisControlPlane:
             worker_id,
             time.time(),
             self._record_ttl,
-            new_record(header),
+            "",  # the record the client wrote; a rare missing one is sent on a second call
             running_event,
             self._data_maxlen,
             self._data_ttl,
+            delivery.entry_id,
         ]
         (reply,) = await self._batcher.execute(evalsha(BEGIN, keys, args))
+        if reply == b"missing":  # sent by a bare XADD, or its record expired
+            args[4] = new_record(header)
+            (reply,) = await self._batcher.execute(evalsha(BEGIN, keys, args))
         verdict = reply.decode()
         return None if verdict == "run" else verdict.removeprefix("skip:")
 
@@ -159,7 +163,6 @@ class RedisControlPlane:
             time.time(),
             result.status.value,
             result.error or "",
-            result.model_dump_json(),
             events.result,
             events.end,
             self._record_ttl,

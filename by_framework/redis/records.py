@@ -32,10 +32,11 @@ def new_record(header: MessageHeader, now: float | None = None) -> bytes:
     return json.dumps(record, separators=(",", ":")).encode()
 
 
-def parse_record(raw: bytes, result_raw: bytes | None) -> TaskRecord:
+def parse_record(raw: bytes, result_event: bytes | None) -> TaskRecord:
+    """The record from its JSON and the envelope of its last run's result event."""
     data: dict[str, Any] = json.loads(raw)
-    if result_raw is not None:
-        data["result"] = json.loads(result_raw)
+    if result_event is not None:
+        data["result"] = json.loads(result_event)["event"]["result"]
     return TaskRecord.model_validate(data)
 
 

@@ -1,8 +1,8 @@
 """Lua scripts: every state transition of an execution record is one atomic script.
 
-Records live in the session's registry hash: field ``<message_id>`` holds the record's metadata as
-JSON (only ours, so cjson's round trip is safe), field ``<message_id>:r`` holds the result JSON
-untouched by Lua (cjson would turn an empty list into ``{}``).
+Records live in the session's registry hash: field ``<message_id>`` holds the record's metadata
+as JSON (only ours, so cjson's round trip is safe), field ``<message_id>:r`` holds the envelope of
+the run's result event, untouched by Lua (cjson would turn an empty list into ``{}``).
 """
 
 from dataclasses import dataclass
@@ -59,21 +59,26 @@ return redis.call('XADD', KEYS[4], '*', 'e', ARGV[5])
 )
 
 # KEYS: session registry, session data stream
-# ARGV: message id, worker id, now, record TTL, record JSON to use when none exists,
-#       RUNNING state-event envelope, data MAXLEN, data TTL
-# Returns "run", or "skip:<status>[:<holder>]" for a delivery that must not run.
+# ARGV: message id, worker id, now, record TTL, record JSON to use when none exists (or "": then
+#       a missing record answers "missing" and the caller calls again with one),
+#       RUNNING state-event envelope, data MAXLEN, data TTL, stream entry id
+# Returns "run", "missing", or "skip:<status>[:<holder>]" for a delivery that must not run.
+# A RUNNING record runs again only for the very entry it ran from, redelivered to the same worker
+# id (its restart); any other entry of that message is a duplicate.
 BEGIN = Script(
     "begin",
     _HELPERS
     + """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw and ARGV[5] == '' then return 'missing' end
 local rec = cjson.decode(raw or ARGV[5])
 local now = tonumber(ARGV[3])
-if rec.status == 'running' and rec.worker_id ~= ARGV[2] then
+if rec.status == 'running' and (rec.worker_id ~= ARGV[2] or rec.entry_id ~= ARGV[9]) then
   return 'skip:running:' .. tostring(rec.worker_id)
 end
 if rec.status ~= 'queued' and rec.status ~= 'running' then return 'skip:' .. rec.status end
 rec.worker_id = ARGV[2]
+rec.entry_id = ARGV[9]
 rec.started_at = now
 rec.delivery_count = (rec.delivery_count or 0) + 1
 set_status(rec, 'running', now)
@@ -85,8 +90,9 @@ return 'run'
 )
 
 # KEYS: session registry, session data stream, control stream
-# ARGV: message id, worker id, now, status, error or "", result JSON, result-event envelope,
-#       end-event envelope, record TTL, data MAXLEN, data TTL, consumer group, entry id
+# ARGV: message id, worker id, now, status, error or "", result-event envelope (also kept in the
+#       record's result field), end-event envelope, record TTL, data MAXLEN, data TTL,
+#       consumer group, entry id
 # Records the outcome, writes the final events and acknowledges the entry, all at once.
 # Returns "ok", or "stale" when another worker holds the record now (nothing is written).
 FINISH = Script(
@@ -102,9 +108,9 @@ rec.finished_at = now
 rec.error = ARGV[5]
 set_status(rec, ARGV[4], now)
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec), ARGV[1] .. ':r', ARGV[6])
-redis.call('EXPIRE', KEYS[1], ARGV[9])
-append_events(KEYS[2], ARGV[10], ARGV[11], ARGV[7], ARGV[8])
-redis.call('XACK', KEYS[3], ARGV[12], ARGV[13])
+redis.call('EXPIRE', KEYS[1], ARGV[8])
+append_events(KEYS[2], ARGV[9], ARGV[10], ARGV[6], ARGV[7])
+redis.call('XACK', KEYS[3], ARGV[11], ARGV[12])
 return 'ok'
 """,
 )

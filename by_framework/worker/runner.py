@@ -211,7 +211,7 @@ class WorkerRunner:
         running = encode_event(
             header.message_id, header.target_agent_type, 0, StateChangeEvent(state="running")
         )
-        skipped = await control.begin(header, self.worker_id, running)
+        skipped = await control.begin(delivery, header, self.worker_id, running)
         if skipped is not None:
             log.debug("skipping %s (%s)", header.message_id, skipped)
             await control.acknowledge(delivery)

@@ -20,23 +20,23 @@ class Workspace:
     """``<root>/<session>/<message>``: isolated per task, shared by nothing else."""
 
     def __init__(self, root: str | Path, session_id: str, message_id: str) -> None:
-        self._session_dir = Path(root) / _path_segment(session_id)
-        self._dir = self._session_dir / _path_segment(message_id)
-        self._created = False
+        self._ids = (root, session_id, message_id)  # paths are built only if the task asks
+        self._dir: Path | None = None
 
     @property
     def path(self) -> Path:
-        if not self._created:
+        if self._dir is None:
+            root, session_id, message_id = self._ids
+            self._dir = Path(root) / _path_segment(session_id) / _path_segment(message_id)
             self._dir.mkdir(parents=True, exist_ok=True)
-            self._created = True
         return self._dir
 
     def cleanup(self) -> None:
-        if not self._created:
+        if self._dir is None:
             return
         shutil.rmtree(self._dir, ignore_errors=True)
         try:
-            self._session_dir.rmdir()  # only if no other task of the session still uses it
+            self._dir.parent.rmdir()  # only if no other task of the session still uses it
         except OSError:
             pass
-        self._created = False
+        self._dir = None

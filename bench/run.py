@@ -8,9 +8,13 @@ Measured, with 1 and with 2 worker processes:
   by-framework: ``bench.agents.NoopAgent`` (one chunk, then "completed") in real worker processes
   started through the CLI; up to 200 ``send_message`` calls in flight; ends are the
   ``TaskEndEvent`` read through ``client.events``.
-  raw redis-py: ``bench/raw_consumer.py`` processes (XREADGROUP 100 -> one reply XADD per entry,
-  XACK, one pipeline per batch) fed by XADDs pipelined 100 at a time; ends are the replies, read
-  by XREAD on the 50 reply streams.
+  raw redis-py, two ways (``bench/raw_consumer.py`` processes; ends are their replies, read by
+  XREAD on the 50 reply streams):
+  - per task: each task handled on its own, as a task queue does: one XADD per send (200 in
+    flight); the consumer reads 100 at a time and runs each entry as its own coroutine (up to
+    50), its reply XADD and XACK in one pipeline. DESIGN.md's "pipelined raw loop".
+  - batched: the most redis-py can do: XADDs pipelined 100 at a time; the consumer's replies and
+    one XACK for the batch in one pipeline per XREADGROUP of 100.
 - Latency at low load (1 worker): 300 tasks one at a time (100 with --quick); p50 / p99 of
   send -> first chunk read by a reader already blocked on the session's stream.
 - Redis commands per by-framework task: the INFO commandstats delta over the 1-worker throughput
@@ -43,7 +47,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ResponseError
 
 from by_framework import GatewayClient, StreamChunkEvent, TaskEndEvent, init_redis
@@ -54,11 +58,14 @@ WORKER_CLASS = "bench.agents.NoopAgent"
 AGENT_TYPE = "bench-noop"  # the agent type NoopAgent serves
 RAW_GROUP = "raw"
 FRAMEWORK = "by-framework"
-RAW = "raw redis-py"
+RAW_TASK = "raw, per task"
+RAW_BATCH = "raw, batched"
+RAW_MODES = {RAW_TASK: "task", RAW_BATCH: "batch"}
 
 SESSIONS = 50
 SEND_CONCURRENCY = 200
 RAW_SEND_BATCH = 100
+RAW_CONNECTIONS = 50  # the raw per-task producer's pool: 200 sends in flight share them
 WARMUP_TASKS = 200
 READ_BLOCK_MS = 1_000
 
@@ -244,46 +251,52 @@ def _sessions(tag: str) -> list[str]:
 # Raw redis-py loop
 
 
-def _measure_raw(plan: Plan, consumers: int, *, with_latency: bool) -> list[Row]:
-    queue = f"{plan.prefix}:raw:queue:{consumers}"
-    data_prefix = f"{plan.prefix}:raw:data:"
-    names = [f"raw-{consumers}-{index}" for index in range(consumers)]
+def _measure_raw(plan: Plan, system: str, consumers: int, *, with_latency: bool) -> list[Row]:
+    mode = RAW_MODES[system]
+    queue = f"{plan.prefix}:raw:{mode}:queue:{consumers}"
+    data_prefix = f"{plan.prefix}:raw:{mode}:data:"
+    names = [f"raw-{mode}-{consumers}-{index}" for index in range(consumers)]
     consumer = [sys.executable, "-m", "bench.raw_consumer", plan.url, queue, RAW_GROUP]
-    commands = {name: [*consumer, name, data_prefix] for name in names}
+    commands = {name: [*consumer, name, data_prefix, mode] for name in names}
     with _children(commands, plan.logs) as children:
-        phase = _raw_phase(plan, queue, data_prefix, children, with_latency=with_latency)
+        phase = _raw_phase(plan, system, queue, data_prefix, children, with_latency=with_latency)
         return asyncio.run(phase)
 
 
 async def _raw_phase(
-    plan: Plan, queue: str, data_prefix: str, children: list[Child], *, with_latency: bool
+    plan: Plan,
+    system: str,
+    queue: str,
+    data_prefix: str,
+    children: list[Child],
+    *,
+    with_latency: bool,
 ) -> list[Row]:
     consumers = len(children)
-    redis = Redis.from_url(plan.url)
+    pool = BlockingConnectionPool.from_url(plan.url, max_connections=RAW_CONNECTIONS, timeout=None)
+    redis = Redis(connection_pool=pool)
     try:
         names = {child.name for child in children}
         await _wait_ready(functools.partial(_raw_consumers_ready, redis, queue, names), children)
-        await _deadline(
-            "raw warm-up",
-            _raw_throughput(redis, queue, data_prefix, f"r{consumers}-warm", WARMUP_TASKS),
-        )
+        send = functools.partial(_raw_throughput, redis, system, queue, data_prefix)
+        await _deadline("raw warm-up", send(f"r{consumers}-warm", WARMUP_TASKS))
         elapsed = await _deadline(
-            f"raw throughput ({consumers} consumers)",
-            _raw_throughput(redis, queue, data_prefix, f"r{consumers}-run", plan.tasks),
+            f"{system} throughput ({consumers} consumers)",
+            send(f"r{consumers}-run", plan.tasks),
         )
-        rows = [Row(RAW, "throughput", consumers, plan.tasks / elapsed)]
+        rows = [Row(system, "throughput", consumers, plan.tasks / elapsed)]
         if with_latency:
             session = f"r{consumers}-latency"
             keys = (str(index) for index in itertools.count())
 
-            async def send() -> str:
+            async def send_one() -> str:
                 key = next(keys)
                 await redis.xadd(queue, {"s": session, "t": key})
                 return key
 
             follow = functools.partial(_follow_raw, redis, data_prefix + session)
-            latencies = await _deadline("raw latency", _latencies(send, follow, plan.samples))
-            rows.append(_latency_row(RAW, latencies))
+            latencies = await _deadline("raw latency", _latencies(send_one, follow, plan.samples))
+            rows.append(_latency_row(system, latencies))
         return rows
     finally:
         await redis.aclose()
@@ -298,15 +311,25 @@ async def _raw_consumers_ready(redis: Redis, queue: str, names: set[str]) -> boo
 
 
 async def _raw_throughput(
-    redis: Redis, queue: str, data_prefix: str, tag: str, tasks: int
+    redis: Redis, system: str, queue: str, data_prefix: str, tag: str, tasks: int
 ) -> float:
+    """Batched: XADDs pipelined 100 at a time. Per task: one XADD per task, 200 in flight."""
     sessions = _sessions(tag)
     start = time.perf_counter()
-    for first in range(0, tasks, RAW_SEND_BATCH):
-        pipe = redis.pipeline(transaction=False)
-        for index in range(first, min(first + RAW_SEND_BATCH, tasks)):
-            pipe.xadd(queue, {"s": sessions[index % SESSIONS], "t": str(index)})
-        await pipe.execute()
+    if system == RAW_BATCH:
+        for first in range(0, tasks, RAW_SEND_BATCH):
+            pipe = redis.pipeline(transaction=False)
+            for index in range(first, min(first + RAW_SEND_BATCH, tasks)):
+                pipe.xadd(queue, {"s": sessions[index % SESSIONS], "t": str(index)})
+            await pipe.execute()
+    else:
+        indexes = iter(range(tasks))
+
+        async def sender() -> None:
+            for index in indexes:
+                await redis.xadd(queue, {"s": sessions[index % SESSIONS], "t": str(index)})
+
+        await asyncio.gather(*(sender() for _ in range(SEND_CONCURRENCY)))
     positions = {data_prefix + session: "0-0" for session in sessions}
     replies = 0
     while replies < tasks:
@@ -477,7 +500,8 @@ def _run(plan: Plan) -> tuple[list[Row], Counter[str]]:
     rows: list[Row] = []
     calls: Counter[str] = Counter()
     for workers in (1, 2):
-        rows += _measure_raw(plan, workers, with_latency=workers == 1)
+        rows += _measure_raw(plan, RAW_TASK, workers, with_latency=workers == 1)
+        rows += _measure_raw(plan, RAW_BATCH, workers, with_latency=False)
         framework_rows, framework_calls = _measure_framework(
             plan, workers, with_latency=workers == 1
         )
@@ -488,9 +512,11 @@ def _run(plan: Plan) -> tuple[list[Row], Counter[str]]:
 
 
 def _table(rows: Sequence[Row]) -> str:
-    raw = {(row.run, row.workers): row for row in rows if row.system == RAW}
+    by_key = {(row.system, row.run, row.workers): row for row in rows}
     ordered = sorted(rows, key=lambda row: (row.run != "throughput", row.workers))
-    cells = [("system", "run", "workers", "tasks/s", "p50 ms", "p99 ms", "vs raw")]
+    cells = [
+        ("system", "run", "workers", "tasks/s", "p50 ms", "p99 ms", "vs raw/task", "vs raw/batch")
+    ]
     cells += [
         (
             row.system,
@@ -499,7 +525,10 @@ def _table(rows: Sequence[Row]) -> str:
             _number(row.tasks_per_s, 0),
             _number(row.p50_ms, 2),
             _number(row.p99_ms, 2),
-            _versus(row, raw[row.run, row.workers]),
+            *(
+                _versus(row, by_key.get((raw, row.run, row.workers)))
+                for raw in (RAW_TASK, RAW_BATCH)
+            ),
         )
         for row in ordered
     ]
@@ -521,8 +550,10 @@ def _number(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def _versus(row: Row, raw: Row) -> str:
+def _versus(row: Row, raw: Row | None) -> str:
     """Throughput as a share of raw's; latency as a multiple of raw's p50."""
+    if raw is None:
+        return "-"
     if row.run == "throughput":
         assert row.tasks_per_s is not None and raw.tasks_per_s is not None
         return f"{row.tasks_per_s / raw.tasks_per_s:.0%}"
@@ -539,19 +570,21 @@ def _summary(rows: Sequence[Row], calls: Counter[str], tasks: int) -> list[str]:
         if count / tasks >= 0.01
     )
     shares = []
-    for workers in (1, 2):
-        share = (
-            by_key[FRAMEWORK, "throughput", workers].tasks_per_s
-            / by_key[RAW, "throughput", workers].tasks_per_s
-        )
-        shares.append(f"{workers} worker(s) {share:.0%} {_verdict(share >= THROUGHPUT_TARGET)}")
+    for raw in (RAW_TASK, RAW_BATCH):
+        for workers in (1, 2):
+            share = (
+                by_key[FRAMEWORK, "throughput", workers].tasks_per_s
+                / by_key[raw, "throughput", workers].tasks_per_s
+            )
+            verdict = _verdict(share >= THROUGHPUT_TARGET)
+            shares.append(f"{raw}, {workers} worker(s): {share:.0%} {verdict}")
     p50 = by_key[FRAMEWORK, "latency", 1].p50_ms
     return [
         f"Redis commands per by-framework task (1 worker, INFO commandstats delta / {tasks}, "
         f"all clients, calls inside Lua included): {per_task:.1f}  "
         f"(design budget ~{COMMAND_BUDGET})",
         f"  per task by command: {breakdown}",
-        f"Target throughput >= {THROUGHPUT_TARGET:.0%} of raw: {', '.join(shares)}",
+        f"Target throughput >= {THROUGHPUT_TARGET:.0%} of raw: {'; '.join(shares)}",
         f"Target p50 send->first chunk <= {P50_TARGET_MS} ms: {p50:.2f} ms "
         f"{_verdict(p50 <= P50_TARGET_MS)}",
     ]

@@ -13,7 +13,6 @@ from typing import Any
 from by_framework.client.gateway import GatewayClient
 from by_framework.errors import ByFrameworkError
 from by_framework.protocol import TaskEndEvent
-from by_framework.redis.connection import init_redis
 from by_framework.redis.embedded import EmbeddedRedisError, resolve_redis_url
 from by_framework.settings import Settings, reference_table
 from by_framework.worker.base import GatewayWorker
@@ -86,18 +85,6 @@ def _client_settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _client(settings: Settings) -> GatewayClient:
-    redis = init_redis(
-        host=settings.redis_host,
-        port=settings.redis_port,
-        db=settings.redis_db,
-        password=settings.redis_password,
-        username=settings.redis_username,
-        url=settings.redis_url,
-    )
-    return GatewayClient(redis, settings=settings)
-
-
 def _print_event(item: Any) -> None:
     print(
         json.dumps(
@@ -109,7 +96,7 @@ def _print_event(item: Any) -> None:
 
 
 async def _send(args: argparse.Namespace) -> None:
-    client = _client(_client_settings(args))
+    client = GatewayClient.connect(_client_settings(args))
     try:
         try:
             content: Any = json.loads(args.content)
@@ -135,7 +122,7 @@ async def _send(args: argparse.Namespace) -> None:
 
 
 async def _tail(args: argparse.Namespace) -> None:
-    client = _client(_client_settings(args))
+    client = GatewayClient.connect(_client_settings(args))
     try:
         async for item in client.events(args.session, args.after):
             _print_event(item)

@@ -10,7 +10,6 @@ from by_framework.protocol import (
     StreamChunkEvent,
     TaskResultEvent,
 )
-from by_framework.redis.connection import init_redis
 from by_framework.redis.engine import RedisEngine
 from by_framework.settings import Settings
 from by_framework.worker.base import GatewayWorker
@@ -42,7 +41,7 @@ async def run_demo(redis_url: str, topic: str, key_prefix: str | None = None) ->
     worker = WorkerRunner(StorytellerAgent(), RedisEngine.connect(settings), settings)
     serving = asyncio.create_task(worker.run())
     await worker.wait_started()
-    client = GatewayClient(init_redis(url=redis_url), settings=settings)
+    client = GatewayClient.connect(settings)
     try:
         sent = await client.send_message("storyteller", "demo-session", topic)
         print(f"sent task {sent.message_id} to agent type 'storyteller' via {redis_url}")

@@ -65,6 +65,14 @@ class GatewayClient:
         self.registry = registry or self._engine.registry
         self._interceptors: list[Interceptor] = []
 
+    @classmethod
+    def connect(cls, settings: Settings) -> "GatewayClient":
+        """A client on a connection of its own, made from ``settings``; ``aclose`` closes it."""
+        engine = RedisEngine.connect(settings)
+        client = cls(engine.redis, settings=settings)
+        client._engine = engine
+        return client
+
     def add_interceptor(self, interceptor: Interceptor) -> None:
         """Run ``interceptor.before_send(command, header)`` on every command, in order added."""
         self._interceptors.append(interceptor)

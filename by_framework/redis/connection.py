@@ -30,7 +30,7 @@ class HiredisSSLConnection(_HiredisPacking, SSLConnection):
     pass
 
 
-def init_redis(
+def create_redis(
     host: str = "localhost",
     port: int = 6379,
     db: int = 0,
@@ -41,11 +41,10 @@ def init_redis(
     max_connections: int = 60,
     **options: Any,
 ) -> Redis:
-    """Create the process-wide Redis client (``url`` wins over host/port) and return it.
+    """A new Redis client (``url`` wins over host/port) on a pool that waits when full.
 
     ``options`` go to redis-py's connection (``ssl_ca_certs``, ``socket_timeout``, ...).
     """
-    global _default_client
     pool_options: dict[str, Any] = {
         "max_connections": max_connections,
         "timeout": None,  # wait for a free connection rather than raise
@@ -68,9 +67,26 @@ def init_redis(
             username=username,
             **{"connection_class": HiredisConnection, **pool_options},
         )
-    client = Redis(connection_pool=pool)
-    _default_client = client
-    return client
+    return Redis(connection_pool=pool)
+
+
+def init_redis(
+    host: str = "localhost",
+    port: int = 6379,
+    db: int = 0,
+    password: str | None = None,
+    username: str | None = None,
+    *,
+    url: str | None = None,
+    max_connections: int = 60,
+    **options: Any,
+) -> Redis:
+    """Create the process-wide Redis client that ``close_redis`` closes, and return it."""
+    global _default_client
+    _default_client = create_redis(
+        host, port, db, password, username, url=url, max_connections=max_connections, **options
+    )
+    return _default_client
 
 
 async def close_redis() -> None:

@@ -5,7 +5,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.redis.batching import CommandBatcher
-from by_framework.redis.connection import init_redis, load_scripts
+from by_framework.redis.connection import create_redis, load_scripts
 from by_framework.redis.control import RedisControlPlane
 from by_framework.redis.events import RedisEventLog
 from by_framework.redis.keys import KeySpace
@@ -49,7 +49,7 @@ class RedisEngine:
     @classmethod
     def connect(cls, settings: Settings) -> "RedisEngine":
         """An engine on a new client made from the settings' Redis URL or host fields."""
-        redis = init_redis(
+        redis = create_redis(
             host=settings.redis_host,
             port=settings.redis_port,
             db=settings.redis_db,

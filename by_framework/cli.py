@@ -60,6 +60,10 @@ def _worker_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--heartbeat-interval", type=float)
     parser.add_argument("--heartbeat-ttl", type=float)
     parser.add_argument("--shutdown-timeout", type=float)
+    parser.add_argument("--lease-seconds", type=float)
+    parser.add_argument("--sweep-interval", type=float)
+    parser.add_argument("--max-deliveries", type=int)
+    parser.add_argument("--task-timeout", type=float)
     parser.add_argument("--plugin-dir")
     return parser
 

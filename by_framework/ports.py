@@ -6,7 +6,7 @@ Protocols, so another engine, or an instrumented one in a test, can stand in wit
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from by_framework.protocol import AgentTaskResult, MessageHeader, SessionEvent
 from by_framework.protocol.records import TaskRecord
@@ -19,6 +19,19 @@ class Delivery:
     stream: str
     entry_id: str
     fields: dict[bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What ``begin`` decided for a delivery.
+
+    ``run``: this worker now holds the task. ``skip``: finished, or a duplicate: acknowledge it.
+    ``give_back``: reclaimed from a holder that is alive after all: return it to ``detail``.
+    ``give_up``: out of deliveries (``detail`` says how many ran): dead-letter it.
+    """
+
+    action: Literal["run", "skip", "give_back", "give_up"]
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +58,8 @@ class TaskQueue(Protocol):
 
     async def begin(
         self, delivery: Delivery, header: MessageHeader, worker_id: str, running_event: bytes
-    ) -> str | None:
-        """Move the record to RUNNING for this worker; None if it may run, else why it must not."""
+    ) -> Verdict:
+        """Move the record to RUNNING for this worker, if it may run (compare-and-set)."""
 
     async def finish(
         self,
@@ -59,6 +72,22 @@ class TaskQueue(Protocol):
         """Record the outcome, write the final events and ack, atomically; False if stale."""
 
     async def acknowledge(self, delivery: Delivery) -> None: ...
+
+    async def give_back(self, delivery: Delivery, holder: str) -> None:
+        """Return a reclaimed entry to the consumer that still runs it."""
+
+    async def give_up(
+        self, delivery: Delivery, header: MessageHeader, reason: str, events: FinalEvents
+    ) -> None:
+        """End the task FAILED, dead-letter the entry with the reason, and ack it."""
+
+    async def renew(self, in_flight: dict[str, list[str]], consumer: str) -> None:
+        """Reset the idle time of this consumer's in-flight entries: its lease on them."""
+
+    async def reclaim(
+        self, streams: Sequence[str], consumer: str, min_idle_ms: int, count: int
+    ) -> list[Delivery]:
+        """Take over entries idle longer than ``min_idle_ms`` (their worker died)."""
 
     async def reject(
         self, delivery: Delivery, reason: str, session_id: str | None, error_event: bytes | None

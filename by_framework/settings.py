@@ -91,6 +91,31 @@ class Settings(BaseModel):
         description="Seconds a worker stays online without a heartbeat.",
         json_schema_extra=_env("BYAI_HEARTBEAT_TTL"),
     )
+    lease_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="An in-flight command not renewed for this long is reclaimed by a live "
+        "worker; renewed every heartbeat while its task runs, however long.",
+        json_schema_extra=_env("BYAI_LEASE_SECONDS"),
+    )
+    sweep_interval: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between a worker's sweeps for abandoned commands (XAUTOCLAIM).",
+        json_schema_extra=_env("BYAI_SWEEP_INTERVAL"),
+    )
+    max_deliveries: int = Field(
+        5,
+        ge=1,
+        description="Runs a command gets; past that it is dead-lettered and its task FAILED.",
+        json_schema_extra=_env("BYAI_MAX_DELIVERIES"),
+    )
+    task_timeout: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds a task may run before it ends FAILED (None: no limit).",
+        json_schema_extra=_env("BYAI_TASK_TIMEOUT"),
+    )
     shutdown_timeout: float = Field(
         30.0,
         ge=0,
@@ -135,6 +160,11 @@ class Settings(BaseModel):
             raise ValueError(
                 f"heartbeat_ttl ({self.heartbeat_ttl}) must exceed heartbeat_interval "
                 f"({self.heartbeat_interval}), or workers flicker offline between heartbeats"
+            )
+        if self.lease_seconds <= 2 * self.heartbeat_interval:
+            raise ValueError(
+                f"lease_seconds ({self.lease_seconds}) must exceed two heartbeat intervals "
+                f"({self.heartbeat_interval}), or live tasks get reclaimed"
             )
         return self
 

@@ -46,3 +46,16 @@ class ShowcaseAgent(GatewayWorker):
             "status": "COMPLETED",
             "content": {"agent": context.current_agent_id, "workspace": str(context.workspace)},
         }
+
+
+class CrashAgent(GatewayWorker):
+    """Kills its own process on "crash" (a poison command); echoes anything else."""
+
+    def get_agent_types(self) -> list[str]:
+        return ["echo"]
+
+    async def process_command(self, command: Any, context: AgentContext) -> dict[str, Any]:
+        if command.content == "crash":
+            await context.emit_chunk("about to crash")
+            os._exit(17)
+        return {"status": "completed", "content": command.content}

@@ -45,6 +45,8 @@ def settings(redis_url: str, key_prefix: str, tmp_path: Path) -> Settings:
         workspace_dir=str(tmp_path / "workspace"),
         heartbeat_interval=0.2,
         heartbeat_ttl=1.0,
+        lease_seconds=1.5,
+        sweep_interval=0.5,
         shutdown_timeout=5.0,
     )
 

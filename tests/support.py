@@ -56,6 +56,8 @@ def worker_process(
         "--workspace-dir", settings.workspace_dir,
         "--heartbeat-interval", str(settings.heartbeat_interval),
         "--heartbeat-ttl", str(settings.heartbeat_ttl),
+        "--lease-seconds", str(settings.lease_seconds),
+        "--sweep-interval", str(settings.sweep_interval),
         *extra,
     ]  # fmt: skip
     return spawn(command, ROOT, {**os.environ, "PYTHONPATH": str(ROOT)})

@@ -2,20 +2,27 @@
 
 import time
 from collections.abc import Sequence
+from typing import Literal
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from by_framework.errors import NoOnlineWorkerError
-from by_framework.ports import Delivery, FinalEvents
+from by_framework.ports import Delivery, FinalEvents, Verdict
 from by_framework.protocol import AgentTaskResult, MessageHeader
 from by_framework.protocol.codec import ENTRY_FIELD
 from by_framework.redis.batching import CommandBatcher, evalsha
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.records import new_record
-from by_framework.redis.scripts import BEGIN, ENQUEUE, FINISH, HAND_BACK
+from by_framework.redis.scripts import BEGIN, ENQUEUE, FINISH, GIVE_UP, HAND_BACK, RENEW
 
 WAKE_FIELD = b"wake"
+_ACTIONS: dict[str, Literal["run", "skip", "give_back", "give_up"]] = {
+    "run": "run",
+    "skip": "skip",
+    "busy": "give_back",
+    "exhausted": "give_up",
+}
 
 
 class RedisControlPlane:
@@ -30,6 +37,7 @@ class RedisControlPlane:
         data_maxlen: int,
         data_ttl: int,
         dead_letter_maxlen: int,
+        max_deliveries: int,
     ) -> None:
         self._redis = redis
         self._batcher = batcher
@@ -39,6 +47,8 @@ class RedisControlPlane:
         self._data_maxlen = data_maxlen
         self._data_ttl = data_ttl
         self._dead_letter_maxlen = dead_letter_maxlen
+        self._max_deliveries = max_deliveries
+        self._sweep_cursors: dict[str, str] = {}
 
     # Client side
 
@@ -121,7 +131,7 @@ class RedisControlPlane:
 
     async def begin(
         self, delivery: Delivery, header: MessageHeader, worker_id: str, running_event: bytes
-    ) -> str | None:
+    ) -> Verdict:
         keys = [
             self._keys.session_registry(header.session_id),
             self._keys.session_data_stream(header.session_id),
@@ -136,13 +146,15 @@ class RedisControlPlane:
             self._data_maxlen,
             self._data_ttl,
             delivery.entry_id,
+            self._keys.worker_online_prefix(),
+            self._max_deliveries,
         ]
         (reply,) = await self._batcher.execute(evalsha(BEGIN, keys, args))
         if reply == b"missing":  # sent by a bare XADD, or its record expired
             args[4] = new_record(header)
             (reply,) = await self._batcher.execute(evalsha(BEGIN, keys, args))
-        verdict = reply.decode()
-        return None if verdict == "run" else verdict.removeprefix("skip:")
+        verdict, _, detail = reply.decode().partition(":")
+        return Verdict(_ACTIONS[verdict], detail)
 
     async def finish(
         self,
@@ -176,6 +188,63 @@ class RedisControlPlane:
 
     async def acknowledge(self, delivery: Delivery) -> None:
         await self._batcher.execute(("XACK", delivery.stream, self._group, delivery.entry_id))
+
+    async def give_back(self, delivery: Delivery, holder: str) -> None:
+        await self._batcher.execute(
+            ("XCLAIM", delivery.stream, self._group, holder, 0, delivery.entry_id, "JUSTID")
+        )
+
+    async def give_up(
+        self, delivery: Delivery, header: MessageHeader, reason: str, events: FinalEvents
+    ) -> None:
+        keys = [
+            self._keys.session_registry(header.session_id),
+            self._keys.session_data_stream(header.session_id),
+            delivery.stream,
+            self._keys.dead_letter_stream(),
+        ]
+        args = [
+            header.message_id,
+            time.time(),
+            reason,
+            events.result,
+            events.end,
+            self._record_ttl,
+            self._data_maxlen,
+            self._data_ttl,
+            self._group,
+            delivery.entry_id,
+            self._dead_letter_maxlen,
+            delivery.fields[ENTRY_FIELD],
+        ]
+        await self._batcher.execute(evalsha(GIVE_UP, keys, args))
+
+    async def renew(self, in_flight: dict[str, list[str]], consumer: str) -> None:
+        commands = [
+            evalsha(RENEW, [stream], [self._group, consumer, *entry_ids])
+            for stream, entry_ids in in_flight.items()
+            if entry_ids
+        ]
+        if commands:
+            await self._batcher.execute(*commands)
+
+    async def reclaim(
+        self, streams: Sequence[str], consumer: str, min_idle_ms: int, count: int
+    ) -> list[Delivery]:
+        pipe = self._redis.pipeline(transaction=False)
+        for stream in streams:
+            start = self._sweep_cursors.get(stream, "0-0")
+            pipe.xautoclaim(stream, self._group, consumer, min_idle_ms, start, count=count)
+        deliveries = []
+        for stream, reply in zip(streams, await pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(reply, ResponseError):  # NOGROUP: a stream nobody created yet
+                continue
+            # Redis 6.2 answers [next, entries]; 7.x adds the ids it found deleted. The next
+            # sweep goes on from the cursor, so a long pending list is covered over sweeps.
+            self._sweep_cursors[stream] = reply[0].decode()
+            for entry_id, fields in reply[1]:
+                deliveries.append(Delivery(stream, entry_id.decode(), fields or {}))
+        return deliveries
 
     async def reject(
         self, delivery: Delivery, reason: str, session_id: str | None, error_event: bytes | None

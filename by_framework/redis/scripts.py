@@ -61,10 +61,13 @@ return redis.call('XADD', KEYS[4], '*', 'e', ARGV[5])
 # KEYS: session registry, session data stream
 # ARGV: message id, worker id, now, record TTL, record JSON to use when none exists (or "": then
 #       a missing record answers "missing" and the caller calls again with one),
-#       RUNNING state-event envelope, data MAXLEN, data TTL, stream entry id
-# Returns "run", "missing", or "skip:<status>[:<holder>]" for a delivery that must not run.
-# A RUNNING record runs again only for the very entry it ran from, redelivered to the same worker
-# id (its restart); any other entry of that message is a duplicate.
+#       RUNNING state-event envelope, data MAXLEN, data TTL, stream entry id, online-key prefix,
+#       max deliveries
+# Returns "run", "missing", "skip:<why>" (ack it), "busy:<holder>" (the holder is alive: give the
+# entry back to it) or "exhausted:<runs>" (dead-letter it).
+# A RUNNING record runs again only from the very entry it ran from, and only when that entry was
+# redelivered to the same worker id (its restart) or its holder's lease lapsed (reclaimed). Any
+# other entry of a running message is a duplicate.
 BEGIN = Script(
     "begin",
     _HELPERS
@@ -73,10 +76,17 @@ local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw and ARGV[5] == '' then return 'missing' end
 local rec = cjson.decode(raw or ARGV[5])
 local now = tonumber(ARGV[3])
-if rec.status == 'running' and (rec.worker_id ~= ARGV[2] or rec.entry_id ~= ARGV[9]) then
-  return 'skip:running:' .. tostring(rec.worker_id)
+if rec.status == 'running' then
+  if rec.entry_id ~= ARGV[9] then return 'skip:duplicate of a running entry' end
+  if rec.worker_id ~= ARGV[2] and redis.call('EXISTS', ARGV[10] .. rec.worker_id) == 1 then
+    return 'busy:' .. rec.worker_id
+  end
+elseif rec.status ~= 'queued' then
+  return 'skip:' .. rec.status
 end
-if rec.status ~= 'queued' and rec.status ~= 'running' then return 'skip:' .. rec.status end
+if (rec.delivery_count or 0) >= tonumber(ARGV[11]) then
+  return 'exhausted:' .. rec.delivery_count
+end
 rec.worker_id = ARGV[2]
 rec.entry_id = ARGV[9]
 rec.started_at = now
@@ -138,6 +148,54 @@ return 'ok'
 """,
 )
 
+# KEYS: session registry, session data stream, control stream, dead-letter stream
+# ARGV: message id, now, error, result-event envelope, end-event envelope, record TTL, data MAXLEN,
+#       data TTL, consumer group, entry id, dead-letter MAXLEN, the entry's envelope
+# Gives up on a command that used up its deliveries: its task ends FAILED (unless it already
+# ended), the entry goes to the dead-letter stream with the reason, and is acknowledged.
+GIVE_UP = Script(
+    "give_up",
+    _HELPERS
+    + """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if raw then
+  local rec = cjson.decode(raw)
+  if rec.status ~= 'completed' and rec.status ~= 'failed' and rec.status ~= 'cancelled' then
+    local now = tonumber(ARGV[2])
+    rec.error = ARGV[3]
+    rec.finished_at = now
+    set_status(rec, 'failed', now)
+    redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec), ARGV[1] .. ':r', ARGV[4])
+    redis.call('EXPIRE', KEYS[1], ARGV[6])
+    append_events(KEYS[2], ARGV[7], ARGV[8], ARGV[4], ARGV[5])
+  end
+end
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[11], '*', 'reason', ARGV[3], 'stream', KEYS[3],
+  'entry_id', ARGV[10], 'at', ARGV[2], 'field:e', ARGV[12])
+redis.call('XACK', KEYS[3], ARGV[9], ARGV[10])
+return 'ok'
+""",
+)
+
+# KEYS: control stream
+# ARGV: consumer group, consumer, entry ids this consumer has in flight
+# The lease: resets the idle time of those entries still owned by this consumer (never taking
+# one that another consumer reclaimed meanwhile). Returns how many it renewed.
+RENEW = Script(
+    "renew",
+    """
+local renewed = 0
+for i = 3, #ARGV do
+  local owned = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if owned[1] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    renewed = renewed + 1
+  end
+end
+return renewed
+""",
+)
+
 # KEYS: worker lock, worker online key
 # ARGV: lock token, TTL seconds
 # Renews the heartbeat only while this process still holds the worker-id lock.
@@ -161,4 +219,4 @@ return 0
 """,
 )
 
-ALL_SCRIPTS = (ENQUEUE, BEGIN, FINISH, HAND_BACK, HEARTBEAT, RELEASE_LOCK)
+ALL_SCRIPTS = (ENQUEUE, BEGIN, FINISH, HAND_BACK, GIVE_UP, RENEW, HEARTBEAT, RELEASE_LOCK)

@@ -7,7 +7,7 @@ import time
 
 from by_framework.common.aio import cancel_and_wait
 from by_framework.errors import ConfigurationError, WorkerIdInUseError
-from by_framework.ports import Delivery, Engine, FinalEvents
+from by_framework.ports import Delivery, Engine, FinalEvents, Verdict
 from by_framework.protocol import (
     AgentState,
     AgentTaskResult,
@@ -15,6 +15,7 @@ from by_framework.protocol import (
     CommandEnvelope,
     ErrorEvent,
     MalformedEntry,
+    MessageHeader,
     ResumeCommand,
     StateChangeEvent,
     TaskEndEvent,
@@ -63,6 +64,7 @@ class WorkerRunner:
         self._room.set()
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[str, set[str]] = {stream: set() for stream in self.streams}
         self._token: str | None = None
         self._started = asyncio.Event()
 
@@ -93,6 +95,7 @@ class WorkerRunner:
         )
         await self.worker.on_startup()
         self._heartbeat_task = asyncio.create_task(self._heartbeat_forever(), name="heartbeat")
+        self._sweep_task = asyncio.create_task(self._sweep_forever(), name="sweep")
         self._started.set()
         log.info("worker %s serving %s", self.worker_id, ", ".join(self.agent_types))
 
@@ -138,6 +141,7 @@ class WorkerRunner:
                 log.warning("handing back %d task(s) still running at the deadline", len(late))
                 await asyncio.gather(*(cancel_and_wait(task) for task in late))
         if self._token is not None:
+            await cancel_and_wait(self._sweep_task)
             await cancel_and_wait(self._heartbeat_task)
             try:
                 await self.worker.on_shutdown()
@@ -150,6 +154,10 @@ class WorkerRunner:
     # Consumption
 
     def _take(self, delivery: Delivery) -> None:
+        in_flight = self._in_flight.setdefault(delivery.stream, set())
+        if delivery.entry_id in in_flight:
+            return  # swept while its lease renewal was late: it is running here already
+        in_flight.add(delivery.entry_id)
         self._in_hand += 1
         if self._in_hand >= self.settings.max_concurrency:
             self._room.clear()
@@ -181,6 +189,7 @@ class WorkerRunner:
             # The entry stays pending for this worker id and is retried on its next start.
             log.error("lost Redis while settling %s: %s", delivery.entry_id, exc)
         finally:
+            self._in_flight[delivery.stream].discard(delivery.entry_id)
             self._in_hand -= 1
             if self._in_hand < self.settings.max_concurrency:
                 self._room.set()
@@ -211,16 +220,20 @@ class WorkerRunner:
         running = encode_event(
             header.message_id, header.target_agent_type, 0, StateChangeEvent(state="running")
         )
-        skipped = await control.begin(delivery, header, self.worker_id, running)
-        if skipped is not None:
-            log.debug("skipping %s (%s)", header.message_id, skipped)
-            await control.acknowledge(delivery)
+        verdict = await control.begin(delivery, header, self.worker_id, running)
+        if verdict.action != "run":
+            await self._settle_unrun(delivery, header, context, verdict)
             return
         try:
-            result = AgentTaskResult.coerce(await self.worker.process_command(command, context))
+            async with asyncio.timeout(self.settings.task_timeout):
+                outcome = await self.worker.process_command(command, context)
+            result = AgentTaskResult.coerce(outcome)
         except asyncio.CancelledError:
             await control.hand_back(delivery, header, self.worker_id)
             raise
+        except TimeoutError:
+            error = f"the task ran longer than task_timeout ({self.settings.task_timeout:g}s)"
+            result = AgentTaskResult(status=AgentState.FAILED, error=error)
         except Exception as exc:
             log.exception("task %s failed", header.message_id)
             result = AgentTaskResult(status=AgentState.FAILED, error=f"{type(exc).__name__}: {exc}")
@@ -231,6 +244,25 @@ class WorkerRunner:
             log.warning(
                 "task %s was taken over by another worker; result dropped", header.message_id
             )
+
+    async def _settle_unrun(
+        self, delivery: Delivery, header: MessageHeader, context: AgentContext, verdict: Verdict
+    ) -> None:
+        control = self.engine.control
+        if verdict.action == "skip":
+            log.debug("skipping %s: %s", header.message_id, verdict.detail)
+            await control.acknowledge(delivery)
+        elif verdict.action == "give_back":
+            log.info("%s still runs on %s; leaving it there", header.message_id, verdict.detail)
+            await control.give_back(delivery, verdict.detail)
+        else:
+            reason = (
+                f"gave up after {verdict.detail} deliveries (max_deliveries="
+                f"{self.settings.max_deliveries}): its worker died each time it ran"
+            )
+            log.error("dead-lettering %s: %s", header.message_id, reason)
+            result = AgentTaskResult(status=AgentState.FAILED, error=reason)
+            await control.give_up(delivery, header, reason, self._final_events(context, result))
 
     @staticmethod
     def _final_events(context: AgentContext, result: AgentTaskResult) -> FinalEvents:
@@ -257,6 +289,8 @@ class WorkerRunner:
                 )
                 if not alive:
                     await self._reclaim_identity()
+                in_flight = {stream: sorted(ids) for stream, ids in self._in_flight.items()}
+                await self.engine.control.renew(in_flight, self.worker_id)
             except self.engine.transient_errors as exc:
                 log.warning("heartbeat failed: %s", exc)
             except Exception:  # never let a surprise end the heartbeat silently
@@ -264,6 +298,26 @@ class WorkerRunner:
             elapsed = time.monotonic() - started
             if elapsed > self.settings.heartbeat_interval:
                 log.warning("heartbeat took %.1fs", elapsed)
+
+    async def _sweep_forever(self) -> None:
+        """Take over commands whose worker died: pending and not renewed for a whole lease."""
+        lease_ms = int(self.settings.lease_seconds * 1000)
+        shared = self.streams[:-1]  # a worker's own stream waits for that worker
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval)
+            free = self.settings.max_concurrency - self._in_hand
+            if free <= 0 or self._stopping.is_set():
+                continue
+            try:
+                deliveries = await self.engine.control.reclaim(
+                    shared, self.worker_id, lease_ms, min(free, self.settings.fetch_count)
+                )
+            except self.engine.transient_errors as exc:
+                log.warning("sweep failed: %s", exc)
+                continue
+            for delivery in deliveries:
+                log.info("reclaimed %s from %s", delivery.entry_id, delivery.stream)
+                self._take(delivery)
 
     async def _reclaim_identity(self) -> None:
         """The lock vanished (Redis restarted or flushed): take it again, or stop if taken."""

@@ -106,8 +106,9 @@ class CommandBus(Protocol):
 
     async def send(
         self, header: MessageHeader, envelope: bytes, target_worker_id: str | None
-    ) -> str:
-        """Create the QUEUED record and add the entry; raise if no online worker would get it."""
+    ) -> None:
+        """Create the QUEUED record and add the entry, once, retrying through connection
+        trouble; raise if no online worker would get it."""
 
 
 class WorkerDirectory(Protocol):

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from by_framework.common.aio import Backoff
 from by_framework.errors import (
     InvalidContentError,
     InvalidMessageError,
@@ -40,7 +41,6 @@ class SendResponse:
     message_id: str
     session_id: str
     trace_id: str
-    stream_id: str
 
 
 class GatewayClient:
@@ -114,8 +114,8 @@ class GatewayClient:
             envelope = encode_command(header, command)
         except TypeError as exc:
             raise InvalidContentError(f"{exc}; send str, numbers, lists or dicts") from None
-        stream_id = await self._engine.control.send(header, envelope, target_worker_id)
-        return SendResponse(header.message_id, header.session_id, header.trace_id, stream_id)
+        await self._engine.control.send(header, envelope, target_worker_id)
+        return SendResponse(header.message_id, header.session_id, header.trace_id)
 
     async def get_task(self, message_id: str) -> TaskRecord | None:
         """The task's execution record (status, timeline, worker, result), or None."""
@@ -143,6 +143,8 @@ class GatewayClient:
         ends after that task's end marker; with ``timeout`` it raises ``TaskTimeoutError``.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        backoff = Backoff()
+        last_seq: dict[str, int] = {}  # per task: the newest event of its current run
         while True:
             block_ms = READ_BLOCK_MS
             if deadline is not None:
@@ -153,8 +155,20 @@ class GatewayClient:
                         f"within {timeout}s; the task goes on: read again with after={after!r}"
                     )
                 block_ms = max(1, min(block_ms, int(left * 1000)))
-            for event in await self._engine.events.read(session_id, after, READ_BATCH, block_ms):
+            try:
+                batch = await self._engine.events.read(session_id, after, READ_BATCH, block_ms)
+            except self._engine.transient_errors:
+                await backoff.pause()  # reconnect and resume from the last event seen
+                continue
+            backoff.reset()
+            for event in batch:
                 after = event.stream_id
+                if event.seq == 0:  # a run starts (or an engine error event)
+                    last_seq[event.message_id] = 0
+                elif event.seq <= last_seq.get(event.message_id, -1):
+                    continue  # a repeat written by a retry after a lost reply
+                else:
+                    last_seq[event.message_id] = event.seq
                 yield event
                 if (
                     until_message_id is not None

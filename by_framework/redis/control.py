@@ -5,8 +5,11 @@ from collections.abc import Sequence
 from typing import Literal
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from by_framework.common.aio import Backoff
 from by_framework.errors import NoOnlineWorkerError
 from by_framework.ports import Delivery, FinalEvents, Verdict
 from by_framework.protocol import AgentTaskResult, MessageHeader
@@ -17,6 +20,7 @@ from by_framework.redis.records import new_record
 from by_framework.redis.scripts import BEGIN, ENQUEUE, FINISH, GIVE_UP, HAND_BACK, RENEW
 
 WAKE_FIELD = b"wake"
+SEND_ATTEMPTS = 8  # about 6 s of backoff before a send gives up on an unreachable Redis
 _ACTIONS: dict[str, Literal["run", "skip", "give_back", "give_up"]] = {
     "run": "run",
     "skip": "skip",
@@ -54,7 +58,7 @@ class RedisControlPlane:
 
     async def send(
         self, header: MessageHeader, envelope: bytes, target_worker_id: str | None
-    ) -> str:
+    ) -> None:
         agent_type = header.target_agent_type
         if target_worker_id:
             stream = self._keys.worker_stream(target_worker_id)
@@ -75,7 +79,7 @@ class RedisControlPlane:
             self._record_ttl,
             header.session_id,
         ]
-        (reply,) = await self._batcher.execute(evalsha(ENQUEUE, keys, args))
+        reply = await self._enqueue(keys, args)
         if reply == 0:
             if target_worker_id:
                 raise NoOnlineWorkerError(
@@ -88,7 +92,21 @@ class RedisControlPlane:
             )
         if reply == -1:
             raise ValueError(f"message id {header.message_id!r} was already used")
-        return reply.decode()
+
+    async def _enqueue(self, keys: list[str], args: list[object]) -> object:
+        """Run the enqueue script, retrying through connection trouble. A retry that finds the
+        message id taken means an earlier attempt landed (its reply was lost): that is success."""
+        backoff = Backoff()
+        for attempt in range(SEND_ATTEMPTS):
+            try:
+                (reply,) = await self._batcher.execute(evalsha(ENQUEUE, keys, args))
+            except (RedisConnectionError, RedisTimeoutError):
+                if attempt == SEND_ATTEMPTS - 1:
+                    raise
+                await backoff.pause()
+                continue
+            return 1 if attempt > 0 and reply == -1 else reply
+        raise AssertionError("unreachable")
 
     # Worker side
 

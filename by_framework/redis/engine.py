@@ -17,11 +17,7 @@ from by_framework.settings import Settings
 class RedisEngine:
     """Control plane, event log, task store and worker registry sharing one client and batcher."""
 
-    transient_errors: tuple[type[Exception], ...] = (
-        RedisConnectionError,
-        RedisTimeoutError,
-        OSError,
-    )
+    transient_errors: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
 
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis

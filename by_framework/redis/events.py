@@ -3,7 +3,10 @@
 import time
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from by_framework.common.aio import Backoff
 from by_framework.protocol import ErrorEvent, MalformedEntry, SessionEvent, decode_event
 from by_framework.redis.batching import CommandBatcher
 from by_framework.redis.keys import KeySpace
@@ -20,11 +23,19 @@ class RedisEventLog:
         self._ttl = ttl
 
     async def append(self, session_id: str, *events: bytes) -> None:
+        """Append, waiting out a Redis outage (the caller may cancel). A reply lost to a dropped
+        connection can make an event land twice; readers drop such repeats by sequence."""
         stream = self._keys.session_data_stream(session_id)
         commands = [
             ("XADD", stream, "MAXLEN", "~", self._maxlen, "*", "e", event) for event in events
         ]
-        await self._batcher.execute(*commands, ("EXPIRE", stream, self._ttl))
+        backoff = Backoff()
+        while True:
+            try:
+                await self._batcher.execute(*commands, ("EXPIRE", stream, self._ttl))
+                return
+            except (RedisConnectionError, RedisTimeoutError):
+                await backoff.pause()
 
     async def read(
         self, session_id: str, after: str, count: int, block_ms: int | None

@@ -4,8 +4,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-from by_framework.common.aio import cancel_and_wait
+from by_framework.common.aio import Backoff, cancel_and_wait
 from by_framework.errors import ConfigurationError, WorkerIdInUseError
 from by_framework.ports import Delivery, Engine, FinalEvents, Verdict
 from by_framework.protocol import (
@@ -29,11 +31,11 @@ from by_framework.worker.context import AgentContext
 from by_framework.worker.workspace import Workspace
 
 log = logging.getLogger("by_framework.worker")
+T = TypeVar("T")
 
 # Blocking reads must end well within the client's socket timeout (redis-py's default: 5 s).
 FETCH_BLOCK_MS = 2_000
 OWN_PENDING_BATCH = 10_000
-RETRY_PAUSE_S = 1.0
 
 
 class WorkerRunner:
@@ -117,6 +119,7 @@ class WorkerRunner:
             self.streams, self.worker_id, OWN_PENDING_BATCH, 0, own_pending=True
         ):
             self._take(delivery)  # left pending by an earlier life of this worker id
+        backoff = Backoff()
         while not self._stopping.is_set():
             await self._room.wait()
             if self._stopping.is_set():
@@ -127,9 +130,10 @@ class WorkerRunner:
                     self.streams, self.worker_id, count, FETCH_BLOCK_MS, own_pending=False
                 )
             except self.engine.transient_errors as exc:
-                log.warning("fetch failed (%s); retrying in %.1fs", exc, RETRY_PAUSE_S)
-                await asyncio.sleep(RETRY_PAUSE_S)
+                log.warning("fetch failed (%s); retrying", exc)
+                await backoff.pause()
                 continue
+            backoff.reset()
             for delivery in deliveries:
                 self._take(delivery)
 
@@ -210,7 +214,9 @@ class WorkerRunner:
         log.warning("dead-lettering %s from %s: %s", delivery.entry_id, delivery.stream, reason)
         error = ErrorEvent(error=f"command {delivery.entry_id} rejected: {reason}")
         event = encode_event("", None, 0, error) if session_id else None
-        await self.engine.control.reject(delivery, reason, session_id, event)
+        await self._retrying(
+            lambda: self.engine.control.reject(delivery, reason, session_id, event)
+        )
 
     async def _execute(self, delivery: Delivery, envelope: CommandEnvelope) -> None:
         header, command = envelope.header, envelope.command
@@ -220,7 +226,9 @@ class WorkerRunner:
         running = encode_event(
             header.message_id, header.target_agent_type, 0, StateChangeEvent(state="running")
         )
-        verdict = await control.begin(delivery, header, self.worker_id, running)
+        verdict = await self._retrying(
+            lambda: control.begin(delivery, header, self.worker_id, running)
+        )
         if verdict.action != "run":
             await self._settle_unrun(delivery, header, context, verdict)
             return
@@ -240,7 +248,10 @@ class WorkerRunner:
         finally:
             workspace.cleanup()
         events = self._final_events(context, result)
-        if not await control.finish(delivery, header, self.worker_id, result, events):
+        finished = await self._retrying(
+            lambda: control.finish(delivery, header, self.worker_id, result, events)
+        )
+        if not finished:
             log.warning(
                 "task %s was taken over by another worker; result dropped", header.message_id
             )
@@ -251,10 +262,10 @@ class WorkerRunner:
         control = self.engine.control
         if verdict.action == "skip":
             log.debug("skipping %s: %s", header.message_id, verdict.detail)
-            await control.acknowledge(delivery)
+            await self._retrying(lambda: control.acknowledge(delivery))
         elif verdict.action == "give_back":
             log.info("%s still runs on %s; leaving it there", header.message_id, verdict.detail)
-            await control.give_back(delivery, verdict.detail)
+            await self._retrying(lambda: control.give_back(delivery, verdict.detail))
         else:
             reason = (
                 f"gave up after {verdict.detail} deliveries (max_deliveries="
@@ -262,7 +273,22 @@ class WorkerRunner:
             )
             log.error("dead-lettering %s: %s", header.message_id, reason)
             result = AgentTaskResult(status=AgentState.FAILED, error=reason)
-            await control.give_up(delivery, header, reason, self._final_events(context, result))
+            events = self._final_events(context, result)
+            await self._retrying(lambda: control.give_up(delivery, header, reason, events))
+
+    async def _retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run one settling step, waiting out a Redis outage: a finished task's outcome exists
+        only in this process until it is recorded. Gives up only once the worker is stopping;
+        the entry then stays pending and is reclaimed."""
+        backoff = Backoff()
+        while True:
+            try:
+                return await operation()
+            except self.engine.transient_errors as exc:
+                if self._stopping.is_set():
+                    raise
+                log.warning("Redis unavailable (%s); retrying", exc)
+                await backoff.pause()
 
     @staticmethod
     def _final_events(context: AgentContext, result: AgentTaskResult) -> FinalEvents:

@@ -1,0 +1,146 @@
+"""Redis goes away under running workers: connections killed, the server crashed and restarted.
+Workers reconnect and carry on; nothing acknowledged is lost, nothing runs to completion twice."""
+
+import asyncio
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from by_framework import GatewayClient, NoOnlineWorkerError, SendResponse, Settings
+from by_framework.redis.embedded import redis_answers
+from tests.faults.test_reclaim import stop_all, tally
+from tests.support import wait_all, wait_online, worker_process
+
+
+class DurableRedis:
+    """A redis-server of this test's own, with an fsync-always AOF so that a crash loses nothing
+    it acknowledged; it can be killed and started again on the same port and data."""
+
+    def __init__(self, directory: Path, port: int) -> None:
+        self.directory = directory
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
+             "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(100):
+            if redis_answers("127.0.0.1", self.port):
+                return
+            subprocess.run(["sleep", "0.05"], check=True)
+        raise RuntimeError("the test's redis-server did not start")
+
+    def crash(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def durable_redis(tmp_path: Path) -> Iterator[DurableRedis]:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = DurableRedis(tmp_path, port)
+    server.start()
+    yield server
+    if server.process is not None and server.process.poll() is None:
+        server.crash()
+
+
+@pytest.fixture
+async def outage_client(
+    durable_redis: DurableRedis, settings: Settings
+) -> AsyncIterator[tuple[GatewayClient, Settings]]:
+    own = settings.model_copy(update={"redis_url": durable_redis.url})
+    redis = Redis(connection_pool=BlockingConnectionPool.from_url(durable_redis.url, timeout=None))
+    client = GatewayClient(redis, settings=own)
+    yield client, own
+    await client.aclose()
+    await redis.aclose()
+
+
+async def send_retrying(client: GatewayClient, session: str, content: object) -> SendResponse:
+    """A client that keeps trying through an outage, as a user's backend would."""
+    for _ in range(100):
+        try:
+            return await client.send_message("echo", session, content)
+        except (ConnectionError, OSError, NoOnlineWorkerError, Exception) as exc:
+            if not _transient(exc):
+                raise
+            await asyncio.sleep(0.1)
+    raise AssertionError("could not send within 10 s")
+
+
+def _transient(exc: Exception) -> bool:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError | NoOnlineWorkerError)
+
+
+async def test_killed_connections_lose_nothing(
+    outage_client: tuple[GatewayClient, Settings], durable_redis: DurableRedis
+) -> None:
+    client, settings = outage_client
+    workers = [worker_process(settings, f"ck-{i}") for i in range(2)]
+    try:
+        for i in range(2):
+            await wait_online(client, f"ck-{i}")
+        sends = [await send_retrying(client, f"s{i % 5}", {"n": i, "sleep": 0.05})
+                 for i in range(200)]  # fmt: skip
+        admin = Redis.from_url(durable_redis.url)
+        for _ in range(5):  # kill every client connection, workers' included, a few times
+            await asyncio.sleep(0.3)
+            await admin.client_kill_filter(_type="normal", skipme=True)
+        await admin.aclose()
+        results = await wait_all(client, sends, timeout=60)
+        assert all(w.poll() is None for w in workers), "workers must survive"
+    finally:
+        stop_all(*workers)
+    assert [r.content["n"] for r in results] == list(range(200))
+    counts = await tally(client, sends)
+    assert (counts["lost"], counts["duplicated"]) == (0, 0)
+
+
+async def test_a_redis_crash_and_restart_loses_nothing(
+    outage_client: tuple[GatewayClient, Settings], durable_redis: DurableRedis
+) -> None:
+    client, settings = outage_client
+    workers = [worker_process(settings, f"rr-{i}") for i in range(2)]
+    try:
+        for i in range(2):
+            await wait_online(client, f"rr-{i}")
+        sends = [await send_retrying(client, f"s{i % 5}", {"n": i, "sleep": 1.5})
+                 for i in range(100)]  # fmt: skip
+        await asyncio.sleep(0.5)  # every task is running
+        crashed_at = time.time()
+        durable_redis.crash()
+        await asyncio.sleep(1.0)  # workers see Redis gone
+        durable_redis.start()
+        results = await wait_all(client, sends, timeout=60)
+        assert all(w.poll() is None for w in workers), "workers must survive"
+    finally:
+        stop_all(*workers)
+    assert [r.content["n"] for r in results] == list(range(100))
+    counts = await tally(client, sends)
+    assert (counts["lost"], counts["duplicated"]) == (0, 0)
+    records = [await client.get_task(s.message_id) for s in sends]
+    cut = sum(1 for r in records if r and r.started_at and r.started_at < crashed_at)
+    assert cut >= 50, "the crash hit tasks in flight"  # they waited it out and finished

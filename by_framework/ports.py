@@ -89,6 +89,9 @@ class TaskQueue(Protocol):
     ) -> list[Delivery]:
         """Take over entries idle longer than ``min_idle_ms`` (their worker died)."""
 
+    async def trim(self, streams: Sequence[str]) -> int:
+        """Drop entries every consumer group is done with; how many went."""
+
     async def reject(
         self, delivery: Delivery, reason: str, session_id: str | None, error_event: bytes | None
     ) -> None:

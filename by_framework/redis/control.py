@@ -17,7 +17,15 @@ from by_framework.protocol.codec import ENTRY_FIELD
 from by_framework.redis.batching import CommandBatcher, evalsha
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.records import new_record
-from by_framework.redis.scripts import BEGIN, ENQUEUE, FINISH, GIVE_UP, HAND_BACK, RENEW
+from by_framework.redis.scripts import (
+    BEGIN,
+    ENQUEUE,
+    FINISH,
+    GIVE_UP,
+    HAND_BACK,
+    RENEW,
+    TRIM_CONSUMED,
+)
 
 WAKE_FIELD = b"wake"
 SEND_ATTEMPTS = 8  # about 6 s of backoff before a send gives up on an unreachable Redis
@@ -263,6 +271,12 @@ class RedisControlPlane:
             for entry_id, fields in reply[1]:
                 deliveries.append(Delivery(stream, entry_id.decode(), fields or {}))
         return deliveries
+
+    async def trim(self, streams: Sequence[str]) -> int:
+        replies = await self._batcher.execute(
+            *(evalsha(TRIM_CONSUMED, [stream], []) for stream in streams)
+        )
+        return sum(replies)
 
     async def reject(
         self, delivery: Delivery, reason: str, session_id: str | None, error_event: bytes | None

@@ -196,6 +196,35 @@ return renewed
 """,
 )
 
+# KEYS: control stream
+# Trims the entries every consumer group is done with: older than each group's oldest pending
+# entry and not after its last delivered one. A stream with no group yet keeps everything (its
+# commands wait for their first worker). Returns how many entries went.
+TRIM_CONSUMED = Script(
+    "trim_consumed",
+    """
+local function older(a, b)
+  local a_ms, a_seq = string.match(a, '(%d+)-(%d+)')
+  local b_ms, b_seq = string.match(b, '(%d+)-(%d+)')
+  a_ms, b_ms = tonumber(a_ms), tonumber(b_ms)
+  return a_ms < b_ms or (a_ms == b_ms and tonumber(a_seq) < tonumber(b_seq))
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local floor = nil
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local info = {}
+  for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
+  local keep_from = info['last-delivered-id']
+  if info['pending'] > 0 then
+    keep_from = redis.call('XPENDING', KEYS[1], info['name'])[2]
+  end
+  if floor == nil or older(keep_from, floor) then floor = keep_from end
+end
+if floor == nil or floor == '0-0' then return 0 end
+return redis.call('XTRIM', KEYS[1], 'MINID', floor)
+""",
+)
+
 # KEYS: worker lock, worker online key
 # ARGV: lock token, TTL seconds
 # Renews the heartbeat only while this process still holds the worker-id lock.
@@ -219,4 +248,14 @@ return 0
 """,
 )
 
-ALL_SCRIPTS = (ENQUEUE, BEGIN, FINISH, HAND_BACK, GIVE_UP, RENEW, HEARTBEAT, RELEASE_LOCK)
+ALL_SCRIPTS = (
+    ENQUEUE,
+    BEGIN,
+    FINISH,
+    HAND_BACK,
+    GIVE_UP,
+    RENEW,
+    TRIM_CONSUMED,
+    HEARTBEAT,
+    RELEASE_LOCK,
+)

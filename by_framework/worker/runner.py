@@ -326,15 +326,19 @@ class WorkerRunner:
                 log.warning("heartbeat took %.1fs", elapsed)
 
     async def _sweep_forever(self) -> None:
-        """Take over commands whose worker died: pending and not renewed for a whole lease."""
+        """Take over commands whose worker died (pending, not renewed for a whole lease), and
+        trim what every consumer is done with from the control streams."""
         lease_ms = int(self.settings.lease_seconds * 1000)
         shared = self.streams[:-1]  # a worker's own stream waits for that worker
         while True:
             await asyncio.sleep(self.settings.sweep_interval)
             free = self.settings.max_concurrency - self._in_hand
-            if free <= 0 or self._stopping.is_set():
+            if self._stopping.is_set():
                 continue
             try:
+                await self.engine.control.trim(self.streams)
+                if free <= 0:
+                    continue
                 deliveries = await self.engine.control.reclaim(
                     shared, self.worker_id, lease_ms, min(free, self.settings.fetch_count)
                 )

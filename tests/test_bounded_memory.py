@@ -1,0 +1,43 @@
+"""Nothing grows without bound: control streams are trimmed, never below what is still pending."""
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from by_framework import GatewayClient, Settings
+from by_framework.redis.keys import KeySpace
+from tests.agents import EchoAgent
+from tests.support import running_worker, wait_all
+
+
+async def test_control_streams_keep_only_what_a_consumer_still_needs(
+    client: GatewayClient, settings: Settings, redis: Redis
+) -> None:
+    stream = KeySpace(settings.key_prefix).agent_type_stream("echo")
+    async with running_worker(EchoAgent(), settings):
+        before = [await client.send_message("echo", "s-trim", {"n": i}) for i in range(50)]
+        await wait_all(client, before)
+        slow = await client.send_message("echo", "s-trim", {"sleep": 2.5})
+        after = [await client.send_message("echo", "s-trim", {"n": i}) for i in range(300)]
+        await wait_all(client, after)
+        await asyncio.sleep(settings.sweep_interval * 3)
+        # The 50 before the slow task are gone; the slow one is pending, so it and what
+        # follows it stay.
+        assert await redis.xlen(stream) == 301
+        entries = await redis.xrange(stream, count=1)
+        (pending,) = await redis.xpending_range(stream, settings.consumer_group, "-", "+", 10)
+        assert entries[0][0] == pending["message_id"]
+        await client.wait_for_result(slow.message_id, timeout=10)
+        await asyncio.sleep(settings.sweep_interval * 3)
+        assert await redis.xlen(stream) <= 1  # all consumed: trimmed to at most the last one
+
+
+async def test_a_stream_without_a_consumer_group_is_never_trimmed(
+    client: GatewayClient, settings: Settings, redis: Redis
+) -> None:
+    stream = KeySpace(settings.key_prefix).agent_type_stream("nobody-yet")
+    for i in range(5):
+        await redis.xadd(stream, {"e": str(i)})
+    async with running_worker(EchoAgent(), settings) as runner:
+        assert await runner.engine.control.trim([stream]) == 0
+    assert await redis.xlen(stream) == 5

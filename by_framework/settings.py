@@ -4,7 +4,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from by_framework.errors import ConfigurationError
 
@@ -147,6 +147,12 @@ class Settings(BaseModel):
         description="Approximate cap of the dead-letter stream.",
         json_schema_extra=_env("BYAI_DEAD_LETTER_MAXLEN"),
     )
+    signing_key: SecretStr | None = Field(
+        None,
+        description="Shared secret: clients sign every command (HMAC-SHA256) and workers "
+        "dead-letter unsigned or forged ones.",
+        json_schema_extra=_env("BYAI_SIGNING_KEY"),
+    )
     max_entry_bytes: int = Field(
         1024 * 1024,
         ge=1024,
@@ -167,6 +173,10 @@ class Settings(BaseModel):
                 f"({self.heartbeat_interval}), or live tasks get reclaimed"
             )
         return self
+
+    @property
+    def signing_key_bytes(self) -> bytes | None:
+        return self.signing_key.get_secret_value().encode() if self.signing_key else None
 
     @property
     def pool_size(self) -> int:

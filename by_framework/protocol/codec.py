@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from by_framework.protocol.commands import Command
 from by_framework.protocol.events import Event
 from by_framework.protocol.header import MessageHeader
+from by_framework.protocol.signing import SIGNATURE_FIELD, signature_problem
 
 ENVELOPE_VERSION = 1
 ENTRY_FIELD = b"e"
@@ -90,9 +91,16 @@ def encode_event(
 
 
 def decode_command(
-    fields: dict[bytes, bytes], max_bytes: int = DEFAULT_MAX_ENTRY_BYTES
+    fields: dict[bytes, bytes],
+    max_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
+    signing_key: bytes | None = None,
 ) -> CommandEnvelope:
+    """The command in a control entry; with ``signing_key``, only a correctly signed one."""
     raw = _envelope_bytes(fields, max_bytes)
+    if signing_key is not None:
+        problem = signature_problem(raw, fields.get(SIGNATURE_FIELD), signing_key)
+        if problem is not None:
+            raise MalformedEntry(problem, _guess_session(raw))
     try:
         envelope = _command_envelope.validate_json(raw)
     except ValidationError as exc:

@@ -14,6 +14,7 @@ from by_framework.errors import NoOnlineWorkerError
 from by_framework.ports import Delivery, FinalEvents, Verdict
 from by_framework.protocol import AgentTaskResult, MessageHeader
 from by_framework.protocol.codec import ENTRY_FIELD
+from by_framework.protocol.signing import SIGNATURE_FIELD, sign
 from by_framework.redis.batching import CommandBatcher, evalsha
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.records import new_record
@@ -50,6 +51,7 @@ class RedisControlPlane:
         data_ttl: int,
         dead_letter_maxlen: int,
         max_deliveries: int,
+        signing_key: bytes | None,
     ) -> None:
         self._redis = redis
         self._batcher = batcher
@@ -60,6 +62,7 @@ class RedisControlPlane:
         self._data_ttl = data_ttl
         self._dead_letter_maxlen = dead_letter_maxlen
         self._max_deliveries = max_deliveries
+        self._signing_key = signing_key
         self._sweep_cursors: dict[str, str] = {}
 
     # Client side
@@ -86,6 +89,7 @@ class RedisControlPlane:
             envelope,
             self._record_ttl,
             header.session_id,
+            sign(envelope, self._signing_key) if self._signing_key else "",
         ]
         reply = await self._enqueue(keys, args)
         if reply == 0:
@@ -242,6 +246,7 @@ class RedisControlPlane:
             delivery.entry_id,
             self._dead_letter_maxlen,
             delivery.fields[ENTRY_FIELD],
+            delivery.fields.get(SIGNATURE_FIELD, b""),
         ]
         await self._batcher.execute(evalsha(GIVE_UP, keys, args))
 
@@ -312,6 +317,7 @@ class RedisControlPlane:
             self._group,
             delivery.entry_id,
             delivery.fields[ENTRY_FIELD],
+            delivery.fields.get(SIGNATURE_FIELD, b""),
         ]
         await self._batcher.execute(evalsha(HAND_BACK, keys, args))
 

@@ -34,6 +34,7 @@ class RedisEngine:
             data_ttl=settings.data_stream_ttl,
             dead_letter_maxlen=settings.dead_letter_maxlen,
             max_deliveries=settings.max_deliveries,
+            signing_key=settings.signing_key_bytes,
         )
         self.events = RedisEventLog(
             redis, self.batcher, keys, settings.data_stream_maxlen, settings.data_stream_ttl

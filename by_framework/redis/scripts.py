@@ -36,7 +36,7 @@ end
 
 # KEYS: agent-type worker set, session registry, task index, control stream
 # ARGV: online-key prefix, target worker id or "", message id, record JSON, envelope, record TTL,
-#       session id
+#       session id, signature or ""
 # Returns the stream entry id; 0 when no worker is online; -1 when the message id is taken.
 ENQUEUE = Script(
     "enqueue",
@@ -54,6 +54,7 @@ end
 if redis.call('HSETNX', KEYS[2], ARGV[3], ARGV[4]) == 0 then return -1 end
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[6])
+if ARGV[8] ~= '' then return redis.call('XADD', KEYS[4], '*', 'e', ARGV[5], 's', ARGV[8]) end
 return redis.call('XADD', KEYS[4], '*', 'e', ARGV[5])
 """,
 )
@@ -126,7 +127,7 @@ return 'ok'
 )
 
 # KEYS: session registry, control stream
-# ARGV: message id, worker id, now, consumer group, entry id, envelope
+# ARGV: message id, worker id, now, consumer group, entry id, envelope, signature or ""
 # Hands an entry back to the queue (graceful shutdown): the record returns to QUEUED if this
 # worker held it, a fresh copy of the entry goes to the stream's end, and the old one is acked.
 HAND_BACK = Script(
@@ -142,7 +143,11 @@ if raw then
     redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
   end
 end
-redis.call('XADD', KEYS[2], '*', 'e', ARGV[6])
+if ARGV[7] ~= '' then
+  redis.call('XADD', KEYS[2], '*', 'e', ARGV[6], 's', ARGV[7])
+else
+  redis.call('XADD', KEYS[2], '*', 'e', ARGV[6])
+end
 redis.call('XACK', KEYS[2], ARGV[4], ARGV[5])
 return 'ok'
 """,
@@ -150,7 +155,8 @@ return 'ok'
 
 # KEYS: session registry, session data stream, control stream, dead-letter stream
 # ARGV: message id, now, error, result-event envelope, end-event envelope, record TTL, data MAXLEN,
-#       data TTL, consumer group, entry id, dead-letter MAXLEN, the entry's envelope
+#       data TTL, consumer group, entry id, dead-letter MAXLEN, the entry's envelope, its
+#       signature or ""
 # Gives up on a command that used up its deliveries: its task ends FAILED (unless it already
 # ended), the entry goes to the dead-letter stream with the reason, and is acknowledged.
 GIVE_UP = Script(
@@ -170,8 +176,10 @@ if raw then
     append_events(KEYS[2], ARGV[7], ARGV[8], ARGV[4], ARGV[5])
   end
 end
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[11], '*', 'reason', ARGV[3], 'stream', KEYS[3],
-  'entry_id', ARGV[10], 'at', ARGV[2], 'field:e', ARGV[12])
+local dead = {'reason', ARGV[3], 'stream', KEYS[3], 'entry_id', ARGV[10], 'at', ARGV[2],
+  'field:e', ARGV[12]}
+if ARGV[13] ~= '' then table.insert(dead, 'field:s'); table.insert(dead, ARGV[13]) end
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[11], '*', unpack(dead))
 redis.call('XACK', KEYS[3], ARGV[9], ARGV[10])
 return 'ok'
 """,

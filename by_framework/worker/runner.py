@@ -200,7 +200,9 @@ class WorkerRunner:
 
     def _decode(self, delivery: Delivery) -> CommandEnvelope | None:
         try:
-            envelope = decode_command(delivery.fields, self.settings.max_entry_bytes)
+            envelope = decode_command(
+                delivery.fields, self.settings.max_entry_bytes, self.settings.signing_key_bytes
+            )
         except MalformedEntry as exc:
             self._spawn(self._reject(delivery, exc.reason, exc.session_id))
             return None

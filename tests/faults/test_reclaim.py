@@ -24,7 +24,8 @@ async def tally(client: GatewayClient, sends: list[SendResponse]) -> dict[str, i
     wanted = {s.message_id for s in sends}
     results: collections.Counter[str] = collections.Counter()
     runs: collections.Counter[str] = collections.Counter()
-    for session in {s.session_id for s in sends}:
+
+    async def read(session: str) -> None:
         try:
             async with asyncio.timeout(1):
                 async for item in client.events(session):
@@ -36,6 +37,8 @@ async def tally(client: GatewayClient, sends: list[SendResponse]) -> dict[str, i
                         runs[item.message_id] += 1
         except TimeoutError:
             pass
+
+    await asyncio.gather(*(read(session) for session in {s.session_id for s in sends}))
     counts = {
         "sent": len(wanted),
         "completed": len(results),

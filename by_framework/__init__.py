@@ -36,6 +36,7 @@ from by_framework.redis.registry import WorkerRegistry
 from by_framework.settings import Settings
 from by_framework.worker.base import GatewayWorker
 from by_framework.worker.context import AgentContext
+from by_framework.worker.retry import RetryPolicy
 from by_framework.worker.run import run_worker, serve_worker
 from by_framework.worker.runner import WorkerRunner
 
@@ -60,6 +61,7 @@ __all__ = [
     "NoOnlineWorkerError",
     "ReloadPluginsCommand",
     "ResumeCommand",
+    "RetryPolicy",
     "SendResponse",
     "SessionEvent",
     "Settings",

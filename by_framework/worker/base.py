@@ -5,6 +5,7 @@ from typing import Any
 
 from by_framework.protocol import AgentTaskResult
 from by_framework.worker.context import AgentContext
+from by_framework.worker.retry import RetryPolicy
 
 
 class GatewayWorker(ABC):
@@ -23,6 +24,11 @@ class GatewayWorker(ABC):
     ) -> AgentTaskResult | dict[str, Any] | None:
         """Run one command; return its result (an ``AgentTaskResult``, a dict of its fields, or
         None for a plain completion). An exception fails the task with its message."""
+
+    def get_retry_policy(self, agent_type: str) -> RetryPolicy | None:
+        """How to retry a task of ``agent_type`` whose ``process_command`` raised; None (the
+        default): never, the task ends FAILED at once."""
+        return None
 
     async def on_startup(self) -> None:
         """Called once before the worker consumes its first command."""

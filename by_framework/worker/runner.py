@@ -5,7 +5,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from by_framework.common.aio import Backoff, cancel_and_wait
 from by_framework.errors import ConfigurationError, WorkerIdInUseError
@@ -235,18 +235,10 @@ class WorkerRunner:
             await self._settle_unrun(delivery, header, context, verdict)
             return
         try:
-            async with asyncio.timeout(self.settings.task_timeout):
-                outcome = await self.worker.process_command(command, context)
-            result = AgentTaskResult.coerce(outcome)
+            result = await self._run_with_retries(command, context)
         except asyncio.CancelledError:
             await control.hand_back(delivery, header, self.worker_id)
             raise
-        except TimeoutError:
-            error = f"the task ran longer than task_timeout ({self.settings.task_timeout:g}s)"
-            result = AgentTaskResult(status=AgentState.FAILED, error=error)
-        except Exception as exc:
-            log.exception("task %s failed", header.message_id)
-            result = AgentTaskResult(status=AgentState.FAILED, error=f"{type(exc).__name__}: {exc}")
         finally:
             workspace.cleanup()
         events = self._final_events(context, result)
@@ -257,6 +249,32 @@ class WorkerRunner:
             log.warning(
                 "task %s was taken over by another worker; result dropped", header.message_id
             )
+
+    async def _run_with_retries(self, command: Any, context: AgentContext) -> AgentTaskResult:
+        """Run the task (under ``task_timeout``), again after an exception if its agent type's
+        retry policy allows; the outcome, never an exception."""
+        policy = self.worker.get_retry_policy(context.current_agent_id)
+        attempts = policy.max_attempts if policy else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                async with asyncio.timeout(self.settings.task_timeout):
+                    return AgentTaskResult.coerce(
+                        await self.worker.process_command(command, context)
+                    )
+            except TimeoutError:
+                error = f"the task ran longer than task_timeout ({self.settings.task_timeout:g}s)"
+            except Exception as exc:
+                log.exception(
+                    "task %s failed (run %d of %d)", context.message_id, attempt, attempts
+                )
+                error = f"{type(exc).__name__}: {exc}"
+            if policy is None or attempt == attempts:
+                break
+            delay = policy.delay_before(attempt + 1)
+            detail = f"run {attempt} of {attempts} failed ({error}); next run in {delay:g}s"
+            await context.emit_state("retrying", detail=detail)
+            await asyncio.sleep(delay)
+        return AgentTaskResult(status=AgentState.FAILED, error=error)
 
     async def _settle_unrun(
         self, delivery: Delivery, header: MessageHeader, context: AgentContext, verdict: Verdict

@@ -1,7 +1,10 @@
 """Malformed stream entries: a clear error, moved aside, and the worker keeps serving."""
 
+import asyncio
 import json
+import uuid
 
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -116,3 +119,55 @@ def test_the_decoder_accepts_or_names_the_problem_for_any_entry(
     else:
         assert envelope.header.session_id.strip()
         assert envelope.header.target_agent_type.strip()
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=200).map(lambda raw: {b"e": raw}),
+            envelope_like.map(lambda body: {b"e": json.dumps(body).encode()}),
+            st.dictionaries(st.binary(min_size=1, max_size=5), st.binary(max_size=20),
+                            min_size=1, max_size=3),
+        ),
+        min_size=1,
+        max_size=15,
+    )
+)  # fmt: skip
+@hypothesis_settings(max_examples=12, deadline=None)
+def test_a_worker_fed_random_entries_settles_every_one_and_keeps_serving(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory, entries: list[dict[bytes, bytes]]
+) -> None:
+    asyncio.run(_random_entries_scenario(redis_url, str(tmp_path_factory.mktemp("ws")), entries))
+
+
+async def _random_entries_scenario(
+    redis_url: str, workspace: str, entries: list[dict[bytes, bytes]]
+) -> None:
+    prefix = f"test-hyp-{uuid.uuid4().hex[:10]}"
+    settings = Settings.resolve(
+        redis_url=redis_url, key_prefix=prefix, workspace_dir=workspace,
+        heartbeat_interval=0.2, heartbeat_ttl=1.0, lease_seconds=1.5, sweep_interval=0.5,
+    )  # fmt: skip
+    redis = Redis.from_url(redis_url)
+    client = GatewayClient(redis, settings=settings)
+    stream = KeySpace(prefix).agent_type_stream("echo")
+    try:
+        async with running_worker(EchoAgent(), settings):
+            for fields in entries:
+                await redis.xadd(stream, fields)
+            sentinel = await client.send_message("echo", "s-hyp", "still serving")
+            result = await client.wait_for_result(sentinel.message_id, timeout=10)
+            assert result.content == "still serving"
+            for _ in range(50):  # every entry settled: run, or dead-lettered; none pending
+                if (await redis.xpending(stream, settings.consumer_group))["pending"] == 0:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("entries left pending")
+        dead = await redis.xlen(KeySpace(prefix).dead_letter_stream())
+        assert dead <= len(entries)
+    finally:
+        await client.aclose()
+        async for key in redis.scan_iter(match=f"{prefix}:*"):
+            await redis.delete(key)
+        await redis.aclose()

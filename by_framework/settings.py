@@ -44,6 +44,21 @@ class Settings(BaseModel):
     redis_username: str | None = Field(
         None, description="Redis ACL user name.", json_schema_extra=_env("BYAI_REDIS_USERNAME")
     )
+    redis_ssl_ca_certs: str | None = Field(
+        None,
+        description="CA bundle that signed the Redis server's certificate (rediss:// URLs).",
+        json_schema_extra=_env("BYAI_REDIS_SSL_CA_CERTS"),
+    )
+    redis_ssl_certfile: str | None = Field(
+        None,
+        description="Client certificate, for Redis servers that require one (rediss://).",
+        json_schema_extra=_env("BYAI_REDIS_SSL_CERTFILE"),
+    )
+    redis_ssl_keyfile: str | None = Field(
+        None,
+        description="Key of the client certificate (rediss://).",
+        json_schema_extra=_env("BYAI_REDIS_SSL_KEYFILE"),
+    )
     redis_max_connections: int | None = Field(
         None,
         ge=2,
@@ -167,6 +182,8 @@ class Settings(BaseModel):
                 f"heartbeat_ttl ({self.heartbeat_ttl}) must exceed heartbeat_interval "
                 f"({self.heartbeat_interval}), or workers flicker offline between heartbeats"
             )
+        if self.tls_options and not (self.redis_url or "").startswith("rediss://"):
+            raise ValueError("the redis_ssl_* options need a rediss:// redis_url")
         if self.lease_seconds <= 2 * self.heartbeat_interval:
             raise ValueError(
                 f"lease_seconds ({self.lease_seconds}) must exceed two heartbeat intervals "
@@ -177,6 +194,16 @@ class Settings(BaseModel):
     @property
     def signing_key_bytes(self) -> bytes | None:
         return self.signing_key.get_secret_value().encode() if self.signing_key else None
+
+    @property
+    def tls_options(self) -> dict[str, str]:
+        """The TLS file options that are set, named as redis-py's connection takes them."""
+        options = {
+            "ssl_ca_certs": self.redis_ssl_ca_certs,
+            "ssl_certfile": self.redis_ssl_certfile,
+            "ssl_keyfile": self.redis_ssl_keyfile,
+        }
+        return {name: value for name, value in options.items() if value}
 
     @property
     def pool_size(self) -> int:

@@ -1,6 +1,7 @@
 """The Redis engine: one object that implements every port on one Redis client."""
 
 from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -18,6 +19,7 @@ class RedisEngine:
     """Control plane, event log, task store and worker registry sharing one client and batcher."""
 
     transient_errors: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
+    credential_errors: tuple[type[Exception], ...] = (AuthenticationError,)
 
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
@@ -55,6 +57,7 @@ class RedisEngine:
             username=settings.redis_username,
             url=settings.redis_url,
             max_connections=settings.pool_size,
+            **settings.tls_options,
         )
         engine = cls(redis, settings)
         engine._owns_client = True

@@ -86,6 +86,9 @@ def run_worker(
         _fail(EXIT_CONFIG, f"configuration error: {exc}")
     except WorkerIdInUseError as exc:
         _fail(EXIT_WORKER_ID_IN_USE, str(exc))
+    except RedisEngine.credential_errors as exc:
+        _fail(EXIT_CONFIG, f"Redis refused the credentials ({exc}); check redis_username and "
+              "redis_password (BYAI_REDIS_USERNAME / BYAI_REDIS_PASSWORD)")  # fmt: skip
     except RedisEngine.transient_errors as exc:
         _fail(EXIT_CONFIG, f"cannot reach Redis ({exc}); start Redis or set REDIS_URL")
 

@@ -1,4 +1,4 @@
-"""``python -m by_framework``: run a worker, or one of ``dev demo send tail config``."""
+"""``python -m by_framework``: run a worker, or one of ``dev demo send tail config dead-letter``."""
 
 import argparse
 import asyncio
@@ -8,17 +8,20 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from by_framework.client.gateway import GatewayClient
 from by_framework.errors import ByFrameworkError
 from by_framework.protocol import TaskEndEvent
+from by_framework.redis.dead_letter import DeadLetterNotFoundError, DeadLetters
 from by_framework.redis.embedded import EmbeddedRedisError, resolve_redis_url
+from by_framework.redis.engine import RedisEngine
 from by_framework.settings import Settings, reference_table
 from by_framework.worker.base import GatewayWorker
 from by_framework.worker.run import run_worker
 
-SUBCOMMANDS = ("config", "dev", "demo", "send", "tail")
+SUBCOMMANDS = ("config", "dev", "demo", "send", "tail", "dead-letter")
 
 
 def load_worker_class(path: str) -> type[GatewayWorker]:
@@ -45,6 +48,9 @@ def _redis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redis-password")
     parser.add_argument("--redis-username")
     parser.add_argument("--key-prefix", help="prefix of every key (env BYAI_KEY_PREFIX)")
+    parser.add_argument("--redis-ssl-ca-certs", help="CA bundle for a rediss:// server")
+    parser.add_argument("--redis-ssl-certfile", help="client certificate (rediss://)")
+    parser.add_argument("--redis-ssl-keyfile", help="client certificate key (rediss://)")
 
 
 def _worker_parser(prog: str) -> argparse.ArgumentParser:
@@ -86,6 +92,9 @@ def _client_settings(args: argparse.Namespace) -> Settings:
         redis_password=args.redis_password,
         redis_username=args.redis_username,
         key_prefix=args.key_prefix,
+        redis_ssl_ca_certs=args.redis_ssl_ca_certs,
+        redis_ssl_certfile=args.redis_ssl_certfile,
+        redis_ssl_keyfile=args.redis_ssl_keyfile,
     )
 
 
@@ -136,6 +145,49 @@ async def _tail(args: argparse.Namespace) -> None:
         await client.aclose()
 
 
+def _dead_letter_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m by_framework dead-letter",
+        description="Inspect, replay or purge the dead-letter stream.",
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="entries, oldest first")
+    listing.add_argument("--count", type=int, default=50)
+    actions.add_parser("show", help="one entry as JSON").add_argument("id")
+    replay = actions.add_parser("replay", help="put an entry back on its stream, as a new entry")
+    replay.add_argument("id")
+    purge = actions.add_parser("purge", help="delete one entry, or all of them")
+    which = purge.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", nargs="?")
+    which.add_argument("--all", action="store_true")
+    for action in actions.choices.values():
+        _redis_options(action)
+    return parser
+
+
+async def _dead_letter(args: argparse.Namespace) -> None:
+    settings = _client_settings(args)
+    engine = RedisEngine.connect(settings)
+    dead_letters = DeadLetters(engine.redis, engine.keys, settings.consumer_group)
+    try:
+        if args.action == "list":
+            for letter in await dead_letters.list(args.count):
+                at = datetime.fromtimestamp(letter.at, UTC).isoformat(timespec="seconds")
+                message = letter.message_id or "-"
+                print(f"{letter.id:<16} {at} {letter.stream:<40} {message:<32} {letter.reason}")
+        elif args.action == "show":
+            letter = await dead_letters.get(args.id)
+            if letter is None:
+                raise DeadLetterNotFoundError(args.id)
+            print(json.dumps(letter.as_dict(), indent=2, ensure_ascii=False))
+        elif args.action == "replay":
+            print(await dead_letters.replay(args.id))
+        else:
+            print(await dead_letters.purge(None if args.all else args.id))
+    finally:
+        await engine.aclose()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in SUBCOMMANDS:
@@ -169,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             parser.add_argument("--follow", action="store_true", help="stream the task's output")
             _redis_options(parser)
             asyncio.run(_send(parser.parse_args(rest)))
+        elif command == "dead-letter":
+            asyncio.run(_dead_letter(_dead_letter_parser().parse_args(rest)))
         else:
             parser = argparse.ArgumentParser(prog="python -m by_framework tail")
             parser.add_argument("session")

@@ -232,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             asyncio.run(_tail(parser.parse_args(rest)))
     except (ByFrameworkError, EmbeddedRedisError) as exc:
         raise SystemExit(f"by-framework: {exc}") from None
+    except RedisEngine.transient_errors as exc:
+        raise SystemExit(f"by-framework: cannot reach Redis ({exc})") from None
     except KeyboardInterrupt:
         pass
 

@@ -16,7 +16,7 @@ from by_framework.redis.keys import KeySpace
 from tests.agents import EchoAgent
 from tests.support import running_worker
 
-GOOD_HEADER = {"session_id": "s-bad", "target_agent_type": "echo"}
+GOOD_HEADER = {"session_id": "s-bad", "target_agent_type": "echo", "message_id": "poison-1"}
 
 
 def entry(body: object) -> dict[bytes, bytes]:

@@ -61,6 +61,14 @@ async def test_send_without_a_worker_says_so(settings: Settings) -> None:
     assert "no online worker serves agent type 'nobody'" in output_of(sender)
 
 
+async def test_client_commands_without_redis_say_so(settings: Settings) -> None:
+    sender = spawn([sys.executable, "-m", "by_framework", "dead-letter", "list", "--redis-url",
+                    "redis://127.0.0.1:1/0"], ROOT, ENV)  # fmt: skip
+    assert await asyncio.to_thread(sender.wait, 30) == 1
+    assert "by-framework: cannot reach Redis" in output_of(sender)
+    assert "Traceback" not in output_of(sender)
+
+
 async def test_worker_flags_errors(settings: Settings) -> None:
     missing = spawn(cli(settings, "--worker-class", "tests.agents.Nope", "--worker-id", "x"),
                     ROOT, ENV)  # fmt: skip

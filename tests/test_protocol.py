@@ -60,10 +60,12 @@ def test_unknown_fields_from_a_newer_peer_are_ignored() -> None:
         ({b"e": b'{"v":1,"header":{"session_id":"s"},"command":{"type":"ask_agent"}}'},
          "target_agent_type"),
         ({b"e": b'{"v":1,"header":{"session_id":"s","target_agent_type":"a"},'
+                b'"command":{"type":"ask_agent"}}'}, "message_id: Field required"),
+        ({b"e": b'{"v":1,"header":{"session_id":"s","target_agent_type":"a","message_id":"m"},'
                 b'"command":{"type":"launch_missiles"}}'}, "command"),
-        ({b"e": b'{"v":2,"header":{"session_id":"s","target_agent_type":"a"},'
+        ({b"e": b'{"v":2,"header":{"session_id":"s","target_agent_type":"a","message_id":"m"},'
                 b'"command":{"type":"ask_agent"}}'}, "unsupported envelope version 2"),
-        ({b"e": b'{"v":1,"header":{"session_id":"s","target_agent_type":"a"},'
+        ({b"e": b'{"v":1,"header":{"session_id":"s","target_agent_type":"a","message_id":"m"},'
                 b'"command":{"type":"ask_agent","wait_for_reply":"maybe"}}'}, "wait_for_reply"),
     ],
 )  # fmt: skip

@@ -163,7 +163,8 @@ async def test_tasks_still_running_at_the_deadline_are_handed_back(
         assert stop(second) == 0
     assert [r.content["n"] for r in results] == [0, 1, 2]
     records = [await client.get_task(s.message_id) for s in sends]
-    assert all(r.worker_id == "late-2" and r.delivery_count == 2 for r in records if r)
+    # An interrupted run is not a crash: it does not count against max_deliveries.
+    assert all(r.worker_id == "late-2" and r.delivery_count == 1 for r in records if r)
     assert [s for s, _ in records[0].timeline] == [  # type: ignore[union-attr]
         "queued",
         "running",

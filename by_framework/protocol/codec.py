@@ -105,6 +105,9 @@ def decode_command(
         envelope = _command_envelope.validate_json(raw)
     except ValidationError as exc:
         raise MalformedEntry(_describe(exc), _guess_session(raw)) from None
+    if "message_id" not in envelope.header.model_fields_set:
+        # The record, the journal and every retry hang on this id: never invent one here.
+        raise MalformedEntry("header.message_id: Field required", envelope.header.session_id)
     if envelope.v != ENVELOPE_VERSION:
         raise MalformedEntry(
             f"unsupported envelope version {envelope.v} (this worker reads {ENVELOPE_VERSION})",

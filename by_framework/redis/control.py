@@ -198,6 +198,7 @@ class RedisControlPlane:
             self._keys.session_registry(header.session_id),
             self._keys.session_data_stream(header.session_id),
             delivery.stream,
+            self._keys.task_index(header.message_id),
         ]
         args = [
             header.message_id,

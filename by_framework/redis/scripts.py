@@ -100,7 +100,7 @@ return 'run'
 """,
 )
 
-# KEYS: session registry, session data stream, control stream
+# KEYS: session registry, session data stream, control stream, task index
 # ARGV: message id, worker id, now, status, error or "", result-event envelope (also kept in the
 #       record's result field), end-event envelope, record TTL, data MAXLEN, data TTL,
 #       consumer group, entry id
@@ -120,6 +120,7 @@ rec.error = ARGV[5]
 set_status(rec, ARGV[4], now)
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec), ARGV[1] .. ':r', ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[8])
+redis.call('EXPIRE', KEYS[4], ARGV[8])
 append_events(KEYS[2], ARGV[9], ARGV[10], ARGV[6], ARGV[7])
 redis.call('XACK', KEYS[3], ARGV[11], ARGV[12])
 return 'ok'
@@ -139,6 +140,8 @@ if raw then
   local rec = cjson.decode(raw)
   if rec.status == 'running' and rec.worker_id == ARGV[2] then
     rec.worker_id = ''
+    -- an interrupted run is not a failed delivery: max_deliveries counts crashes only
+    rec.delivery_count = math.max(0, (rec.delivery_count or 1) - 1)
     set_status(rec, 'queued', tonumber(ARGV[3]))
     redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
   end

@@ -124,8 +124,13 @@ class WorkerDirectory(Protocol):
         self, worker_id: str, agent_types: Sequence[str], token: str, ttl: float
     ) -> None: ...
 
-    async def heartbeat(self, worker_id: str, token: str, ttl: float) -> bool:
-        """Renew lock and online key; False if the lock was lost."""
+    async def heartbeat(
+        self, worker_id: str, agent_types: Sequence[str], token: str, ttl: float
+    ) -> bool:
+        """Renew lock, online key and membership; False if the lock was lost."""
+
+    async def prune(self, agent_types: Sequence[str]) -> int:
+        """Drop members that are not online (crashed workers); how many went."""
 
     async def deregister(self, worker_id: str, agent_types: Sequence[str], token: str) -> None: ...
 

@@ -41,3 +41,18 @@ async def test_a_stream_without_a_consumer_group_is_never_trimmed(
     async with running_worker(EchoAgent(), settings) as runner:
         assert await runner.engine.control.trim([stream]) == 0
     assert await redis.xlen(stream) == 5
+
+
+async def test_crashed_workers_leave_the_membership_and_the_sets_expire(
+    client: GatewayClient, settings: Settings, redis: Redis
+) -> None:
+    registry = client.registry
+    token = await registry.acquire("ghost", 1)
+    assert token is not None
+    await registry.register("ghost", ["echo"], token, 1)  # then it "crashes": no heartbeat
+    async with running_worker(EchoAgent(), settings, worker_id="alive"):
+        assert await registry.workers_of("echo") == {"ghost", "alive"}
+        await asyncio.sleep(1.0 + settings.sweep_interval * 3)
+        assert await registry.workers_of("echo") == {"alive"}
+        ttl = await redis.ttl(KeySpace(settings.key_prefix).agent_type_workers("echo"))
+        assert 0 < ttl <= settings.record_ttl

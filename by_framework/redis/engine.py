@@ -42,7 +42,7 @@ class RedisEngine:
             redis, self.batcher, keys, settings.data_stream_maxlen, settings.data_stream_ttl
         )
         self.tasks = RedisTaskStore(redis, keys)
-        self.registry = WorkerRegistry(redis, settings.key_prefix)
+        self.registry = WorkerRegistry(redis, settings.key_prefix, settings.record_ttl)
         self.keys = keys
         self._owns_client = False
 

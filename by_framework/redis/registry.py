@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 
 from by_framework.redis.keys import DEFAULT_PREFIX, KeySpace
-from by_framework.redis.scripts import HEARTBEAT, RELEASE_LOCK
+from by_framework.redis.scripts import HEARTBEAT, PRUNE_MEMBERS, RELEASE_LOCK
+
+DEFAULT_RETENTION_S = 7 * 24 * 3600
 
 
 def _seconds(ttl: float) -> int:
@@ -23,10 +25,17 @@ class WorkerRegistry:
     two live processes from running under one worker id.
     """
 
-    def __init__(self, redis_client: Redis, key_prefix: str | None = None) -> None:
+    def __init__(
+        self,
+        redis_client: Redis,
+        key_prefix: str | None = None,
+        retention_seconds: int = DEFAULT_RETENTION_S,
+    ) -> None:
         self.redis = redis_client
         self.keys = KeySpace(key_prefix or os.environ.get("BYAI_KEY_PREFIX") or DEFAULT_PREFIX)
+        self._retention = retention_seconds
         self._heartbeat = redis_client.register_script(HEARTBEAT.source)
+        self._prune = redis_client.register_script(PRUNE_MEMBERS.source)
         self._release_lock = redis_client.register_script(RELEASE_LOCK.source)
 
     async def acquire(self, worker_id: str, ttl: float) -> str | None:
@@ -47,10 +56,25 @@ class WorkerRegistry:
         pipe.set(self.keys.worker_online(worker_id), token, ex=_seconds(ttl))
         await pipe.execute()
 
-    async def heartbeat(self, worker_id: str, token: str, ttl: float) -> bool:
-        keys = [self.keys.worker_lock(worker_id), self.keys.worker_online(worker_id)]
-        renewed = await self._heartbeat(keys=keys, args=[token, _seconds(ttl)])
-        return bool(renewed)
+    async def heartbeat(
+        self, worker_id: str, agent_types: Sequence[str], token: str, ttl: float
+    ) -> bool:
+        keys = [
+            self.keys.worker_lock(worker_id),
+            self.keys.worker_online(worker_id),
+            self.keys.worker_agent_types(worker_id),
+            *(self.keys.agent_type_workers(agent_type) for agent_type in agent_types),
+        ]
+        args = [token, _seconds(ttl), worker_id, self._retention]
+        return bool(await self._heartbeat(keys=keys, args=args))
+
+    async def prune(self, agent_types: Sequence[str]) -> int:
+        """Drop crashed workers (members that are not online) from the agent types' sets."""
+        pruned = 0
+        for agent_type in agent_types:
+            keys = [self.keys.agent_type_workers(agent_type)]
+            pruned += await self._prune(keys=keys, args=[self.keys.worker_online_prefix()])
+        return pruned
 
     async def deregister(self, worker_id: str, agent_types: Sequence[str], token: str) -> None:
         pipe = self.redis.pipeline(transaction=True)

@@ -236,16 +236,39 @@ return redis.call('XTRIM', KEYS[1], 'MINID', floor)
 """,
 )
 
-# KEYS: worker lock, worker online key
-# ARGV: lock token, TTL seconds
-# Renews the heartbeat only while this process still holds the worker-id lock.
+# KEYS: worker lock, worker online key, worker -> agent types set, agent type -> workers sets...
+# ARGV: lock token, TTL seconds, worker id, membership retention seconds
+# Renews the heartbeat only while this process still holds the worker-id lock, and keeps its
+# membership (re-added if a sweep pruned it during an outage; the sets expire when nobody renews).
 HEARTBEAT = Script(
     "heartbeat",
     """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+for i = 4, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[3])
+  redis.call('EXPIRE', KEYS[i], ARGV[4])
+end
 return 1
+""",
+)
+
+# KEYS: agent type -> workers set
+# ARGV: online-key prefix
+# Drops the members that are not online (crashed workers). Returns how many went.
+PRUNE_MEMBERS = Script(
+    "prune_members",
+    """
+local pruned = 0
+for _, worker in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. worker) == 0 then
+    redis.call('SREM', KEYS[1], worker)
+    pruned = pruned + 1
+  end
+end
+return pruned
 """,
 )
 
@@ -268,5 +291,6 @@ ALL_SCRIPTS = (
     RENEW,
     TRIM_CONSUMED,
     HEARTBEAT,
+    PRUNE_MEMBERS,
     RELEASE_LOCK,
 )

@@ -331,7 +331,7 @@ class WorkerRunner:
             try:
                 assert self._token is not None
                 alive = await self.engine.registry.heartbeat(
-                    self.worker_id, self._token, self.settings.heartbeat_ttl
+                    self.worker_id, self.agent_types, self._token, self.settings.heartbeat_ttl
                 )
                 if not alive:
                     await self._reclaim_identity()
@@ -357,6 +357,7 @@ class WorkerRunner:
                 continue
             try:
                 await self.engine.control.trim(self.streams)
+                await self.engine.registry.prune(self.agent_types)
                 if free <= 0:
                     continue
                 deliveries = await self.engine.control.reclaim(

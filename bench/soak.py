@@ -20,9 +20,10 @@ end. Workers are real processes started through the CLI; every one is stopped be
    must exceed two heartbeat intervals), retention left at its defaults. 300 tasks of 1 s over 30
    sessions; once all 3 workers hold tasks and half a task has passed, one is SIGKILLed.
    Reported, from the raw session streams: kill -> first completion of a task the killed worker
-   held (its pending entries, read with XPENDING right after the kill); kill -> every task completed; lost (no result event),
-   duplicated (more than one result event), failed, re-run, and entries still pending. A lost,
-   duplicated or failed task, or an entry left pending: a loud message and exit status 1.
+   held (its pending entries, read with XPENDING right after the kill); kill -> every task
+   completed; lost (no result event), duplicated (more than one result event), failed, re-run,
+   and entries still pending. A lost, duplicated or failed task, or an entry left pending: a loud
+   message and exit status 1.
 
 Run from the project root:  .venv/bin/python bench/soak.py [--tasks N] [--quick]
 """

@@ -17,8 +17,11 @@ async def test_control_streams_keep_only_what_a_consumer_still_needs(
     async with running_worker(EchoAgent(), settings):
         before = [await client.send_message("echo", "s-trim", {"n": i}) for i in range(50)]
         await wait_all(client, before)
-        slow = await client.send_message("echo", "s-trim", {"sleep": 2.5})
-        after = [await client.send_message("echo", "s-trim", {"n": i}) for i in range(300)]
+        # Long enough to be still running however slowly the machine gets through the rest.
+        slow = await client.send_message("echo", "s-trim", {"sleep": 8})
+        after = await asyncio.gather(
+            *(client.send_message("echo", "s-trim", {"n": i}) for i in range(300))
+        )
         await wait_all(client, after)
         await asyncio.sleep(settings.sweep_interval * 3)
         # The 50 before the slow task are gone; the slow one is pending, so it and what
@@ -27,7 +30,7 @@ async def test_control_streams_keep_only_what_a_consumer_still_needs(
         entries = await redis.xrange(stream, count=1)
         (pending,) = await redis.xpending_range(stream, settings.consumer_group, "-", "+", 10)
         assert entries[0][0] == pending["message_id"]
-        await client.wait_for_result(slow.message_id, timeout=10)
+        await client.wait_for_result(slow.message_id, timeout=20)
         await asyncio.sleep(settings.sweep_interval * 3)
         assert await redis.xlen(stream) <= 1  # all consumed: trimmed to at most the last one
 

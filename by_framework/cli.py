@@ -70,6 +70,7 @@ def _worker_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--sweep-interval", type=float)
     parser.add_argument("--max-deliveries", type=int)
     parser.add_argument("--task-timeout", type=float)
+    parser.add_argument("--cancel-grace-seconds", type=float)
     parser.add_argument("--plugin-dir")
     return parser
 

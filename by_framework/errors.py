@@ -31,3 +31,11 @@ class ConfigurationError(ByFrameworkError, ValueError):
 
 class InvalidMessageError(ByFrameworkError, ValueError):
     """A command whose header fields are missing or malformed (empty session id, ...)."""
+
+
+class TaskCancelledError(ByFrameworkError):
+    """The task was cancelled: it may not start sub-calls, and waits for replies end."""
+
+
+class TaskNotWaitingError(ByFrameworkError, ValueError):
+    """A resume for a task that is not waiting for the user (finished, running, or resumed)."""

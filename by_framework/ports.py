@@ -19,27 +19,51 @@ class Delivery:
     stream: str
     entry_id: str
     fields: dict[bytes, bytes]
+    notice: str | None = None
+    """Set on a wake-up (already acknowledged): the child or group whose end it announces."""
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """What ``begin`` decided for a delivery.
 
-    ``run``: this worker now holds the task. ``skip``: finished, or a duplicate: acknowledge it.
+    ``run``: this worker now holds the task (``detail``: its run number, counting resumes).
+    ``cancel``: it holds the task, which was cancelled while its worker was gone (``detail``: the
+    reason): end it CANCELLED. ``skip``: finished, or a duplicate: acknowledge it.
     ``give_back``: reclaimed from a holder that is alive after all: return it to ``detail``.
     ``give_up``: out of deliveries (``detail`` says how many ran): dead-letter it.
     """
 
-    action: Literal["run", "skip", "give_back", "give_up"]
+    action: Literal["run", "cancel", "skip", "give_back", "give_up"]
     detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class FinalEvents:
-    """The encoded events a run ends with: its result and the end-of-task marker."""
+    """The encoded events a run ends with: its result and the end-of-task marker, after an
+    optional state event (CANCELLED)."""
 
     result: bytes
     end: bytes
+    state: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubCall:
+    """One child to dispatch: its header, its encoded command, whether its parent waits for it."""
+
+    header: MessageHeader
+    envelope: bytes
+    wait_for_reply: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReport:
+    """What a cancel did: tasks it ended itself, and running tasks whose workers must stop them
+    (message id -> worker id)."""
+
+    cancelled: int
+    stopping: dict[str, str]
 
 
 class TaskQueue(Protocol):
@@ -155,6 +179,35 @@ class TaskStore(Protocol):
     async def list_session(self, session_id: str) -> list[TaskRecord]: ...
 
 
+class Orchestration(Protocol):
+    """Sub-calls and their journal, groups, resumes and cancellation."""
+
+    async def dispatch(
+        self, parent: MessageHeader, calls: Sequence[SubCall], group_id: str | None
+    ) -> bool:
+        """Send the sub-calls at once, unless they went out before (a re-run): True if sent."""
+
+    async def results(
+        self, session_id: str, message_ids: Sequence[str]
+    ) -> dict[str, AgentTaskResult | None]:
+        """Each child's final result, None while it has not ended."""
+
+    async def group(self, session_id: str, group_id: str) -> tuple[list[str], int] | None:
+        """A group's children in dispatch order and how many are still out."""
+
+    async def set_waiting(
+        self, header: MessageHeader, worker_id: str, waiting: bool, state_event: bytes
+    ) -> bool: ...
+
+    async def resume(self, header: MessageHeader, envelope: bytes) -> None: ...
+
+    async def cancel_tree(
+        self, session_id: str, message_ids: Sequence[str], reason: str
+    ) -> CancelReport: ...
+
+    async def send_to_worker(self, worker_id: str, envelope: bytes) -> None: ...
+
+
 class ControlPlane(TaskQueue, CommandBus, Protocol):
     """Both sides of the control plane."""
 
@@ -163,6 +216,7 @@ class Engine(Protocol):
     """Everything the worker and the client need, on one connection."""
 
     control: ControlPlane
+    orchestration: Orchestration
     transient_errors: tuple[type[Exception], ...]
     """Errors that mean "Redis is unreachable right now": retry later, nothing is lost."""
     events: EventLog

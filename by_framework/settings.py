@@ -138,6 +138,13 @@ class Settings(BaseModel):
         "unfinished ones go back to their queue.",
         json_schema_extra=_env("BYAI_SHUTDOWN_TIMEOUT"),
     )
+    cancel_grace_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="After a graceful cancel, seconds a running task gets to see "
+        "context.cancelled and end on its own before it is cancelled outright.",
+        json_schema_extra=_env("BYAI_CANCEL_GRACE_SECONDS"),
+    )
     data_stream_maxlen: int = Field(
         10_000,
         ge=1,

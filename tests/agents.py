@@ -4,7 +4,7 @@ import asyncio
 import os
 from typing import Any
 
-from by_framework import AgentContext, ArtifactEvent, GatewayWorker
+from by_framework import AgentContext, ArtifactEvent, AskUserEvent, GatewayWorker, ResumeCommand
 
 
 class EchoAgent(GatewayWorker):
@@ -59,3 +59,66 @@ class CrashAgent(GatewayWorker):
             await context.emit_chunk("about to crash")
             os._exit(17)
         return {"status": "completed", "content": command.content}
+
+
+class OrchestraAgent(GatewayWorker):
+    """Agents that call agents, for the orchestration tests. Content is a dict with an "op":
+
+    - "call": call_agent(target, content) and return the reply's content and status;
+    - "chain": call the first agent type of "via" with the rest of the chain;
+    - "fanout": dispatch "n" children over the "targets" agent types, collect, return them all;
+    - "ask": ask the user; the resume's content comes back with the pid that got it;
+    - "sleep": sleep "seconds" (checking context.cancelled), "tree" below it first: a list of
+      sub-calls sent without waiting;
+    - "upper": upper-case "text".
+    """
+
+    def get_agent_types(self) -> list[str]:
+        return ["planner", "helper", "asker"]
+
+    async def process_command(self, command: Any, context: AgentContext) -> Any:
+        if isinstance(command, ResumeCommand):
+            return {"content": {"answer": command.content, "pid": os.getpid()}}
+        content = command.content
+        op = content.get("op") if isinstance(content, dict) else None
+        if op == "call":
+            reply = await context.call_agent(content["target"], content.get("content"))
+            return {"content": {"reply": reply.content, "status": reply.status.value}}
+        if op == "chain":
+            if not content["via"]:
+                return {"content": {"at": context.current_agent_id}}
+            first, *rest = content["via"]
+            reply = await context.call_agent(first, {"op": "chain", "via": rest})
+            return {"content": {"at": context.current_agent_id, "inner": reply.content}}
+        if op == "fanout":
+            targets = content["targets"]
+            calls = [
+                {
+                    "target_agent_type": targets[i % len(targets)],
+                    "content": _child(targets[i % len(targets)], i, content),
+                }
+                for i in range(content["n"])
+            ]
+            group = await context.dispatch_group(calls)
+            results = await context.collect_group_results(group["task_group_id"])
+            return {"content": {"ids": group["message_ids"], "results": results}}
+        if op == "ask":
+            return await context.ask_user(AskUserEvent(prompt=content.get("prompt", "ok?")))
+        if op == "sleep":
+            for sub in content.get("tree", []):
+                await context.call_agent(sub["target"], sub["content"], wait_for_reply=False)
+            for _ in range(int(content["seconds"] * 10)):
+                if context.cancelled:
+                    await context.emit_chunk("cleaning up")
+                    return {"status": "cancelled"}
+                await asyncio.sleep(0.1)
+            return {"content": "slept"}
+        if op == "upper":
+            return {"content": content["text"].upper()}
+        raise ValueError(f"unknown op in {content!r}")
+
+
+def _child(target: str, index: int, content: dict[str, Any]) -> Any:
+    if target == "echo":
+        return {"sleep": content.get("child_sleep", 0), "i": index}
+    return {"op": "upper", "text": f"child {index}"}

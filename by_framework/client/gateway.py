@@ -3,21 +3,25 @@
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
+from by_framework.cancellation import cancel_tasks
 from by_framework.common.aio import Backoff
 from by_framework.errors import (
     InvalidContentError,
     InvalidMessageError,
     TaskNotFoundError,
+    TaskNotWaitingError,
     TaskTimeoutError,
 )
+from by_framework.ports import CancelReport
 from by_framework.protocol import (
     AgentTaskResult,
     AskAgentCommand,
     MessageHeader,
+    ResumeCommand,
     SessionEvent,
     TaskEndEvent,
     encode_command,
@@ -116,6 +120,82 @@ class GatewayClient:
             raise InvalidContentError(f"{exc}; send str, numbers, lists or dicts") from None
         await self._engine.control.send(header, envelope, target_worker_id)
         return SendResponse(header.message_id, header.session_id, header.trace_id)
+
+    async def resume(
+        self,
+        message_id: str,
+        session_id: str,
+        content: Any = None,
+        reply_data: dict[str, Any] | None = None,
+    ) -> SendResponse:
+        """Answer a task waiting for the user (it called ``ask_user``): a ``ResumeCommand`` with
+        ``content`` and ``reply_data`` re-invokes it on any worker of its agent type.
+
+        Raises ``TaskNotWaitingError`` (and changes nothing) if the task is not waiting for the
+        user: finished, running, already resumed, or unknown.
+        """
+        record = await self._engine.tasks.get(message_id)
+        if record is None or record.session_id != session_id:
+            raise TaskNotWaitingError(
+                f"no task {message_id!r} in session {session_id!r}: never sent, or past its "
+                "retention"
+            )
+        header = MessageHeader(
+            message_id=message_id,
+            session_id=session_id,
+            target_agent_type=record.agent_type,
+            parent_message_id=record.parent_message_id,
+            task_group_id=record.task_group_id,
+        )
+        command: Any = ResumeCommand(content=content, reply_data=dict(reply_data or {}))
+        for interceptor in self._interceptors:
+            command, header = await interceptor.before_send(command, header)
+        try:
+            envelope = encode_command(header, command)
+        except TypeError as exc:
+            raise InvalidContentError(f"{exc}; send str, numbers, lists or dicts") from None
+        await self._engine.orchestration.resume(header, envelope)
+        return SendResponse(header.message_id, header.session_id, header.trace_id)
+
+    async def cancel_task(
+        self,
+        message_id: str,
+        session_id: str,
+        reason: str = "",
+        mode: Literal["graceful", "force"] = "graceful",
+    ) -> CancelReport:
+        """Cancel a task and its sub-calls, breadth-first through the task tree.
+
+        Queued tasks and tasks waiting for the user end CANCELLED at once (a queued one is
+        skipped when a worker picks it up); running ones are stopped by their workers:
+        ``graceful`` lets a task see ``context.cancelled`` for ``cancel_grace_seconds``,
+        ``force`` cancels it at once. Finished tasks stay as they are.
+        """
+        return await self.cancel_tasks(session_id, [message_id], reason, mode)
+
+    async def cancel_session(
+        self,
+        session_id: str,
+        reason: str = "",
+        mode: Literal["graceful", "force"] = "graceful",
+    ) -> CancelReport:
+        """Cancel every unfinished task of the session, and their sub-calls."""
+        records = await self._engine.tasks.list_session(session_id)
+        roots = [record.message_id for record in records if not record.status.is_terminal]
+        return await self.cancel_tasks(session_id, roots, reason, mode)
+
+    async def cancel_tasks(
+        self,
+        session_id: str,
+        message_ids: list[str],
+        reason: str = "",
+        mode: Literal["graceful", "force"] = "graceful",
+    ) -> CancelReport:
+        if mode not in ("graceful", "force"):
+            raise ValueError(f"mode must be 'graceful' or 'force', not {mode!r}")
+        return await cancel_tasks(
+            self._engine.orchestration, session_id, message_ids, reason or "cancelled", mode
+        )
 
     async def get_task(self, message_id: str) -> TaskRecord | None:
         """The task's execution record (status, timeline, worker, result), or None."""

@@ -24,6 +24,10 @@ class TaskRecord(BaseModel):
     started_at: float | None = None
     finished_at: float | None = None
     delivery_count: int = 0
+    run: int = 0
+    """How many times the task was resumed (after ``ask_user``)."""
+    children: list[str] = Field(default_factory=list)
+    """Its sub-calls' message ids, in dispatch order."""
     error: str | None = None
     timeline: list[tuple[AgentState, float]] = Field(default_factory=list)
     result: AgentTaskResult | None = None

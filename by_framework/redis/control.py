@@ -17,6 +17,7 @@ from by_framework.protocol.codec import ENTRY_FIELD
 from by_framework.protocol.signing import SIGNATURE_FIELD, sign
 from by_framework.redis.batching import CommandBatcher, evalsha
 from by_framework.redis.keys import KeySpace
+from by_framework.redis.orchestration import NOTICE_FIELD
 from by_framework.redis.records import new_record
 from by_framework.redis.scripts import (
     BEGIN,
@@ -30,8 +31,9 @@ from by_framework.redis.scripts import (
 
 WAKE_FIELD = b"wake"
 SEND_ATTEMPTS = 8  # about 6 s of backoff before a send gives up on an unreachable Redis
-_ACTIONS: dict[str, Literal["run", "skip", "give_back", "give_up"]] = {
+_ACTIONS: dict[str, Literal["run", "cancel", "skip", "give_back", "give_up"]] = {
     "run": "run",
+    "cancel": "cancel",
     "skip": "skip",
     "busy": "give_back",
     "exhausted": "give_up",
@@ -124,7 +126,11 @@ class RedisControlPlane:
 
     def streams(self, agent_types: Sequence[str], worker_id: str) -> list[str]:
         by_type = [self._keys.agent_type_stream(agent_type) for agent_type in agent_types]
-        return [*by_type, self._keys.worker_stream(worker_id)]
+        return [
+            *by_type,
+            self._keys.worker_notices(worker_id),
+            self._keys.worker_stream(worker_id),
+        ]
 
     async def prepare(self, streams: Sequence[str]) -> None:
         pipe = self._redis.pipeline(transaction=False)
@@ -152,6 +158,10 @@ class RedisControlPlane:
             for entry_id, fields in entries:
                 if fields and WAKE_FIELD in fields:
                     wakes.append(("XACK", name, self._group, entry_id))
+                elif fields and NOTICE_FIELD in fields:
+                    wakes.append(("XACK", name, self._group, entry_id))
+                    notice = fields[NOTICE_FIELD].decode(errors="replace")
+                    deliveries.append(Delivery(name, entry_id.decode(), {}, notice=notice))
                 else:
                     # A pending entry deleted from the stream (trimmed) comes back with no fields.
                     deliveries.append(Delivery(name, entry_id.decode(), fields or {}))
@@ -181,7 +191,7 @@ class RedisControlPlane:
         ]
         (reply,) = await self._batcher.execute(evalsha(BEGIN, keys, args))
         if reply == b"missing":  # sent by a bare XADD, or its record expired
-            args[4] = new_record(header)
+            args[4] = new_record(header, reply=header.parent_message_id is not None)
             (reply,) = await self._batcher.execute(evalsha(BEGIN, keys, args))
         verdict, _, detail = reply.decode().partition(":")
         return Verdict(_ACTIONS[verdict], detail)
@@ -213,6 +223,9 @@ class RedisControlPlane:
             self._data_ttl,
             self._group,
             delivery.entry_id,
+            events.state or "",
+            self._keys.worker_notices_prefix(),
+            self._keys.task_group(header.session_id, ""),
         ]
         (reply,) = await self._batcher.execute(evalsha(FINISH, keys, args))
         return reply == b"ok"
@@ -248,6 +261,8 @@ class RedisControlPlane:
             self._dead_letter_maxlen,
             delivery.fields[ENTRY_FIELD],
             delivery.fields.get(SIGNATURE_FIELD, b""),
+            self._keys.worker_notices_prefix(),
+            self._keys.task_group(header.session_id, ""),
         ]
         await self._batcher.execute(evalsha(GIVE_UP, keys, args))
 

@@ -10,6 +10,7 @@ from by_framework.redis.connection import create_redis, load_scripts
 from by_framework.redis.control import RedisControlPlane
 from by_framework.redis.events import RedisEventLog
 from by_framework.redis.keys import KeySpace
+from by_framework.redis.orchestration import RedisOrchestration
 from by_framework.redis.records import RedisTaskStore
 from by_framework.redis.registry import WorkerRegistry
 from by_framework.settings import Settings
@@ -36,6 +37,15 @@ class RedisEngine:
             data_ttl=settings.data_stream_ttl,
             dead_letter_maxlen=settings.dead_letter_maxlen,
             max_deliveries=settings.max_deliveries,
+            signing_key=settings.signing_key_bytes,
+        )
+        self.orchestration = RedisOrchestration(
+            redis,
+            self.batcher,
+            keys,
+            record_ttl=settings.record_ttl,
+            data_maxlen=settings.data_stream_maxlen,
+            data_ttl=settings.data_stream_ttl,
             signing_key=settings.signing_key_bytes,
         )
         self.events = RedisEventLog(

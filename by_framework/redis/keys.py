@@ -20,6 +20,13 @@ class KeySpace:
     def worker_stream(self, worker_id: str) -> str:
         return f"{self.prefix}:ctrl:worker:{worker_id}"
 
+    def worker_notices(self, worker_id: str) -> str:
+        """Wake-ups for the parents a worker runs: a child finished, a group completed."""
+        return f"{self.prefix}:ctrl:notices:{worker_id}"
+
+    def worker_notices_prefix(self) -> str:
+        return f"{self.prefix}:ctrl:notices:"
+
     def dead_letter_stream(self) -> str:
         return f"{self.prefix}:dead_letter"
 
@@ -29,6 +36,17 @@ class KeySpace:
 
     def session_registry(self, session_id: str) -> str:
         return f"{self.prefix}:session:{{{session_id}}}:registry"
+
+    def task_children(self, session_id: str, message_id: str) -> str:
+        """The sub-calls a task dispatched: the task tree, walked by cancel."""
+        return f"{self.prefix}:session:{{{session_id}}}:children:{message_id}"
+
+    def task_children_prefix(self, session_id: str) -> str:
+        return f"{self.prefix}:session:{{{session_id}}}:children:"
+
+    def task_group(self, session_id: str, group_id: str) -> str:
+        """A scatter-gather group: its children in dispatch order and how many are still out."""
+        return f"{self.prefix}:session:{{{session_id}}}:task_group:{group_id}"
 
     def task_index(self, message_id: str) -> str:
         """message id -> session id, so a task can be found from its id alone."""

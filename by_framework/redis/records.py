@@ -13,8 +13,9 @@ from by_framework.redis.keys import KeySpace
 RESULT_SUFFIX = ":r"
 
 
-def new_record(header: MessageHeader, now: float | None = None) -> bytes:
-    """The JSON of a QUEUED record for this command (the scripts update it in place)."""
+def new_record(header: MessageHeader, now: float | None = None, *, reply: bool = False) -> bytes:
+    """The JSON of a QUEUED record for this command (the scripts update it in place); ``reply``:
+    its parent waits for its result (it is woken when the task ends)."""
     at = time.time() if now is None else now
     record = {
         "message_id": header.message_id,
@@ -27,6 +28,8 @@ def new_record(header: MessageHeader, now: float | None = None) -> bytes:
         "created_at": at,
         "updated_at": at,
         "delivery_count": 0,
+        "run": 0,
+        "reply": reply,
         "timeline": [[AgentState.QUEUED.value, at]],
     }
     return json.dumps(record, separators=(",", ":")).encode()
@@ -53,10 +56,17 @@ class RedisTaskStore:
         session_id = await self.session_of(message_id)
         if session_id is None:
             return None
-        raw, result_raw = await self._redis.hmget(
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hmget(
             self._keys.session_registry(session_id), [message_id, message_id + RESULT_SUFFIX]
         )
-        return parse_record(raw, result_raw) if raw is not None else None
+        pipe.lrange(self._keys.task_children(session_id, message_id), 0, -1)
+        (raw, result_raw), children = await pipe.execute()
+        if raw is None:
+            return None
+        record = parse_record(raw, result_raw)
+        record.children = [child.decode() for child in children]
+        return record
 
     async def list_session(self, session_id: str) -> list[TaskRecord]:
         fields: dict[bytes, bytes] = await self._redis.hgetall(
@@ -68,4 +78,12 @@ class RedisTaskStore:
             for name, raw in fields.items()
             if not name.endswith(suffix)
         ]
+        by_id = {record.message_id: record for record in records}
+        parents = sorted({r.parent_message_id for r in records} & by_id.keys())  # type: ignore[arg-type]
+        if parents:
+            pipe = self._redis.pipeline(transaction=False)
+            for parent in parents:
+                pipe.lrange(self._keys.task_children(session_id, parent), 0, -1)
+            for parent, children in zip(parents, await pipe.execute(), strict=True):
+                by_id[parent].children = [child.decode() for child in children]
         return sorted(records, key=lambda record: record.created_at)

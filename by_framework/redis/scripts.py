@@ -32,6 +32,32 @@ local function set_status(rec, status, now)
   rec.updated_at = now
   table.insert(rec.timeline, {status, now})
 end
+local function holds_run(status)
+  return status == 'running' or status == 'waiting_reply'
+end
+-- A task reached a terminal state: wake its parent if the parent waits for it. A group child
+-- counts its group down and only the last one wakes the parent. The wake-up goes to the notice
+-- stream of the worker holding the parent now; a parent whose worker died finds the result in
+-- the journal (the child's record) when it is re-run.
+local function notify_parent(registry, rec, notices_prefix, group_prefix)
+  local parent_id = rec.parent_message_id
+  if parent_id == nil or parent_id == '' then return end
+  local key = rec.message_id
+  if rec.task_group_id ~= nil and rec.task_group_id ~= '' then
+    if redis.call('HINCRBY', group_prefix .. rec.task_group_id, 'remaining', -1) > 0 then
+      return
+    end
+    key = rec.task_group_id
+  elseif not rec.reply then
+    return
+  end
+  local raw = redis.call('HGET', registry, parent_id)
+  if not raw then return end
+  local parent = cjson.decode(raw)
+  if holds_run(parent.status) and parent.worker_id ~= '' then
+    redis.call('XADD', notices_prefix .. parent.worker_id, 'MAXLEN', '~', 1000, '*', 'n', key)
+  end
+end
 """
 
 # KEYS: agent-type worker set, session registry, task index, control stream
@@ -64,8 +90,10 @@ return redis.call('XADD', KEYS[4], '*', 'e', ARGV[5])
 #       a missing record answers "missing" and the caller calls again with one),
 #       RUNNING state-event envelope, data MAXLEN, data TTL, stream entry id, online-key prefix,
 #       max deliveries
-# Returns "run", "missing", "skip:<why>" (ack it), "busy:<holder>" (the holder is alive: give the
-# entry back to it) or "exhausted:<runs>" (dead-letter it).
+# Returns "run:<run number>", "cancel:<reason>" (a cancel came for it while its worker was down:
+# this worker holds it now and ends it CANCELLED), "missing", "skip:<why>" (ack it),
+# "busy:<holder>" (the holder is alive: give the entry back to it) or "exhausted:<runs>"
+# (dead-letter it). The run number counts resumes: sub-call ids are derived from it.
 # A RUNNING record runs again only from the very entry it ran from, and only when that entry was
 # redelivered to the same worker id (its restart) or its holder's lease lapsed (reclaimed). Any
 # other entry of a running message is a duplicate.
@@ -77,7 +105,7 @@ local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw and ARGV[5] == '' then return 'missing' end
 local rec = cjson.decode(raw or ARGV[5])
 local now = tonumber(ARGV[3])
-if rec.status == 'running' then
+if holds_run(rec.status) then
   if rec.entry_id ~= ARGV[9] then return 'skip:duplicate of a running entry' end
   if rec.worker_id ~= ARGV[2] and redis.call('EXISTS', ARGV[10] .. rec.worker_id) == 1 then
     return 'busy:' .. rec.worker_id
@@ -96,15 +124,18 @@ set_status(rec, 'running', now)
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
 if not raw then redis.call('EXPIRE', KEYS[1], ARGV[4]) end  -- else enqueue set the TTL
 append_events(KEYS[2], ARGV[7], ARGV[8], ARGV[6])
-return 'run'
+if rec.cancel ~= nil and rec.cancel ~= '' then return 'cancel:' .. rec.cancel end
+return 'run:' .. (rec.run or 0)
 """,
 )
 
 # KEYS: session registry, session data stream, control stream, task index
 # ARGV: message id, worker id, now, status, error or "", result-event envelope (also kept in the
 #       record's result field), end-event envelope, record TTL, data MAXLEN, data TTL,
-#       consumer group, entry id
-# Records the outcome, writes the final events and acknowledges the entry, all at once.
+#       consumer group, entry id, extra state-event envelope or "" (written first),
+#       notice-stream prefix, task-group key prefix
+# Records the outcome, writes the final events and acknowledges the entry, all at once; a
+# terminal outcome wakes a parent waiting for it.
 # Returns "ok", or "stale" when another worker holds the record now (nothing is written).
 FINISH = Script(
     "finish",
@@ -113,7 +144,7 @@ FINISH = Script(
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 'stale' end
 local rec = cjson.decode(raw)
-if rec.status ~= 'running' or rec.worker_id ~= ARGV[2] then return 'stale' end
+if not holds_run(rec.status) or rec.worker_id ~= ARGV[2] then return 'stale' end
 local now = tonumber(ARGV[3])
 rec.finished_at = now
 rec.error = ARGV[5]
@@ -121,8 +152,13 @@ set_status(rec, ARGV[4], now)
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec), ARGV[1] .. ':r', ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[8])
 redis.call('EXPIRE', KEYS[4], ARGV[8])
-append_events(KEYS[2], ARGV[9], ARGV[10], ARGV[6], ARGV[7])
+if ARGV[13] ~= '' then
+  append_events(KEYS[2], ARGV[9], ARGV[10], ARGV[13], ARGV[6], ARGV[7])
+else
+  append_events(KEYS[2], ARGV[9], ARGV[10], ARGV[6], ARGV[7])
+end
 redis.call('XACK', KEYS[3], ARGV[11], ARGV[12])
+if ARGV[4] ~= 'waiting_user' then notify_parent(KEYS[1], rec, ARGV[14], ARGV[15]) end
 return 'ok'
 """,
 )
@@ -138,7 +174,7 @@ HAND_BACK = Script(
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if raw then
   local rec = cjson.decode(raw)
-  if rec.status == 'running' and rec.worker_id == ARGV[2] then
+  if holds_run(rec.status) and rec.worker_id == ARGV[2] then
     rec.worker_id = ''
     -- an interrupted run is not a failed delivery: max_deliveries counts crashes only
     rec.delivery_count = math.max(0, (rec.delivery_count or 1) - 1)
@@ -159,7 +195,7 @@ return 'ok'
 # KEYS: session registry, session data stream, control stream, dead-letter stream
 # ARGV: message id, now, error, result-event envelope, end-event envelope, record TTL, data MAXLEN,
 #       data TTL, consumer group, entry id, dead-letter MAXLEN, the entry's envelope, its
-#       signature or ""
+#       signature or "", notice-stream prefix, task-group key prefix
 # Gives up on a command that used up its deliveries: its task ends FAILED (unless it already
 # ended), the entry goes to the dead-letter stream with the reason, and is acknowledged.
 GIVE_UP = Script(
@@ -177,6 +213,7 @@ if raw then
     redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec), ARGV[1] .. ':r', ARGV[4])
     redis.call('EXPIRE', KEYS[1], ARGV[6])
     append_events(KEYS[2], ARGV[7], ARGV[8], ARGV[4], ARGV[5])
+    notify_parent(KEYS[1], rec, ARGV[14], ARGV[15])
   end
 end
 local dead = {'reason', ARGV[3], 'stream', KEYS[3], 'entry_id', ARGV[10], 'at', ARGV[2],
@@ -185,6 +222,170 @@ if ARGV[13] ~= '' then table.insert(dead, 'field:s'); table.insert(dead, ARGV[13
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[11], '*', unpack(dead))
 redis.call('XACK', KEYS[3], ARGV[9], ARGV[10])
 return 'ok'
+""",
+)
+
+# KEYS: session registry, the parent's children list, the group hash (the registry again when
+#       there is no group), then per child: its control stream, its agent type's worker set,
+#       its task index
+# ARGV: parent id, group id or "", group's child ids as JSON or "", record TTL, online-key
+#       prefix, session id, then per child: message id, record JSON, envelope, signature or ""
+# Dispatches sub-calls once: if the first child's record exists they went out before (a re-run
+# of the parent), and nothing is sent again. Returns "ok", "exists", "offline:<child index>"
+# (no online worker for that child's agent type; nothing sent) or "stopped:<why>" (the parent
+# is cancelled or no longer running: no new children).
+DISPATCH = Script(
+    "dispatch",
+    _HELPERS
+    + """
+local parent_raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not parent_raw then return 'stopped:its record is gone' end
+if redis.call('HEXISTS', KEYS[1], ARGV[7]) == 1 then return 'exists' end
+local parent = cjson.decode(parent_raw)
+if parent.cancel ~= nil and parent.cancel ~= '' then return 'stopped:cancelled' end
+if not holds_run(parent.status) then return 'stopped:' .. parent.status end
+local n = (#ARGV - 6) / 4
+local checked = {}
+for i = 1, n do
+  local members = KEYS[3 + (i - 1) * 3 + 2]
+  if not checked[members] then
+    local online = false
+    for _, worker in ipairs(redis.call('SMEMBERS', members)) do
+      if redis.call('EXISTS', ARGV[5] .. worker) == 1 then online = true; break end
+    end
+    if not online then return 'offline:' .. i end
+    checked[members] = true
+  end
+end
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[3], 'remaining', n, 'children', ARGV[3], 'parent', ARGV[1])
+  redis.call('EXPIRE', KEYS[3], ARGV[4])
+end
+for i = 1, n do
+  local a = 6 + (i - 1) * 4
+  local k = 3 + (i - 1) * 3
+  redis.call('HSET', KEYS[1], ARGV[a + 1], ARGV[a + 2])
+  redis.call('SET', KEYS[k + 3], ARGV[6], 'EX', ARGV[4])
+  redis.call('RPUSH', KEYS[2], ARGV[a + 1])
+  if ARGV[a + 4] ~= '' then
+    redis.call('XADD', KEYS[k + 1], '*', 'e', ARGV[a + 3], 's', ARGV[a + 4])
+  else
+    redis.call('XADD', KEYS[k + 1], '*', 'e', ARGV[a + 3])
+  end
+end
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 'ok'
+""",
+)
+
+# KEYS: session registry, session data stream
+# ARGV: message id, worker id, new status ("waiting_reply" or "running"), now, state-event
+#       envelope, data MAXLEN, data TTL
+# A running task starts or stops waiting for its sub-calls. Returns 1, or 0 when this worker
+# does not hold the task (nothing written).
+SET_WAITING = Script(
+    "set_waiting",
+    _HELPERS
+    + """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local rec = cjson.decode(raw)
+if not holds_run(rec.status) or rec.worker_id ~= ARGV[2] then return 0 end
+if rec.status ~= ARGV[3] then
+  set_status(rec, ARGV[3], tonumber(ARGV[4]))
+  redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
+end
+append_events(KEYS[2], ARGV[6], ARGV[7], ARGV[5])
+return 1
+""",
+)
+
+# KEYS: session registry, session data stream
+# ARGV: root message ids as JSON, reason, now, record TTL, data MAXLEN, data TTL, online-key
+#       prefix, children-list key prefix, task-group key prefix, notice-stream prefix
+# Cancels task trees, breadth-first from the roots through the children lists. A queued task,
+# one waiting for the user, and one whose worker is gone end CANCELLED here (record, state,
+# result and end events; a queued entry is skipped when picked up). A task running on a live
+# worker is marked (no new sub-calls; a re-run of it ends CANCELLED at once) and returned for its
+# worker to stop. Returns {cancelled here, {message id, worker id, ...}}.
+CANCEL_TREE = Script(
+    "cancel_tree",
+    _HELPERS
+    + """
+local reason = ARGV[2]
+local now = tonumber(ARGV[3])
+local function envelope(rec, event)
+  return cjson.encode({v = 1, message_id = rec.message_id, agent_type = rec.agent_type,
+    seq = 0, ts = now, event = event})
+end
+local queue, seen, head = cjson.decode(ARGV[1]), {}, 1
+local running, cancelled = {}, 0
+while head <= #queue do
+  local id = queue[head]
+  head = head + 1
+  if not seen[id] then
+    seen[id] = true
+    for _, child in ipairs(redis.call('LRANGE', ARGV[8] .. id, 0, -1)) do
+      table.insert(queue, child)
+    end
+    local raw = redis.call('HGET', KEYS[1], id)
+    local rec = raw and cjson.decode(raw)
+    local open = rec and (holds_run(rec.status) or rec.status == 'queued'
+      or rec.status == 'waiting_user')
+    if open then
+      local live = holds_run(rec.status) and rec.worker_id ~= ''
+        and redis.call('EXISTS', ARGV[7] .. rec.worker_id) == 1
+      if live then
+        rec.cancel = reason
+        redis.call('HSET', KEYS[1], id, cjson.encode(rec))
+        table.insert(running, id)
+        table.insert(running, rec.worker_id)
+      else
+        rec.cancel = reason
+        rec.error = reason
+        rec.finished_at = now
+        set_status(rec, 'cancelled', now)
+        local result = envelope(rec, {type = 'result', result = {status = 'cancelled',
+          content = cjson.null, data = cjson.null, error = reason}})
+        redis.call('HSET', KEYS[1], id, cjson.encode(rec), id .. ':r', result)
+        append_events(KEYS[2], ARGV[5], ARGV[6],
+          envelope(rec, {type = 'state', state = 'cancelled', detail = reason}), result,
+          envelope(rec, {type = 'end', status = 'cancelled'}))
+        notify_parent(KEYS[1], rec, ARGV[10], ARGV[9])
+        cancelled = cancelled + 1
+      end
+    end
+  end
+end
+if cancelled > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+return {cancelled, running}
+""",
+)
+
+# KEYS: session registry, the task's control stream, task index
+# ARGV: message id, envelope, signature or "", now, record TTL
+# Queues a ResumeCommand for a task waiting for the user: its record goes back to QUEUED with the
+# next run number (fresh deliveries), and the command is added. Returns "ok", "missing", or
+# "status:<status>" when the task is not waiting for the user (nothing changes).
+RESUME = Script(
+    "resume",
+    _HELPERS
+    + """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 'missing' end
+local rec = cjson.decode(raw)
+if rec.status ~= 'waiting_user' then return 'status:' .. rec.status end
+rec.run = (rec.run or 0) + 1
+rec.delivery_count = 0
+rec.worker_id = ''
+rec.entry_id = ''
+set_status(rec, 'queued', tonumber(ARGV[4]))
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[3], ARGV[5])
+if ARGV[3] ~= '' then return redis.call('XADD', KEYS[2], '*', 'e', ARGV[2], 's', ARGV[3]) end
+return redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
 """,
 )
 
@@ -288,6 +489,10 @@ ALL_SCRIPTS = (
     FINISH,
     HAND_BACK,
     GIVE_UP,
+    DISPATCH,
+    SET_WAITING,
+    CANCEL_TREE,
+    RESUME,
     RENEW,
     TRIM_CONSUMED,
     HEARTBEAT,

@@ -8,17 +8,21 @@ from pydantic import BaseModel
 from by_framework.ports import EventLog
 from by_framework.protocol import (
     AgentState,
+    AgentTaskResult,
     ArtifactEvent,
+    AskUserEvent,
     MessageHeader,
     StateChangeEvent,
     StreamChunkEvent,
     encode_event,
 )
+from by_framework.worker.subcalls import SubCalls
 from by_framework.worker.workspace import Workspace
 
 
 class AgentContext:
-    """The per-task runtime: identity of the task, its output stream, its workspace."""
+    """The per-task runtime: identity of the task, its output stream, its workspace, and its
+    sub-calls to other agents."""
 
     def __init__(
         self,
@@ -27,12 +31,15 @@ class AgentContext:
         worker_id: str,
         workspace: Workspace,
         first_seq: int = 1,
+        *,
+        subcalls: SubCalls,
     ) -> None:
         self.header = header
         self.worker_id = worker_id
         self._events = events
         self._workspace = workspace
         self._seq = first_seq
+        self._subcalls = subcalls
 
     @property
     def session_id(self) -> str:
@@ -64,6 +71,16 @@ class AgentContext:
         return self.header.metadata
 
     @property
+    def cancelled(self) -> bool:
+        """True once a graceful cancel reached this task: wrap up and return soon (after
+        ``cancel_grace_seconds`` it is cancelled outright)."""
+        return self._subcalls.cancel_reason is not None
+
+    @property
+    def cancel_reason(self) -> str | None:
+        return self._subcalls.cancel_reason
+
+    @property
     def workspace(self) -> Path:
         """This task's own directory, created on first use and removed when the task ends."""
         return self._workspace.path
@@ -86,3 +103,55 @@ class AgentContext:
         """The event's envelope, taking this task's next sequence number."""
         seq, self._seq = self._seq, self._seq + 1
         return encode_event(self.message_id, self.current_agent_id, seq, event)
+
+    # Other agents and the user
+
+    async def call_agent(
+        self,
+        target_agent_type: str,
+        content: Any,
+        wait_for_reply: bool = True,
+        timeout: float | None = None,
+        *,
+        extra_payload: dict[str, Any] | None = None,
+    ) -> AgentTaskResult | str:
+        """Run a task on another agent type, in this session, as a child of this task.
+
+        With ``wait_for_reply`` (the default) this task waits, holding no concurrency slot, and
+        gets the child's ``AgentTaskResult`` (a failed child is a result with status FAILED, not
+        an exception); otherwise it gets the child's message id at once. Sub-calls are journaled:
+        if this task is re-run after a crash, calls made in the same order return their recorded
+        results and are not sent again, so issue them in a deterministic order.
+        Raises ``NoOnlineWorkerError`` if no worker serves ``target_agent_type``,
+        ``TaskTimeoutError`` after ``timeout`` seconds (the child goes on), and
+        ``TaskCancelledError`` once this task is cancelled.
+        """
+        return await self._subcalls.call_agent(
+            target_agent_type, content, wait_for_reply, timeout, extra_payload
+        )
+
+    async def dispatch_group(
+        self, calls: list[dict[str, Any]], wait_for_reply: bool = True
+    ) -> dict[str, Any]:
+        """Dispatch sub-calls in parallel, atomically; returns at once with
+        ``{"task_group_id": ..., "message_ids": [...]}``. Each call is a dict with
+        ``target_agent_type``, ``content`` and optionally ``extra_payload``."""
+        return await self._subcalls.dispatch_group(calls, wait_for_reply)
+
+    async def collect_group_results(
+        self, task_group_id: str, timeout: float | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Wait (holding no slot) until every child of the group has ended; message id ->
+        ``{"status", "content", "data", "error"}`` in dispatch order, one entry per child."""
+        return await self._subcalls.collect_group_results(task_group_id, timeout)
+
+    async def ask_user(self, event: AskUserEvent) -> AgentTaskResult:
+        """Put the question on the session stream and return the result that suspends this task
+        (status WAITING_USER): ``return await context.ask_user(...)``. The answer comes back as a
+        ``ResumeCommand`` to ``process_command``, on any worker of this agent type."""
+        await self.emit(event)
+        return AgentTaskResult(
+            status=AgentState.WAITING_USER,
+            content=event.prompt,
+            data={"ask_user": event.model_dump(mode="json")},
+        )

@@ -5,8 +5,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from by_framework.cancellation import cancel_tasks
 from by_framework.common.aio import Backoff, cancel_and_wait
 from by_framework.errors import ConfigurationError, WorkerIdInUseError
 from by_framework.ports import Delivery, Engine, FinalEvents, Verdict
@@ -14,6 +16,7 @@ from by_framework.protocol import (
     AgentState,
     AgentTaskResult,
     AskAgentCommand,
+    CancelTaskCommand,
     CommandEnvelope,
     ErrorEvent,
     MalformedEntry,
@@ -28,6 +31,7 @@ from by_framework.protocol import (
 from by_framework.settings import Settings
 from by_framework.worker.base import GatewayWorker
 from by_framework.worker.context import AgentContext
+from by_framework.worker.subcalls import SubCalls, Waiters
 from by_framework.worker.workspace import Workspace
 
 log = logging.getLogger("by_framework.worker")
@@ -36,6 +40,42 @@ T = TypeVar("T")
 # Blocking reads must end well within the client's socket timeout (redis-py's default: 5 s).
 FETCH_BLOCK_MS = 2_000
 OWN_PENDING_BATCH = 10_000
+
+
+class _Slot:
+    """A delivery's share of the worker's capacity: counted from fetch to its end (the fetch
+    loop pauses at ``max_concurrency``), holding a concurrency slot while it runs; a task
+    waiting for sub-calls gives both up and takes them again to go on."""
+
+    def __init__(self, runner: "WorkerRunner") -> None:
+        self._runner = runner
+        self._counted = True  # counted by _take
+        self._holding = False
+
+    async def acquire(self) -> None:
+        if not self._counted:
+            self._runner._count(+1)
+            self._counted = True
+        await self._runner._slots.acquire()
+        self._holding = True
+
+    def release(self) -> None:
+        if self._holding:
+            self._runner._slots.release()
+            self._holding = False
+        if self._counted:
+            self._runner._count(-1)
+            self._counted = False
+
+
+@dataclass(slots=True)
+class _Run:
+    """A task running here: what a cancel needs to reach it."""
+
+    handler: asyncio.Task[Any]
+    subcalls: SubCalls
+    body: "asyncio.Task[AgentTaskResult] | None" = None
+    deadline: asyncio.TimerHandle | None = field(default=None)
 
 
 class WorkerRunner:
@@ -66,6 +106,8 @@ class WorkerRunner:
         self._room.set()
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._waiters = Waiters()
+        self._runs: dict[str, _Run] = {}
         self._in_flight: dict[str, set[str]] = {stream: set() for stream in self.streams}
         self._token: str | None = None
         self._started = asyncio.Event()
@@ -107,6 +149,9 @@ class WorkerRunner:
             log.info("worker %s stopping", self.worker_id)
             self._stopping.set()
             self._room.set()
+            for run in self._runs.values():
+                if run.subcalls.waiting:  # holds nothing: hand it back now, a re-run replays
+                    run.handler.cancel()
             if self._started.is_set():
                 self._spawn(self._wake_reader())
 
@@ -135,7 +180,10 @@ class WorkerRunner:
                 continue
             backoff.reset()
             for delivery in deliveries:
-                self._take(delivery)
+                if delivery.notice is not None:
+                    self._waiters.wake(delivery.notice)
+                else:
+                    self._take(delivery)
 
     async def shutdown(self) -> None:
         self._stopping.set()
@@ -162,10 +210,15 @@ class WorkerRunner:
         if delivery.entry_id in in_flight:
             return  # swept while its lease renewal was late: it is running here already
         in_flight.add(delivery.entry_id)
-        self._in_hand += 1
+        self._count(+1)
+        self._spawn(self._handle(delivery))
+
+    def _count(self, change: int) -> None:
+        self._in_hand += change
         if self._in_hand >= self.settings.max_concurrency:
             self._room.clear()
-        self._spawn(self._handle(delivery))
+        else:
+            self._room.set()
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
@@ -173,30 +226,29 @@ class WorkerRunner:
         task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, delivery: Delivery) -> None:
+        slot = _Slot(self)
         try:
             envelope = self._decode(delivery)
             if envelope is None:
                 return
+            if isinstance(envelope.command, CancelTaskCommand):
+                await self._cancel(delivery, envelope.header, envelope.command)
+                return
             try:
-                await self._slots.acquire()
+                await slot.acquire()
             except asyncio.CancelledError:  # shutdown deadline, still waiting for a slot
                 await self.engine.control.hand_back(delivery, envelope.header, self.worker_id)
                 raise
-            try:
-                if self._stopping.is_set():
-                    await self.engine.control.hand_back(delivery, envelope.header, self.worker_id)
-                    return
-                await self._execute(delivery, envelope)
-            finally:
-                self._slots.release()
+            if self._stopping.is_set():
+                await self.engine.control.hand_back(delivery, envelope.header, self.worker_id)
+                return
+            await self._execute(delivery, envelope, slot)
         except self.engine.transient_errors as exc:
             # The entry stays pending for this worker id and is retried on its next start.
             log.error("lost Redis while settling %s: %s", delivery.entry_id, exc)
         finally:
+            slot.release()
             self._in_flight[delivery.stream].discard(delivery.entry_id)
-            self._in_hand -= 1
-            if self._in_hand < self.settings.max_concurrency:
-                self._room.set()
 
     def _decode(self, delivery: Delivery) -> CommandEnvelope | None:
         try:
@@ -206,7 +258,7 @@ class WorkerRunner:
         except MalformedEntry as exc:
             self._spawn(self._reject(delivery, exc.reason, exc.session_id))
             return None
-        if not isinstance(envelope.command, AskAgentCommand | ResumeCommand):
+        if not isinstance(envelope.command, AskAgentCommand | ResumeCommand | CancelTaskCommand):
             reason = f"{envelope.command.type} commands are not handled by this worker version"
             self._spawn(self._reject(delivery, reason, envelope.header.session_id))
             return None
@@ -220,27 +272,28 @@ class WorkerRunner:
             lambda: self.engine.control.reject(delivery, reason, session_id, event)
         )
 
-    async def _execute(self, delivery: Delivery, envelope: CommandEnvelope) -> None:
+    async def _execute(self, delivery: Delivery, envelope: CommandEnvelope, slot: _Slot) -> None:
         header, command = envelope.header, envelope.command
         control = self.engine.control
-        workspace = Workspace(self.settings.workspace_dir, header.session_id, header.message_id)
-        context = AgentContext(header, self.engine.events, self.worker_id, workspace)
         running = encode_event(
             header.message_id, header.target_agent_type, 0, StateChangeEvent(state="running")
         )
         verdict = await self._retrying(
             lambda: control.begin(delivery, header, self.worker_id, running)
         )
-        if verdict.action != "run":
+        run_number = int(verdict.detail) if verdict.action == "run" else 0
+        workspace = Workspace(self.settings.workspace_dir, header.session_id, header.message_id)
+        context = self._context(header, workspace, run_number, slot)
+        if verdict.action == "cancel":
+            result = AgentTaskResult(status=AgentState.CANCELLED, error=verdict.detail)
+        elif verdict.action != "run":
             await self._settle_unrun(delivery, header, context, verdict)
             return
-        try:
-            result = await self._run_with_retries(command, context)
-        except asyncio.CancelledError:
-            await control.hand_back(delivery, header, self.worker_id)
-            raise
-        finally:
-            workspace.cleanup()
+        else:
+            result = await self._run_here(delivery, header, command, context, workspace)
+        reason = context.cancel_reason
+        if reason is not None and result.status is not AgentState.CANCELLED:
+            result = AgentTaskResult(status=AgentState.CANCELLED, error=reason or "cancelled")
         events = self._final_events(context, result)
         finished = await self._retrying(
             lambda: control.finish(delivery, header, self.worker_id, result, events)
@@ -249,6 +302,95 @@ class WorkerRunner:
             log.warning(
                 "task %s was taken over by another worker; result dropped", header.message_id
             )
+
+    def _context(
+        self, header: MessageHeader, workspace: Workspace, run_number: int, slot: _Slot
+    ) -> AgentContext:
+        orchestration = self.engine.orchestration
+
+        async def set_waiting(waiting: bool, detail: str) -> None:
+            state = "waiting_reply" if waiting else "running"
+            event = context.encode(StateChangeEvent(state=state, detail=detail))
+            await self._retrying(
+                lambda: orchestration.set_waiting(header, self.worker_id, waiting, event)
+            )
+
+        subcalls = SubCalls(
+            header,
+            run_number,
+            orchestration,
+            self._waiters,
+            slot,
+            set_waiting,
+            recheck=self.settings.sweep_interval,
+        )
+        context = AgentContext(
+            header, self.engine.events, self.worker_id, workspace, subcalls=subcalls
+        )
+        return context
+
+    async def _run_here(
+        self,
+        delivery: Delivery,
+        header: MessageHeader,
+        command: Any,
+        context: AgentContext,
+        workspace: Workspace,
+    ) -> AgentTaskResult:
+        """Run the task's body as a task of its own, so a cancel can stop the body alone; a
+        shutdown that cancels this handler hands the entry back instead."""
+        handler = asyncio.current_task()
+        assert handler is not None
+        run = _Run(handler, context._subcalls)
+        self._runs[header.message_id] = run
+        run.body = asyncio.ensure_future(self._run_with_retries(command, context))
+        try:
+            return await run.body
+        except asyncio.CancelledError:
+            if handler.cancelling() or context.cancel_reason is None:
+                await self.engine.control.hand_back(delivery, header, self.worker_id)
+                raise
+            return AgentTaskResult(status=AgentState.CANCELLED, error=context.cancel_reason)
+        finally:
+            if run.deadline is not None:
+                run.deadline.cancel()
+            self._runs.pop(header.message_id, None)
+            workspace.cleanup()
+
+    async def _cancel(
+        self, delivery: Delivery, header: MessageHeader, command: CancelTaskCommand
+    ) -> None:
+        """Stop the named tasks running here; with ``cascade``, first walk their trees."""
+        await self._retrying(lambda: self.engine.control.acknowledge(delivery))
+        reason = command.reason or "cancelled"
+        if command.cascade:
+            report = await self._retrying(
+                lambda: cancel_tasks(
+                    self.engine.orchestration,
+                    header.session_id,
+                    command.message_ids,
+                    reason,
+                    command.mode,
+                    skip_worker=self.worker_id,
+                )
+            )
+            local = [mid for mid, worker in report.stopping.items() if worker == self.worker_id]
+        else:
+            local = command.message_ids
+        for message_id in local:
+            self._stop_run(message_id, reason, command.mode)
+
+    def _stop_run(self, message_id: str, reason: str, mode: str) -> None:
+        run = self._runs.get(message_id)
+        if run is None or run.body is None:
+            return  # ended meanwhile, or never ran here
+        log.info("cancelling %s (%s): %s", message_id, mode, reason)
+        run.subcalls.cancel(reason)
+        if mode == "force" or self.settings.cancel_grace_seconds == 0:
+            run.body.cancel()
+        elif run.deadline is None:
+            loop = asyncio.get_running_loop()
+            run.deadline = loop.call_later(self.settings.cancel_grace_seconds, run.body.cancel)
 
     async def _run_with_retries(self, command: Any, context: AgentContext) -> AgentTaskResult:
         """Run the task (under ``task_timeout``), again after an exception if its agent type's
@@ -268,7 +410,7 @@ class WorkerRunner:
                     "task %s failed (run %d of %d)", context.message_id, attempt, attempts
                 )
                 error = f"{type(exc).__name__}: {exc}"
-            if policy is None or attempt == attempts:
+            if policy is None or attempt == attempts or context.cancelled:
                 break
             delay = policy.delay_before(attempt + 1)
             detail = f"run {attempt} of {attempts} failed ({error}); next run in {delay:g}s"
@@ -312,6 +454,9 @@ class WorkerRunner:
 
     @staticmethod
     def _final_events(context: AgentContext, result: AgentTaskResult) -> FinalEvents:
+        state = None  # written first, so numbered first
+        if result.status is AgentState.CANCELLED:
+            state = context.encode(StateChangeEvent(state="cancelled", detail=result.error))
         try:
             encoded_result = context.encode(TaskResultEvent(result=result))
         except (TypeError, ValueError) as exc:
@@ -319,7 +464,9 @@ class WorkerRunner:
             result.error = f"the task's result is not JSON-serializable: {exc}"
             encoded_result = context.encode(TaskResultEvent(result=result))
         return FinalEvents(
-            result=encoded_result, end=context.encode(TaskEndEvent(status=result.status))
+            result=encoded_result,
+            end=context.encode(TaskEndEvent(status=result.status)),
+            state=state,
         )
 
     # Background duties
@@ -349,7 +496,7 @@ class WorkerRunner:
         """Take over commands whose worker died (pending, not renewed for a whole lease), and
         trim what every consumer is done with from the control streams."""
         lease_ms = int(self.settings.lease_seconds * 1000)
-        shared = self.streams[:-1]  # a worker's own stream waits for that worker
+        shared = self.streams[:-2]  # a worker's notices and own stream wait for that worker
         while True:
             await asyncio.sleep(self.settings.sweep_interval)
             free = self.settings.max_concurrency - self._in_hand

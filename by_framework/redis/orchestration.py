@@ -1,0 +1,199 @@
+"""Sub-calls, their journal, resumes and cancellation, on the session's keys.
+
+The journal of a task is its children's execution records: a child's id is derived from its
+parent's id, run and call number, its record is written in the same script that sends it (so a
+re-run of the parent sees it went out), and its outcome is recorded by ``finish`` in the same
+script that wakes the parent. Parent, children, groups and records share the session's hash tag.
+"""
+
+import json
+import time
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+
+from by_framework.errors import NoOnlineWorkerError, TaskCancelledError, TaskNotWaitingError
+from by_framework.ports import CancelReport, SubCall
+from by_framework.protocol import AgentTaskResult, MessageHeader
+from by_framework.protocol.signing import sign
+from by_framework.redis.batching import CommandBatcher, evalsha
+from by_framework.redis.keys import KeySpace
+from by_framework.redis.records import RESULT_SUFFIX, new_record, parse_record
+from by_framework.redis.scripts import CANCEL_TREE, DISPATCH, RESUME, SET_WAITING
+
+NOTICE_FIELD = b"n"
+
+
+class RedisOrchestration:
+    def __init__(
+        self,
+        redis: Redis,
+        batcher: CommandBatcher,
+        keys: KeySpace,
+        *,
+        record_ttl: int,
+        data_maxlen: int,
+        data_ttl: int,
+        signing_key: bytes | None,
+    ) -> None:
+        self._redis = redis
+        self._batcher = batcher
+        self._keys = keys
+        self._record_ttl = record_ttl
+        self._data_maxlen = data_maxlen
+        self._data_ttl = data_ttl
+        self._signing_key = signing_key
+
+    def _signature(self, envelope: bytes) -> bytes | str:
+        return sign(envelope, self._signing_key) if self._signing_key else ""
+
+    async def dispatch(
+        self, parent: MessageHeader, calls: Sequence[SubCall], group_id: str | None
+    ) -> bool:
+        """Send the sub-calls in one script, unless they went out before; True if sent now.
+
+        Raises ``NoOnlineWorkerError`` (nothing sent) or ``TaskCancelledError`` (the parent is
+        cancelled: no new children)."""
+        session = parent.session_id
+        registry = self._keys.session_registry(session)
+        keys = [
+            registry,
+            self._keys.task_children(session, parent.message_id),
+            self._keys.task_group(session, group_id) if group_id else registry,
+        ]
+        args: list[object] = [
+            parent.message_id,
+            group_id or "",
+            json.dumps([call.header.message_id for call in calls]) if group_id else "",
+            self._record_ttl,
+            self._keys.worker_online_prefix(),
+            session,
+        ]
+        for call in calls:
+            header = call.header
+            keys += [
+                self._keys.agent_type_stream(header.target_agent_type),
+                self._keys.agent_type_workers(header.target_agent_type),
+                self._keys.task_index(header.message_id),
+            ]
+            record = new_record(header, reply=call.wait_for_reply)
+            args += [header.message_id, record, call.envelope, self._signature(call.envelope)]
+        (reply,) = await self._batcher.execute(evalsha(DISPATCH, keys, args))
+        verdict, _, detail = reply.decode().partition(":")
+        if verdict == "offline":
+            agent_type = calls[int(detail) - 1].header.target_agent_type
+            raise NoOnlineWorkerError(
+                f"no online worker serves agent type {agent_type!r}: start one, or check the "
+                "agent type's spelling (nothing was dispatched)"
+            )
+        if verdict == "stopped":
+            raise TaskCancelledError(
+                f"task {parent.message_id} may not dispatch sub-calls: {detail}"
+            )
+        return verdict == "ok"
+
+    async def results(
+        self, session_id: str, message_ids: Sequence[str]
+    ) -> dict[str, AgentTaskResult | None]:
+        """Each child's final result; None while it has not ended (or never was)."""
+        fields = [
+            name for message_id in message_ids for name in (message_id, message_id + RESULT_SUFFIX)
+        ]
+        values = await self._redis.hmget(self._keys.session_registry(session_id), fields)
+        results: dict[str, AgentTaskResult | None] = {}
+        for index, message_id in enumerate(message_ids):
+            raw, result_raw = values[2 * index], values[2 * index + 1]
+            record = parse_record(raw, result_raw) if raw is not None else None
+            ended = record is not None and record.status.is_terminal and record.result
+            results[message_id] = record.result if ended else None  # type: ignore[union-attr]
+        return results
+
+    async def group(self, session_id: str, group_id: str) -> tuple[list[str], int] | None:
+        """A group's children in dispatch order and how many have not ended; None if unknown."""
+        children, remaining = await self._redis.hmget(
+            self._keys.task_group(session_id, group_id), ["children", "remaining"]
+        )
+        if children is None or remaining is None:
+            return None
+        return json.loads(children), int(remaining)
+
+    async def set_waiting(
+        self, header: MessageHeader, worker_id: str, waiting: bool, state_event: bytes
+    ) -> bool:
+        """Record that the task waits for its sub-calls (or runs again); False if this worker
+        does not hold it."""
+        keys = [
+            self._keys.session_registry(header.session_id),
+            self._keys.session_data_stream(header.session_id),
+        ]
+        args = [
+            header.message_id,
+            worker_id,
+            "waiting_reply" if waiting else "running",
+            time.time(),
+            state_event,
+            self._data_maxlen,
+            self._data_ttl,
+        ]
+        (reply,) = await self._batcher.execute(evalsha(SET_WAITING, keys, args))
+        return reply == 1
+
+    async def resume(self, header: MessageHeader, envelope: bytes) -> None:
+        """Queue a ResumeCommand for a task waiting for the user; ``TaskNotWaitingError`` (and
+        nothing changes) if it is not waiting."""
+        keys = [
+            self._keys.session_registry(header.session_id),
+            self._keys.agent_type_stream(header.target_agent_type),
+            self._keys.task_index(header.message_id),
+        ]
+        args = [
+            header.message_id,
+            envelope,
+            self._signature(envelope),
+            time.time(),
+            self._record_ttl,
+        ]
+        (reply,) = await self._batcher.execute(evalsha(RESUME, keys, args))
+        if reply == b"missing":
+            raise TaskNotWaitingError(
+                f"no task {header.message_id!r} in session {header.session_id!r}: never sent, "
+                "or past its retention"
+            )
+        if reply.startswith(b"status:"):
+            status = reply.decode().partition(":")[2]
+            raise TaskNotWaitingError(
+                f"task {header.message_id!r} is {status}, not waiting for the user: only a task "
+                "that called ask_user (status waiting_user) can be resumed, once per question"
+            )
+
+    async def cancel_tree(
+        self, session_id: str, message_ids: Sequence[str], reason: str
+    ) -> CancelReport:
+        """Cancel the tasks and everything under them (breadth-first), see CANCEL_TREE."""
+        keys = [
+            self._keys.session_registry(session_id),
+            self._keys.session_data_stream(session_id),
+        ]
+        args = [
+            json.dumps(list(message_ids)),
+            reason,
+            time.time(),
+            self._record_ttl,
+            self._data_maxlen,
+            self._data_ttl,
+            self._keys.worker_online_prefix(),
+            self._keys.task_children_prefix(session_id),
+            self._keys.task_group(session_id, ""),
+            self._keys.worker_notices_prefix(),
+        ]
+        (reply,) = await self._batcher.execute(evalsha(CANCEL_TREE, keys, args))
+        cancelled, running = reply
+        pairs = [item.decode() for item in running]
+        return CancelReport(int(cancelled), dict(zip(pairs[::2], pairs[1::2], strict=True)))
+
+    async def send_to_worker(self, worker_id: str, envelope: bytes) -> None:
+        """Add a (signed) command to one worker's own control stream."""
+        fields = ["e", envelope]
+        if self._signing_key:
+            fields += ["s", self._signature(envelope)]
+        await self._batcher.execute(("XADD", self._keys.worker_stream(worker_id), "*", *fields))

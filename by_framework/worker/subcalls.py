@@ -1,0 +1,302 @@
+"""Sub-calls of a running task: ``call_agent``, ``dispatch_group``, ``collect_group_results``.
+
+Durable by journal: the k-th sub-call of run r of task M has an id derived from (M, r, k), and
+its record is written in the script that sends it. A re-run of M after a crash makes the same
+calls in the same order (user code must issue them deterministically), finds their records, and
+gets recorded results back at once instead of dispatching again.
+
+While it waits, a task gives up its concurrency slot. Waiting is event driven: the child's
+``finish`` wakes the worker holding the parent through its notice stream. The waiter arms its
+future before it reads the journal, so no wake-up can slip between the two; a re-read every
+``recheck`` seconds is the safety net (a wake-up trimmed away, a parent that moved workers).
+"""
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from pydantic import ValidationError
+
+from by_framework.errors import (
+    InvalidContentError,
+    InvalidMessageError,
+    TaskCancelledError,
+    TaskNotFoundError,
+    TaskTimeoutError,
+)
+from by_framework.ports import Orchestration, SubCall
+from by_framework.protocol import AgentTaskResult, AskAgentCommand, MessageHeader, encode_command
+from by_framework.protocol.ids import sub_call_id
+
+T = TypeVar("T")
+
+
+class Waiters:
+    """Futures of waiting tasks, by the child or group id whose end wakes them."""
+
+    def __init__(self) -> None:
+        self._futures: defaultdict[str, set[asyncio.Future[None]]] = defaultdict(set)
+
+    def arm(self, key: str) -> asyncio.Future[None]:
+        future = asyncio.get_running_loop().create_future()
+        self._futures[key].add(future)
+        return future
+
+    def disarm(self, key: str, future: asyncio.Future[None]) -> None:
+        futures = self._futures.get(key)
+        if futures is not None:
+            futures.discard(future)
+            if not futures:
+                del self._futures[key]
+
+    def wake(self, key: str) -> None:
+        for future in self._futures.pop(key, ()):
+            if not future.done():
+                future.set_result(None)
+
+
+class Slot(Protocol):
+    """The task's place in the worker's capacity, given up while it waits."""
+
+    def release(self) -> None: ...
+
+    async def acquire(self) -> None: ...
+
+
+class StateWriter(Protocol):
+    async def __call__(self, waiting: bool, detail: str) -> None:
+        """Record (and announce) that the task starts or stops waiting for sub-calls."""
+
+
+class SubCalls:
+    """The journal cursor of one run of one task."""
+
+    def __init__(
+        self,
+        header: MessageHeader,
+        run: int,
+        orchestration: Orchestration,
+        waiters: Waiters,
+        slot: Slot,
+        set_waiting: StateWriter,
+        recheck: float,
+    ) -> None:
+        self._header = header
+        self._run = run
+        self._orchestration = orchestration
+        self._waiters = waiters
+        self._slot = slot
+        self._set_waiting = set_waiting
+        self._recheck = recheck
+        self._next_call = 0
+        self._cancel_reason: str | None = None
+        self._armed: set[asyncio.Future[None]] = set()
+        self.waiting = 0
+
+    # Cancellation
+
+    @property
+    def cancel_reason(self) -> str | None:
+        return self._cancel_reason
+
+    def cancel(self, reason: str) -> None:
+        """A graceful cancel: waits end with ``TaskCancelledError``, new calls are refused."""
+        self._cancel_reason = reason
+        for future in self._armed:
+            if not future.done():
+                future.set_result(None)
+
+    def _raise_if_cancelled(self) -> None:
+        if self._cancel_reason is not None:
+            raise TaskCancelledError(
+                f"task {self._header.message_id} was cancelled: "
+                f"{self._cancel_reason or 'no reason given'}"
+            )
+
+    # The calls
+
+    async def call_agent(
+        self,
+        target_agent_type: str,
+        content: Any,
+        wait_for_reply: bool,
+        timeout: float | None,
+        extra_payload: dict[str, Any] | None,
+    ) -> AgentTaskResult | str:
+        call = self._take_numbers(1)
+        self._raise_if_cancelled()
+        child_id = sub_call_id(self._header.message_id, self._run, call)
+        sub_call = self._sub_call(
+            child_id, target_agent_type, content, wait_for_reply, None, extra_payload
+        )
+        await self._orchestration.dispatch(self._header, [sub_call], None)
+        if not wait_for_reply:
+            return child_id
+
+        async def replied() -> AgentTaskResult | None:
+            return (await self._orchestration.results(self._header.session_id, [child_id]))[
+                child_id
+            ]
+
+        what = f"the reply of {target_agent_type!r} (sub-call {child_id})"
+        return await self._wait(child_id, replied, timeout, what)
+
+    async def dispatch_group(
+        self, calls: Sequence[dict[str, Any]], wait_for_reply: bool
+    ) -> dict[str, Any]:
+        if isinstance(calls, dict | str) or not calls:
+            raise InvalidMessageError(
+                "dispatch_group takes a non-empty list of calls such as "
+                '[{"target_agent_type": "researcher", "content": "..."}]'
+            )
+        first = self._take_numbers(len(calls))
+        self._raise_if_cancelled()
+        parent = self._header.message_id
+        group_id = sub_call_id(parent, self._run, first, kind="group")
+        sub_calls = []
+        for index, call in enumerate(calls):
+            if not isinstance(call, dict) or "target_agent_type" not in call:
+                raise InvalidMessageError(
+                    f"dispatch_group call {index} must be a dict with a 'target_agent_type' "
+                    f"(and 'content', optionally 'extra_payload'), got {call!r}"
+                )
+            child_id = sub_call_id(parent, self._run, first + index)
+            sub_calls.append(
+                self._sub_call(
+                    child_id,
+                    call["target_agent_type"],
+                    call.get("content"),
+                    wait_for_reply,
+                    group_id,
+                    call.get("extra_payload"),
+                )
+            )
+        await self._orchestration.dispatch(self._header, sub_calls, group_id)
+        return {
+            "task_group_id": group_id,
+            "message_ids": [sub_call.header.message_id for sub_call in sub_calls],
+        }
+
+    async def collect_group_results(
+        self, group_id: str, timeout: float | None
+    ) -> dict[str, dict[str, Any]]:
+        session = self._header.session_id
+
+        async def gathered() -> dict[str, dict[str, Any]] | None:
+            group = await self._orchestration.group(session, group_id)
+            if group is None:
+                raise TaskNotFoundError(
+                    f"no task group {group_id!r} in session {session!r}: pass the "
+                    "task_group_id that dispatch_group returned (groups expire with record_ttl)"
+                )
+            children, remaining = group
+            if remaining > 0:
+                return None
+            results = await self._orchestration.results(session, children)
+            if any(result is None for result in results.values()):
+                return None  # counted down but not readable yet: read again
+            return {
+                child: result.model_dump(mode="json")  # type: ignore[union-attr]
+                for child, result in results.items()
+            }
+
+        return await self._wait(group_id, gathered, timeout, f"task group {group_id}")
+
+    # Internals
+
+    def _take_numbers(self, count: int) -> int:
+        """Call numbers in call order, taken before the first await: concurrent calls started
+        in a deterministic order get deterministic numbers."""
+        first, self._next_call = self._next_call, self._next_call + count
+        return first
+
+    def _sub_call(
+        self,
+        message_id: str,
+        target_agent_type: str,
+        content: Any,
+        wait_for_reply: bool,
+        group_id: str | None,
+        extra_payload: dict[str, Any] | None,
+    ) -> SubCall:
+        parent = self._header
+        try:
+            header = MessageHeader(
+                message_id=message_id,
+                session_id=parent.session_id,
+                trace_id=parent.trace_id,
+                source_agent_type=parent.target_agent_type,
+                target_agent_type=target_agent_type,
+                parent_message_id=parent.message_id,
+                task_group_id=group_id,
+                user_code=parent.user_code,
+                metadata=dict(parent.metadata),
+            )
+        except ValidationError as exc:
+            problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+            raise InvalidMessageError(f"cannot call this agent: {problems}") from None
+        command = AskAgentCommand(
+            content=content, wait_for_reply=wait_for_reply, extra_payload=extra_payload or {}
+        )
+        try:
+            envelope = encode_command(header, command)
+        except TypeError as exc:
+            raise InvalidContentError(f"{exc}; send str, numbers, lists or dicts") from None
+        return SubCall(header, envelope, wait_for_reply)
+
+    async def _wait(
+        self,
+        key: str,
+        ready: Callable[[], Awaitable[T | None]],
+        timeout: float | None,
+        what: str,
+    ) -> T:
+        """``ready()``'s value once it has one, waking on notices for ``key``."""
+        future = self._arm(key)
+        try:
+            value = await ready()
+            if value is not None:
+                return value
+            self._raise_if_cancelled()
+            await self._set_waiting(True, what)
+            self._slot.release()
+            self.waiting += 1
+            torn_down = False
+            try:
+                async with asyncio.timeout(timeout):
+                    while True:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(asyncio.shield(future), self._recheck)
+                        self._raise_if_cancelled()
+                        if future.done():
+                            self._disarm(key, future)
+                            future = self._arm(key)
+                        value = await ready()
+                        if value is not None:
+                            return value
+            except asyncio.CancelledError:
+                torn_down = True  # the run ends here: it needs no slot back
+                raise
+            except TimeoutError:
+                raise TaskTimeoutError(
+                    f"no {what} within {timeout:g}s; the sub-call goes on"
+                ) from None
+            finally:
+                self.waiting -= 1
+                if not torn_down:
+                    await self._slot.acquire()
+                    if self._cancel_reason is None:
+                        await self._set_waiting(False, what)
+        finally:
+            self._disarm(key, future)
+
+    def _arm(self, key: str) -> asyncio.Future[None]:
+        future = self._waiters.arm(key)
+        self._armed.add(future)
+        return future
+
+    def _disarm(self, key: str, future: asyncio.Future[None]) -> None:
+        self._armed.discard(future)
+        self._waiters.disarm(key, future)

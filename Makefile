@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench soak
+.PHONY: install demo test lint format bench soak fanout
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -33,3 +33,6 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(PY) bench/soak.py
+
+fanout: $(STAMP)
+	$(PY) bench/fanout.py

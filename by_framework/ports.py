@@ -72,6 +72,10 @@ class TaskQueue(Protocol):
     def streams(self, agent_types: Sequence[str], worker_id: str) -> list[str]:
         """The control streams a worker consumes: one per agent type, plus its own."""
 
+    def notice_stream(self, worker_id: str) -> str:
+        """The worker's stream of wake-ups (a child ended) and cancel commands: read apart from
+        the task streams, whatever the worker's load."""
+
     async def prepare(self, streams: Sequence[str]) -> None:
         """Create the consumer group on each stream, from its start: nothing sent early is lost."""
 

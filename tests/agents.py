@@ -4,7 +4,14 @@ import asyncio
 import os
 from typing import Any
 
-from by_framework import AgentContext, ArtifactEvent, AskUserEvent, GatewayWorker, ResumeCommand
+from by_framework import (
+    AgentContext,
+    ArtifactEvent,
+    AskUserEvent,
+    ByFrameworkError,
+    GatewayWorker,
+    ResumeCommand,
+)
 
 
 class EchoAgent(GatewayWorker):
@@ -64,7 +71,9 @@ class CrashAgent(GatewayWorker):
 class OrchestraAgent(GatewayWorker):
     """Agents that call agents, for the orchestration tests. Content is a dict with an "op":
 
-    - "call": call_agent(target, content) and return the reply's content and status;
+    - "call": call_agent(target, content, timeout) and return the reply's content and status,
+      or the error's type and message;
+    - "misuse": bad calls; returns each error's type and message;
     - "chain": call the first agent type of "via" with the rest of the chain;
     - "fanout": dispatch "n" children over the "targets" agent types, collect, return them all;
     - "ask": ask the user; the resume's content comes back with the pid that got it;
@@ -82,8 +91,27 @@ class OrchestraAgent(GatewayWorker):
         content = command.content
         op = content.get("op") if isinstance(content, dict) else None
         if op == "call":
-            reply = await context.call_agent(content["target"], content.get("content"))
+            try:
+                reply = await context.call_agent(
+                    content["target"], content.get("content"), timeout=content.get("timeout")
+                )
+            except ByFrameworkError as exc:
+                return {"content": {"error": type(exc).__name__, "message": str(exc)}}
             return {"content": {"reply": reply.content, "status": reply.status.value}}
+        if op == "misuse":
+            problems = {}
+            for name, attempt in (
+                ("content", lambda: context.call_agent("helper", object())),
+                ("blank", lambda: context.call_agent(" ", "x")),
+                ("group", lambda: context.dispatch_group([{"content": 1}])),
+                ("empty", lambda: context.dispatch_group([])),
+                ("unknown group", lambda: context.collect_group_results("nope")),
+            ):
+                try:
+                    await attempt()
+                except ByFrameworkError as exc:
+                    problems[name] = f"{type(exc).__name__}: {exc}"
+            return {"content": problems}
         if op == "chain":
             if not content["via"]:
                 return {"content": {"at": context.current_agent_id}}

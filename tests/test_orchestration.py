@@ -1,17 +1,25 @@
 """Agents calling agents on the real Redis: call_agent, groups, ask_user/resume, cancel."""
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 
 from by_framework import (
     AgentState,
+    AgentTaskResult,
+    AskUserEvent,
     GatewayClient,
+    SessionEvent,
     Settings,
+    StateChangeEvent,
     TaskNotWaitingError,
+    TaskRecord,
+    TaskTimeoutError,
 )
 from tests.agents import EchoAgent, OrchestraAgent
-from tests.support import running_worker
+from tests.support import running_worker, wait_online, worker_process
 
 
 async def test_call_agent_returns_the_childs_reply_and_links_the_tree(
@@ -35,3 +43,270 @@ async def test_call_agent_returns_the_childs_reply_and_links_the_tree(
     assert child.status is AgentState.COMPLETED
     states = [state for state, _ in parent.timeline]
     assert states == ["queued", "running", "waiting_reply", "running", "completed"]
+
+
+async def test_a_chain_of_three_agents_and_back(client: GatewayClient, settings: Settings) -> None:
+    async with running_worker(OrchestraAgent(), settings, worker_id="orchestra"):
+        sent = await client.send_message(
+            "planner", "s-chain", {"op": "chain", "via": ["helper", "asker"]}
+        )
+        result = await client.wait_for_result(sent.message_id, timeout=10)
+    assert result.content == {
+        "at": "planner",
+        "inner": {"at": "helper", "inner": {"at": "asker"}},
+    }
+    records = await client.list_session_tasks("s-chain")
+    assert [record.agent_type for record in records] == ["planner", "helper", "asker"]
+    assert records[1].parent_message_id == records[0].message_id
+    assert records[2].parent_message_id == records[1].message_id
+    assert records[0].children == [records[1].message_id]
+
+
+async def test_a_parent_calls_back_its_own_agent_type_with_one_slot(
+    client: GatewayClient, settings: Settings
+) -> None:
+    """A -> B -> A on a worker with max_concurrency 1: waiting parents hold no slot."""
+    async with running_worker(OrchestraAgent(), settings, max_concurrency=1):
+        sent = await client.send_message(
+            "planner", "s-aba", {"op": "chain", "via": ["helper", "planner"]}
+        )
+        result = await client.wait_for_result(sent.message_id, timeout=10)
+    assert result.content == {
+        "at": "planner",
+        "inner": {"at": "helper", "inner": {"at": "planner"}},
+    }
+
+
+async def test_fan_out_to_twenty_children_on_two_agent_types(
+    client: GatewayClient, settings: Settings
+) -> None:
+    async with (
+        running_worker(OrchestraAgent(), settings, worker_id="orchestra"),
+        running_worker(EchoAgent(), settings, worker_id="echo"),
+    ):
+        sent = await client.send_message(
+            "planner", "s-fan", {"op": "fanout", "n": 20, "targets": ["echo", "helper"]}
+        )
+        result = await client.wait_for_result(sent.message_id, timeout=20)
+    assert result.status is AgentState.COMPLETED
+    ids, results = result.content["ids"], result.content["results"]
+    assert list(results) == ids  # every child, in dispatch order
+    for index, child in enumerate(ids):
+        entry = results[child]
+        assert entry["status"] == "completed"
+        expected = {"sleep": 0, "i": index} if index % 2 == 0 else f"CHILD {index}"
+        assert entry["content"] == expected
+    print(f"fan-out: 20 dispatched, {len(results)} collected")
+
+
+async def test_a_failed_child_is_reported_in_its_own_entry(
+    client: GatewayClient, settings: Settings
+) -> None:
+    async with running_worker(OrchestraAgent(), settings):
+        sent = await client.send_message(
+            "planner", "s-fail", {"op": "call", "target": "helper", "content": {"op": "nope"}}
+        )
+        result = await client.wait_for_result(sent.message_id, timeout=10)
+    assert result.status is AgentState.COMPLETED
+    assert result.content["status"] == "failed"
+
+
+async def test_ask_user_then_resume_on_another_worker_process(
+    client: GatewayClient, settings: Settings
+) -> None:
+    first = worker_process(settings, "asker-1", "tests.agents.OrchestraAgent")
+    second = None
+    try:
+        await wait_online(client, "asker-1")
+        sent = await client.send_message("asker", "s-ask", {"op": "ask", "prompt": "Deploy?"})
+        asked = await client.wait_for_result(sent.message_id, timeout=10)
+        assert asked.status is AgentState.WAITING_USER
+        questions = [
+            item.event
+            async for item in client.events("s-ask", until_message_id=sent.message_id, timeout=5)
+            if isinstance(item.event, AskUserEvent)
+        ]
+        assert [question.prompt for question in questions] == ["Deploy?"]
+        first.terminate()
+        first.wait(10)
+        second = worker_process(settings, "asker-2", "tests.agents.OrchestraAgent")
+        await wait_online(client, "asker-2")
+        await client.resume(sent.message_id, "s-ask", content="yes", reply_data={"by": "me"})
+        with pytest.raises(TaskNotWaitingError, match=r"is (queued|running|completed)"):
+            await client.resume(sent.message_id, "s-ask", content="again")
+        result = await _final_result(client, sent.message_id)
+        assert result.status is AgentState.COMPLETED
+        assert result.content == {"answer": "yes", "pid": second.pid}
+        record = await client.get_task(sent.message_id)
+        assert record is not None and record.run == 1
+        assert record.worker_id == "asker-2"
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+    with pytest.raises(TaskNotWaitingError, match="is completed, not waiting for the user"):
+        await client.resume(sent.message_id, "s-ask", content="late")
+    with pytest.raises(TaskNotWaitingError, match="no task"):
+        await client.resume("no-such-task", "s-ask", content="?")
+
+
+async def _final_result(client: GatewayClient, message_id: str) -> AgentTaskResult:
+    """The result once the task has ended for good (not just suspended)."""
+    async with asyncio.timeout(15):
+        while True:
+            record = await client.get_task(message_id)
+            if record is not None and record.status.is_terminal and record.result is not None:
+                return record.result
+            await asyncio.sleep(0.05)
+
+
+async def test_cancel_a_tree_of_depth_three(client: GatewayClient, settings: Settings) -> None:
+    """Root (running) -> two children (one running, one queued behind a busy worker) -> a
+    grandchild waiting for the user: all end CANCELLED, each with a CANCELLED state event."""
+    grandchild = {"target": "asker", "content": {"op": "ask", "prompt": "hold on"}}
+    running_child = {
+        "target": "helper",
+        "content": {"op": "sleep", "seconds": 30, "tree": [grandchild]},
+    }
+    queued_child = {"target": "echo", "content": {"sleep": 0}}
+    async with (
+        running_worker(OrchestraAgent(), settings, worker_id="orchestra", cancel_grace_seconds=0.5),
+        running_worker(EchoAgent(), settings, worker_id="busy-echo", max_concurrency=1),
+    ):
+        blocker = await client.send_message("echo", "s-other", {"sleep": 30})
+        root = await client.send_message(
+            "planner",
+            "s-cancel",
+            {"op": "sleep", "seconds": 30, "tree": [running_child, queued_child]},
+        )
+        records = await _tasks_reaching(client, "s-cancel", 4)
+        by_type = {record.agent_type: record for record in records}
+        assert by_type["echo"].status is AgentState.QUEUED
+        assert by_type["asker"].status is AgentState.WAITING_USER
+        report = await client.cancel_task(root.message_id, "s-cancel", reason="user stop")
+        assert report.cancelled == 2 and set(report.stopping.values()) == {"orchestra"}
+        ended = await _tasks_ending(client, "s-cancel", 4)
+        await client.cancel_task(blocker.message_id, "s-other", mode="force")
+        cancelled_states = {
+            item.message_id
+            async for item in _session_events(client, "s-cancel")
+            if isinstance(item.event, StateChangeEvent) and item.event.state == "cancelled"
+        }
+    assert {record.status for record in ended} == {AgentState.CANCELLED}
+    assert all(record.error == "user stop" for record in ended)
+    assert cancelled_states == {record.message_id for record in ended}
+    echo = await client.get_task(by_type["echo"].message_id)
+    assert echo is not None and echo.delivery_count == 0  # skipped, never run
+
+
+async def _tasks_reaching(client: GatewayClient, session_id: str, count: int) -> list[TaskRecord]:
+    """The session's records once it has ``count`` and none is still being picked up (running
+    ones running, a question asked)."""
+    async with asyncio.timeout(10):
+        while True:
+            records = await client.list_session_tasks(session_id)
+            settled = {AgentState.RUNNING, AgentState.WAITING_USER, AgentState.QUEUED}
+            if len(records) == count and all(r.status in settled for r in records):
+                if any(r.status is AgentState.WAITING_USER for r in records):
+                    return records
+            await asyncio.sleep(0.05)
+
+
+async def _tasks_ending(client: GatewayClient, session_id: str, count: int) -> list[TaskRecord]:
+    async with asyncio.timeout(10):
+        while True:
+            records = await client.list_session_tasks(session_id)
+            if len(records) == count and all(r.status.is_terminal for r in records):
+                return records
+            await asyncio.sleep(0.05)
+
+
+async def _session_events(client: GatewayClient, session_id: str) -> AsyncIterator[SessionEvent]:
+    """Every event the session has so far."""
+    with contextlib.suppress(TaskTimeoutError):
+        async for item in client.events(session_id, timeout=1):
+            yield item
+
+
+async def test_bad_sub_calls_raise_errors_that_say_what_to_do(
+    client: GatewayClient, settings: Settings
+) -> None:
+    async with running_worker(OrchestraAgent(), settings):
+        sent = await client.send_message("planner", "s-misuse", {"op": "misuse"})
+        problems = (await client.wait_for_result(sent.message_id, timeout=10)).content
+        nobody = await client.send_message(
+            "planner", "s-misuse", {"op": "call", "target": "nobody", "content": "x"}
+        )
+        offline = (await client.wait_for_result(nobody.message_id, timeout=10)).content
+        slow = await client.send_message(
+            "planner",
+            "s-misuse",
+            {"op": "call", "target": "helper", "timeout": 0.3,
+             "content": {"op": "sleep", "seconds": 2}},
+        )  # fmt: skip
+        timed_out = (await client.wait_for_result(slow.message_id, timeout=10)).content
+    assert problems["content"].startswith("InvalidContentError: command content is not JSON")
+    assert problems["blank"].startswith("InvalidMessageError: cannot call this agent")
+    assert "must be a dict with a 'target_agent_type'" in problems["group"]
+    assert "non-empty list of calls" in problems["empty"]
+    assert problems["unknown group"].startswith("TaskNotFoundError: no task group 'nope'")
+    assert offline["error"] == "NoOnlineWorkerError"
+    assert "no online worker serves agent type 'nobody'" in offline["message"]
+    assert timed_out["error"] == "TaskTimeoutError"
+    assert "the sub-call goes on" in timed_out["message"]
+
+
+async def test_a_thousand_children_are_gathered(client: GatewayClient, settings: Settings) -> None:
+    async with (
+        running_worker(OrchestraAgent(), settings, worker_id="orchestra"),
+        running_worker(EchoAgent(), settings, worker_id="echo"),
+    ):
+        sent = await client.send_message(
+            "planner", "s-1000", {"op": "fanout", "n": 1000, "targets": ["echo"]}
+        )
+        result = await client.wait_for_result(sent.message_id, timeout=60)
+    ids, results = result.content["ids"], result.content["results"]
+    assert len(set(ids)) == 1000 and list(results) == ids
+    assert [results[child]["content"]["i"] for child in ids] == list(range(1000))
+    assert {entry["status"] for entry in results.values()} == {"completed"}
+
+
+async def test_graceful_cancel_of_a_task_that_ignores_it_ends_after_the_grace_period(
+    client: GatewayClient, settings: Settings
+) -> None:
+    async with running_worker(EchoAgent(), settings, cancel_grace_seconds=0.5):
+        stubborn = await client.send_message("echo", "s-grace", {"sleep": 30})
+        forced = await client.send_message("echo", "s-grace", {"sleep": 30})
+        await _until_status(client, stubborn.message_id, AgentState.RUNNING)
+        await _until_status(client, forced.message_id, AgentState.RUNNING)
+        await client.cancel_task(stubborn.message_id, "s-grace", reason="grace over")
+        await client.cancel_task(forced.message_id, "s-grace", reason="now", mode="force")
+        ended = [
+            await client.wait_for_result(sent.message_id, timeout=5) for sent in (stubborn, forced)
+        ]
+    assert [(r.status, r.error) for r in ended] == [
+        (AgentState.CANCELLED, "grace over"),
+        (AgentState.CANCELLED, "now"),
+    ]
+
+
+async def test_cancel_session_cancels_every_unfinished_task(
+    client: GatewayClient, settings: Settings
+) -> None:
+    async with running_worker(EchoAgent(), settings, max_concurrency=1):
+        running = await client.send_message("echo", "s-all", {"sleep": 30})
+        queued = await client.send_message("echo", "s-all", {"sleep": 30})
+        await _until_status(client, running.message_id, AgentState.RUNNING)
+        report = await client.cancel_session("s-all", mode="force")
+        assert report.cancelled == 1 and list(report.stopping) == [running.message_id]
+        for sent in (running, queued):
+            assert (await client.wait_for_result(sent.message_id, timeout=5)).status is (
+                AgentState.CANCELLED
+            )
+
+
+async def _until_status(client: GatewayClient, message_id: str, status: AgentState) -> None:
+    async with asyncio.timeout(10):
+        while (record := await client.get_task(message_id)) is None or record.status != status:
+            await asyncio.sleep(0.02)

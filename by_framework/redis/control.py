@@ -126,11 +126,10 @@ class RedisControlPlane:
 
     def streams(self, agent_types: Sequence[str], worker_id: str) -> list[str]:
         by_type = [self._keys.agent_type_stream(agent_type) for agent_type in agent_types]
-        return [
-            *by_type,
-            self._keys.worker_notices(worker_id),
-            self._keys.worker_stream(worker_id),
-        ]
+        return [*by_type, self._keys.worker_stream(worker_id)]
+
+    def notice_stream(self, worker_id: str) -> str:
+        return self._keys.worker_notices(worker_id)
 
     async def prepare(self, streams: Sequence[str]) -> None:
         pipe = self._redis.pipeline(transaction=False)

@@ -192,8 +192,10 @@ class RedisOrchestration:
         return CancelReport(int(cancelled), dict(zip(pairs[::2], pairs[1::2], strict=True)))
 
     async def send_to_worker(self, worker_id: str, envelope: bytes) -> None:
-        """Add a (signed) command to one worker's own control stream."""
+        """Add a (signed) command to one worker's notice stream, which it reads even when all
+        its slots are busy (a cancel must reach a worker full of long tasks)."""
         fields = ["e", envelope]
         if self._signing_key:
             fields += ["s", self._signature(envelope)]
-        await self._batcher.execute(("XADD", self._keys.worker_stream(worker_id), "*", *fields))
+        stream = self._keys.worker_notices(worker_id)
+        await self._batcher.execute(("XADD", stream, "MAXLEN", "~", 1000, "*", *fields))

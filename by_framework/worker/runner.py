@@ -100,6 +100,7 @@ class WorkerRunner:
             )
         self.streams = engine.control.streams(self.agent_types, self.worker_id)
         self._own_stream = self.streams[-1]
+        self._notices = engine.control.notice_stream(self.worker_id)
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._in_hand = 0
         self._room = asyncio.Event()
@@ -133,11 +134,12 @@ class WorkerRunner:
                 f"{self.settings.heartbeat_ttl:g}s after it dies)"
             )
         self._token = token
-        await self.engine.control.prepare(self.streams)
+        await self.engine.control.prepare([*self.streams, self._notices])
         await directory.register(
             self.worker_id, self.agent_types, token, self.settings.heartbeat_ttl
         )
         await self.worker.on_startup()
+        self._notice_task = asyncio.create_task(self._listen_forever(), name="notices")
         self._heartbeat_task = asyncio.create_task(self._heartbeat_forever(), name="heartbeat")
         self._sweep_task = asyncio.create_task(self._sweep_forever(), name="sweep")
         self._started.set()
@@ -180,10 +182,7 @@ class WorkerRunner:
                 continue
             backoff.reset()
             for delivery in deliveries:
-                if delivery.notice is not None:
-                    self._waiters.wake(delivery.notice)
-                else:
-                    self._take(delivery)
+                self._take(delivery)
 
     async def shutdown(self) -> None:
         self._stopping.set()
@@ -193,6 +192,7 @@ class WorkerRunner:
                 log.warning("handing back %d task(s) still running at the deadline", len(late))
                 await asyncio.gather(*(cancel_and_wait(task) for task in late))
         if self._token is not None:
+            await cancel_and_wait(self._notice_task)
             await cancel_and_wait(self._sweep_task)
             await cancel_and_wait(self._heartbeat_task)
             try:
@@ -291,9 +291,9 @@ class WorkerRunner:
             return
         else:
             result = await self._run_here(delivery, header, command, context, workspace)
-        reason = context.cancel_reason
-        if reason is not None and result.status is not AgentState.CANCELLED:
-            result = AgentTaskResult(status=AgentState.CANCELLED, error=reason or "cancelled")
+        if context.cancel_reason is not None:  # a cancelled task ends CANCELLED, whatever it says
+            result.status = AgentState.CANCELLED
+            result.error = result.error or context.cancel_reason
         events = self._final_events(context, result)
         finished = await self._retrying(
             lambda: control.finish(delivery, header, self.worker_id, result, events)
@@ -492,18 +492,51 @@ class WorkerRunner:
             if elapsed > self.settings.heartbeat_interval:
                 log.warning("heartbeat took %.1fs", elapsed)
 
+    async def _listen_forever(self) -> None:
+        """Read the notice stream whatever the load: wake-ups for waiting parents, and cancel
+        commands (anything else there is rejected)."""
+        backoff = Backoff()
+        while True:
+            try:
+                deliveries = await self.engine.control.fetch(
+                    [self._notices], self.worker_id, 100, FETCH_BLOCK_MS, own_pending=False
+                )
+            except self.engine.transient_errors as exc:
+                log.warning("reading notices failed (%s); retrying", exc)
+                await backoff.pause()
+                continue
+            backoff.reset()
+            for delivery in deliveries:
+                if delivery.notice is not None:
+                    self._waiters.wake(delivery.notice)
+                else:
+                    self._spawn(self._handle_notice(delivery))
+
+    async def _handle_notice(self, delivery: Delivery) -> None:
+        envelope = self._decode(delivery)
+        if envelope is None:
+            return
+        if not isinstance(envelope.command, CancelTaskCommand):
+            reason = f"{envelope.command.type} commands do not belong on a notice stream"
+            await self._reject(delivery, reason, envelope.header.session_id)
+            return
+        try:
+            await self._cancel(delivery, envelope.header, envelope.command)
+        except self.engine.transient_errors as exc:
+            log.error("lost Redis while cancelling: %s", exc)
+
     async def _sweep_forever(self) -> None:
         """Take over commands whose worker died (pending, not renewed for a whole lease), and
         trim what every consumer is done with from the control streams."""
         lease_ms = int(self.settings.lease_seconds * 1000)
-        shared = self.streams[:-2]  # a worker's notices and own stream wait for that worker
+        shared = self.streams[:-1]  # a worker's own stream waits for that worker
         while True:
             await asyncio.sleep(self.settings.sweep_interval)
             free = self.settings.max_concurrency - self._in_hand
             if self._stopping.is_set():
                 continue
             try:
-                await self.engine.control.trim(self.streams)
+                await self.engine.control.trim([*self.streams, self._notices])
                 await self.engine.registry.prune(self.agent_types)
                 if free <= 0:
                     continue
@@ -526,7 +559,7 @@ class WorkerRunner:
             self.request_stop()
             return
         self._token = token
-        await self.engine.control.prepare(self.streams)
+        await self.engine.control.prepare([*self.streams, self._notices])
         await directory.register(
             self.worker_id, self.agent_types, token, self.settings.heartbeat_ttl
         )

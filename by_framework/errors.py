@@ -39,3 +39,8 @@ class TaskCancelledError(ByFrameworkError):
 
 class TaskNotWaitingError(ByFrameworkError, ValueError):
     """A resume for a task that is not waiting for the user (finished, running, or resumed)."""
+
+
+class ReplayDivergedError(ByFrameworkError):
+    """A re-run of a task made a different sub-call than its first run under the same call
+    number: its code does not issue sub-calls in a deterministic order."""

@@ -87,7 +87,8 @@ class OrchestraAgent(GatewayWorker):
 
     async def process_command(self, command: Any, context: AgentContext) -> Any:
         if isinstance(command, ResumeCommand):
-            return {"content": {"answer": command.content, "pid": os.getpid()}}
+            answer = {"answer": command.content, "pid": os.getpid(), "trace": context.trace_id}
+            return {"content": answer}
         content = command.content
         op = content.get("op") if isinstance(content, dict) else None
         if op == "call":

@@ -9,8 +9,11 @@ import pytest
 from by_framework import (
     AgentState,
     AgentTaskResult,
+    AskAgentCommand,
     AskUserEvent,
     GatewayClient,
+    MessageHeader,
+    ReplayDivergedError,
     SessionEvent,
     Settings,
     StateChangeEvent,
@@ -18,6 +21,9 @@ from by_framework import (
     TaskRecord,
     TaskTimeoutError,
 )
+from by_framework.ports import SubCall
+from by_framework.protocol import encode_command
+from by_framework.protocol.ids import sub_call_id
 from tests.agents import EchoAgent, OrchestraAgent
 from tests.support import running_worker, wait_online, worker_process
 
@@ -136,7 +142,7 @@ async def test_ask_user_then_resume_on_another_worker_process(
             await client.resume(sent.message_id, "s-ask", content="again")
         result = await _final_result(client, sent.message_id)
         assert result.status is AgentState.COMPLETED
-        assert result.content == {"answer": "yes", "pid": second.pid}
+        assert result.content == {"answer": "yes", "pid": second.pid, "trace": sent.trace_id}
         record = await client.get_task(sent.message_id)
         assert record is not None and record.run == 1
         assert record.worker_id == "asker-2"
@@ -310,3 +316,34 @@ async def _until_status(client: GatewayClient, message_id: str, status: AgentSta
     async with asyncio.timeout(10):
         while (record := await client.get_task(message_id)) is None or record.status != status:
             await asyncio.sleep(0.02)
+
+
+async def test_a_rerun_that_makes_other_calls_is_stopped_with_the_rule(
+    client: GatewayClient, settings: Settings
+) -> None:
+    """What a re-run of non-deterministic code meets: its call number was used for another
+    call; dispatching it raises instead of returning the other call's result."""
+    child = {"target": "helper", "content": {"op": "sleep", "seconds": 30}}
+    async with running_worker(OrchestraAgent(), settings, cancel_grace_seconds=0) as runner:
+        root = await client.send_message(
+            "planner", "s-diverge", {"op": "sleep", "seconds": 30, "tree": [child]}
+        )
+        await _until_status(client, sub_call_id(root.message_id, 0, 0), AgentState.RUNNING)
+        header = MessageHeader(
+            message_id=sub_call_id(root.message_id, 0, 0),
+            session_id="s-diverge",
+            target_agent_type="asker",
+            parent_message_id=root.message_id,
+        )
+        rerun = SubCall(header, encode_command(header, AskAgentCommand(content="x")), True)
+        parent = MessageHeader(
+            message_id=root.message_id, session_id="s-diverge", target_agent_type="planner"
+        )
+        orchestration = runner.engine.orchestration
+        with pytest.raises(ReplayDivergedError, match="where its earlier run made a call to"):
+            await orchestration.dispatch(parent, [rerun], None)
+        same = SubCall(header.model_copy(update={"target_agent_type": "helper"}), b"{}", True)
+        assert await orchestration.dispatch(parent, [same], None) is False  # sent before
+        await client.cancel_session("s-diverge", mode="force")
+    records = await client.list_session_tasks("s-diverge")
+    assert len(records) == 2  # nothing was dispatched again

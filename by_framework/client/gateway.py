@@ -146,6 +146,9 @@ class GatewayClient:
             target_agent_type=record.agent_type,
             parent_message_id=record.parent_message_id,
             task_group_id=record.task_group_id,
+            user_code=record.user_code,
+            metadata=record.metadata,
+            **({"trace_id": record.trace_id} if record.trace_id else {}),
         )
         command: Any = ResumeCommand(content=content, reply_data=dict(reply_data or {}))
         for interceptor in self._interceptors:

@@ -19,6 +19,9 @@ class TaskRecord(BaseModel):
     worker_id: str | None = None
     parent_message_id: str | None = None
     task_group_id: str | None = None
+    trace_id: str | None = None
+    user_code: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: float
     updated_at: float
     started_at: float | None = None
@@ -32,8 +35,16 @@ class TaskRecord(BaseModel):
     timeline: list[tuple[AgentState, float]] = Field(default_factory=list)
     result: AgentTaskResult | None = None
 
-    @field_validator("worker_id", "parent_message_id", "task_group_id", "error", mode="before")
+    @field_validator(
+        "worker_id", "parent_message_id", "task_group_id", "user_code", "error", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         # Lua's cjson has no None: the scripts store "" (or JSON null) for "not set".
         return value or None
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _empty_table(cls, value: Any) -> Any:
+        # cjson writes an empty Lua table back as {} or [] alike.
+        return value or {}

@@ -12,7 +12,12 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
-from by_framework.errors import NoOnlineWorkerError, TaskCancelledError, TaskNotWaitingError
+from by_framework.errors import (
+    NoOnlineWorkerError,
+    ReplayDivergedError,
+    TaskCancelledError,
+    TaskNotWaitingError,
+)
 from by_framework.ports import CancelReport, SubCall
 from by_framework.protocol import AgentTaskResult, MessageHeader
 from by_framework.protocol.signing import sign
@@ -85,6 +90,15 @@ class RedisOrchestration:
             raise NoOnlineWorkerError(
                 f"no online worker serves agent type {agent_type!r}: start one, or check the "
                 "agent type's spelling (nothing was dispatched)"
+            )
+        if verdict == "diverged":
+            wanted = calls[0].header
+            asked = f"a group of {len(calls)}" if group_id else "a call"
+            raise ReplayDivergedError(
+                f"task {parent.message_id} is re-running and now makes {asked} to "
+                f"{wanted.target_agent_type!r} where its earlier run made {detail}: sub-calls "
+                "are matched by their order, so make them in the same order on every run "
+                "(no branching on time, randomness or outside reads before a call)"
             )
         if verdict == "stopped":
             raise TaskCancelledError(

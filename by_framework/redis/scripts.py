@@ -44,9 +44,9 @@ local function notify_parent(registry, rec, notices_prefix, group_prefix)
   if parent_id == nil or parent_id == '' then return end
   local key = rec.message_id
   if rec.task_group_id ~= nil and rec.task_group_id ~= '' then
-    if redis.call('HINCRBY', group_prefix .. rec.task_group_id, 'remaining', -1) > 0 then
-      return
-    end
+    local group = group_prefix .. rec.task_group_id
+    if redis.call('EXISTS', group) == 0 then return end  -- expired: never recreate it
+    if redis.call('HINCRBY', group, 'remaining', -1) > 0 then return end
     key = rec.task_group_id
   elseif not rec.reply then
     return
@@ -231,20 +231,35 @@ return 'ok'
 # ARGV: parent id, group id or "", group's child ids as JSON or "", record TTL, online-key
 #       prefix, session id, then per child: message id, record JSON, envelope, signature or ""
 # Dispatches sub-calls once: if the first child's record exists they went out before (a re-run
-# of the parent), and nothing is sent again. Returns "ok", "exists", "offline:<child index>"
-# (no online worker for that child's agent type; nothing sent) or "stopped:<why>" (the parent
-# is cancelled or no longer running: no new children).
+# of the parent), and nothing is sent again. Returns "ok", "exists", "diverged:<what was sent>"
+# (the re-run made a different call under that number: user code is not deterministic),
+# "offline:<child index>" (no online worker for that child's agent type; nothing sent) or
+# "stopped:<why>" (the parent is cancelled or no longer running: no new children).
 DISPATCH = Script(
     "dispatch",
     _HELPERS
     + """
 local parent_raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not parent_raw then return 'stopped:its record is gone' end
-if redis.call('HEXISTS', KEYS[1], ARGV[7]) == 1 then return 'exists' end
+local n = (#ARGV - 6) / 4
+local sent_raw = redis.call('HGET', KEYS[1], ARGV[7])
+if sent_raw then
+  local sent = cjson.decode(sent_raw)
+  local sent_group = sent.task_group_id or ''
+  local size = 1
+  if sent_group ~= '' then
+    size = #cjson.decode(redis.call('HGET', KEYS[3], 'children') or '[]')
+  end
+  local wanted = cjson.decode(ARGV[8])
+  if sent.agent_type ~= wanted.agent_type or sent_group ~= ARGV[2] or size ~= n then
+    return 'diverged:' .. (sent_group ~= '' and 'a group of ' .. size or 'a call') .. ' to '
+      .. sent.agent_type
+  end
+  return 'exists'
+end
 local parent = cjson.decode(parent_raw)
 if parent.cancel ~= nil and parent.cancel ~= '' then return 'stopped:cancelled' end
 if not holds_run(parent.status) then return 'stopped:' .. parent.status end
-local n = (#ARGV - 6) / 4
 local checked = {}
 for i = 1, n do
   local members = KEYS[3 + (i - 1) * 3 + 2]

@@ -40,6 +40,7 @@ T = TypeVar("T")
 # Blocking reads must end well within the client's socket timeout (redis-py's default: 5 s).
 FETCH_BLOCK_MS = 2_000
 OWN_PENDING_BATCH = 10_000
+EARLY_CANCELS_KEPT = 1_000  # cancels that found no run here yet; the oldest go first
 
 
 class _Slot:
@@ -109,6 +110,7 @@ class WorkerRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiters = Waiters()
         self._runs: dict[str, _Run] = {}
+        self._early_cancels: dict[str, tuple[str, str]] = {}
         self._in_flight: dict[str, set[str]] = {stream: set() for stream in self.streams}
         self._token: str | None = None
         self._started = asyncio.Event()
@@ -166,6 +168,12 @@ class WorkerRunner:
             self.streams, self.worker_id, OWN_PENDING_BATCH, 0, own_pending=True
         ):
             self._take(delivery)  # left pending by an earlier life of this worker id
+        for delivery in await control.fetch(
+            [self._notices], self.worker_id, OWN_PENDING_BATCH, 0, own_pending=True
+        ):
+            # Cancels for tasks that died with an earlier life of this worker id: their records
+            # carry the cancel, so a re-run ends CANCELLED at once. Nothing is left to stop.
+            await control.acknowledge(delivery)
         backoff = Backoff()
         while not self._stopping.is_set():
             await self._room.wait()
@@ -323,6 +331,7 @@ class WorkerRunner:
             slot,
             set_waiting,
             recheck=self.settings.sweep_interval,
+            retrying=self._retrying,
         )
         context = AgentContext(
             header, self.engine.events, self.worker_id, workspace, subcalls=subcalls
@@ -343,7 +352,10 @@ class WorkerRunner:
         assert handler is not None
         run = _Run(handler, context._subcalls)
         self._runs[header.message_id] = run
+        early = self._early_cancels.pop(header.message_id, None)
         run.body = asyncio.ensure_future(self._run_with_retries(command, context))
+        if early is not None:  # the cancel overtook the start of the run
+            self._stop_run(header.message_id, *early)
         try:
             return await run.body
         except asyncio.CancelledError:
@@ -383,7 +395,11 @@ class WorkerRunner:
     def _stop_run(self, message_id: str, reason: str, mode: str) -> None:
         run = self._runs.get(message_id)
         if run is None or run.body is None:
-            return  # ended meanwhile, or never ran here
+            # Ended meanwhile, or its run is about to start here: kept for that start.
+            self._early_cancels[message_id] = (reason, mode)
+            while len(self._early_cancels) > EARLY_CANCELS_KEPT:
+                del self._early_cancels[next(iter(self._early_cancels))]
+            return
         log.info("cancelling %s (%s): %s", message_id, mode, reason)
         run.subcalls.cancel(reason)
         if mode == "force" or self.settings.cancel_grace_seconds == 0:

@@ -82,6 +82,7 @@ class SubCalls:
         slot: Slot,
         set_waiting: StateWriter,
         recheck: float,
+        retrying: Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]],
     ) -> None:
         self._header = header
         self._run = run
@@ -90,6 +91,7 @@ class SubCalls:
         self._slot = slot
         self._set_waiting = set_waiting
         self._recheck = recheck
+        self._retrying = retrying
         self._next_call = 0
         self._cancel_reason: str | None = None
         self._armed: set[asyncio.Future[None]] = set()
@@ -131,14 +133,14 @@ class SubCalls:
         sub_call = self._sub_call(
             child_id, target_agent_type, content, wait_for_reply, None, extra_payload
         )
-        await self._orchestration.dispatch(self._header, [sub_call], None)
+        await self._retrying(lambda: self._orchestration.dispatch(self._header, [sub_call], None))
         if not wait_for_reply:
             return child_id
 
         async def replied() -> AgentTaskResult | None:
-            return (await self._orchestration.results(self._header.session_id, [child_id]))[
-                child_id
-            ]
+            session = self._header.session_id
+            results = await self._retrying(lambda: self._orchestration.results(session, [child_id]))
+            return results[child_id]
 
         what = f"the reply of {target_agent_type!r} (sub-call {child_id})"
         return await self._wait(child_id, replied, timeout, what)
@@ -173,7 +175,9 @@ class SubCalls:
                     call.get("extra_payload"),
                 )
             )
-        await self._orchestration.dispatch(self._header, sub_calls, group_id)
+        await self._retrying(
+            lambda: self._orchestration.dispatch(self._header, sub_calls, group_id)
+        )
         return {
             "task_group_id": group_id,
             "message_ids": [sub_call.header.message_id for sub_call in sub_calls],
@@ -185,7 +189,7 @@ class SubCalls:
         session = self._header.session_id
 
         async def gathered() -> dict[str, dict[str, Any]] | None:
-            group = await self._orchestration.group(session, group_id)
+            group = await self._retrying(lambda: self._orchestration.group(session, group_id))
             if group is None:
                 raise TaskNotFoundError(
                     f"no task group {group_id!r} in session {session!r}: pass the "
@@ -194,7 +198,7 @@ class SubCalls:
             children, remaining = group
             if remaining > 0:
                 return None
-            results = await self._orchestration.results(session, children)
+            results = await self._retrying(lambda: self._orchestration.results(session, children))
             if any(result is None for result in results.values()):
                 return None  # counted down but not readable yet: read again
             return {
@@ -253,7 +257,8 @@ class SubCalls:
         timeout: float | None,
         what: str,
     ) -> T:
-        """``ready()``'s value once it has one, waking on notices for ``key``."""
+        """``ready()``'s value once it has one, waking on notices for ``key``. Redis calls go
+        through ``retrying``: an outage makes the task wait, not fail (dispatch is idempotent)."""
         future = self._arm(key)
         try:
             value = await ready()

@@ -5,6 +5,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import SecretStr
 
 from by_framework import (
     AgentState,
@@ -24,6 +25,7 @@ from by_framework import (
 from by_framework.ports import SubCall
 from by_framework.protocol import encode_command
 from by_framework.protocol.ids import sub_call_id
+from by_framework.redis.keys import KeySpace
 from tests.agents import EchoAgent, OrchestraAgent
 from tests.support import running_worker, wait_online, worker_process
 
@@ -347,3 +349,32 @@ async def test_a_rerun_that_makes_other_calls_is_stopped_with_the_rule(
         await client.cancel_session("s-diverge", mode="force")
     records = await client.list_session_tasks("s-diverge")
     assert len(records) == 2  # nothing was dispatched again
+
+
+async def test_sub_calls_resumes_and_cancels_are_signed_when_signing_is_on(
+    settings: Settings,
+) -> None:
+    signed = settings.model_copy(update={"signing_key": SecretStr("orchestra-key")})
+    client = GatewayClient.connect(signed)
+    try:
+        async with running_worker(OrchestraAgent(), signed, cancel_grace_seconds=0):
+            call = await client.send_message(
+                "planner", "s-signed", {"op": "call", "target": "helper",
+                                        "content": {"op": "upper", "text": "ok"}},
+            )  # fmt: skip
+            replied = await client.wait_for_result(call.message_id, timeout=10)
+            asked = await client.send_message("asker", "s-signed", {"op": "ask"})
+            await client.wait_for_result(asked.message_id, timeout=10)
+            await client.resume(asked.message_id, "s-signed", content="fine")
+            answered = await _final_result(client, asked.message_id)
+            slow = await client.send_message("helper", "s-signed", {"op": "sleep", "seconds": 30})
+            await _until_status(client, slow.message_id, AgentState.RUNNING)
+            await client.cancel_task(slow.message_id, "s-signed")
+            stopped = await client.wait_for_result(slow.message_id, timeout=5)
+            dead = await client._engine.redis.xlen(KeySpace(signed.key_prefix).dead_letter_stream())
+    finally:
+        await client.aclose()
+    assert replied.content == {"reply": "OK", "status": "completed"}
+    assert answered.content["answer"] == "fine"
+    assert stopped.status is AgentState.CANCELLED
+    assert dead == 0

@@ -10,7 +10,6 @@ from pydantic import ValidationError
 from by_framework.cancellation import cancel_tasks
 from by_framework.common.aio import Backoff
 from by_framework.errors import (
-    InvalidContentError,
     InvalidMessageError,
     TaskNotFoundError,
     TaskNotWaitingError,
@@ -111,13 +110,8 @@ class GatewayClient:
         except ValidationError as exc:
             problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
             raise InvalidMessageError(f"cannot send this message: {problems}") from None
-        command: Any = AskAgentCommand(content=content, extra_payload=extra_payload or {})
-        for interceptor in self._interceptors:
-            command, header = await interceptor.before_send(command, header)
-        try:
-            envelope = encode_command(header, command)
-        except TypeError as exc:
-            raise InvalidContentError(f"{exc}; send str, numbers, lists or dicts") from None
+        command = AskAgentCommand(content=content, extra_payload=extra_payload or {})
+        header, envelope = await self._intercepted(command, header)
         await self._engine.control.send(header, envelope, target_worker_id)
         return SendResponse(header.message_id, header.session_id, header.trace_id)
 
@@ -150,13 +144,8 @@ class GatewayClient:
             metadata=record.metadata,
             **({"trace_id": record.trace_id} if record.trace_id else {}),
         )
-        command: Any = ResumeCommand(content=content, reply_data=dict(reply_data or {}))
-        for interceptor in self._interceptors:
-            command, header = await interceptor.before_send(command, header)
-        try:
-            envelope = encode_command(header, command)
-        except TypeError as exc:
-            raise InvalidContentError(f"{exc}; send str, numbers, lists or dicts") from None
+        command = ResumeCommand(content=content, reply_data=dict(reply_data or {}))
+        header, envelope = await self._intercepted(command, header)
         await self._engine.orchestration.resume(header, envelope)
         return SendResponse(header.message_id, header.session_id, header.trace_id)
 
@@ -199,6 +188,14 @@ class GatewayClient:
         return await cancel_tasks(
             self._engine.orchestration, session_id, message_ids, reason or "cancelled", mode
         )
+
+    async def _intercepted(
+        self, command: Any, header: MessageHeader
+    ) -> tuple[MessageHeader, bytes]:
+        """The header and envelope to send, after every interceptor had its say."""
+        for interceptor in self._interceptors:
+            command, header = await interceptor.before_send(command, header)
+        return header, encode_command(header, command)
 
     async def get_task(self, message_id: str) -> TaskRecord | None:
         """The task's execution record (status, timeline, worker, result), or None."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from by_framework.errors import InvalidContentError
 from by_framework.protocol.commands import Command
 from by_framework.protocol.events import Event
 from by_framework.protocol.header import MessageHeader
@@ -64,7 +65,8 @@ _event_envelope = TypeAdapter(EventEnvelope)
 
 
 def encode_command(header: MessageHeader, command: BaseModel) -> bytes:
-    """The entry bytes; TypeError naming the problem when content cannot travel as JSON."""
+    """The entry bytes; ``InvalidContentError`` (a TypeError) naming the problem when content
+    cannot travel as JSON."""
     try:
         body = {
             "v": ENVELOPE_VERSION,
@@ -73,7 +75,9 @@ def encode_command(header: MessageHeader, command: BaseModel) -> bytes:
         }
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"command content is not JSON-serializable: {exc}") from None
+        raise InvalidContentError(
+            f"command content is not JSON-serializable: {exc}; send str, numbers, lists or dicts"
+        ) from None
 
 
 def encode_event(

@@ -32,6 +32,10 @@ local function set_status(rec, status, now)
   rec.updated_at = now
   table.insert(rec.timeline, {status, now})
 end
+local function add_command(stream, envelope, signature)
+  if signature ~= '' then return redis.call('XADD', stream, '*', 'e', envelope, 's', signature) end
+  return redis.call('XADD', stream, '*', 'e', envelope)
+end
 local function holds_run(status)
   return status == 'running' or status == 'waiting_reply'
 end
@@ -66,7 +70,8 @@ end
 # Returns the stream entry id; 0 when no worker is online; -1 when the message id is taken.
 ENQUEUE = Script(
     "enqueue",
-    """
+    _HELPERS
+    + """
 local target = ARGV[2]
 if target ~= '' then
   if redis.call('EXISTS', ARGV[1] .. target) == 0 then return 0 end
@@ -80,8 +85,7 @@ end
 if redis.call('HSETNX', KEYS[2], ARGV[3], ARGV[4]) == 0 then return -1 end
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[6])
-if ARGV[8] ~= '' then return redis.call('XADD', KEYS[4], '*', 'e', ARGV[5], 's', ARGV[8]) end
-return redis.call('XADD', KEYS[4], '*', 'e', ARGV[5])
+return add_command(KEYS[4], ARGV[5], ARGV[8])
 """,
 )
 
@@ -182,11 +186,7 @@ if raw then
     redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
   end
 end
-if ARGV[7] ~= '' then
-  redis.call('XADD', KEYS[2], '*', 'e', ARGV[6], 's', ARGV[7])
-else
-  redis.call('XADD', KEYS[2], '*', 'e', ARGV[6])
-end
+add_command(KEYS[2], ARGV[6], ARGV[7])
 redis.call('XACK', KEYS[2], ARGV[4], ARGV[5])
 return 'ok'
 """,
@@ -282,11 +282,7 @@ for i = 1, n do
   redis.call('HSET', KEYS[1], ARGV[a + 1], ARGV[a + 2])
   redis.call('SET', KEYS[k + 3], ARGV[6], 'EX', ARGV[4])
   redis.call('RPUSH', KEYS[2], ARGV[a + 1])
-  if ARGV[a + 4] ~= '' then
-    redis.call('XADD', KEYS[k + 1], '*', 'e', ARGV[a + 3], 's', ARGV[a + 4])
-  else
-    redis.call('XADD', KEYS[k + 1], '*', 'e', ARGV[a + 3])
-  end
+  add_command(KEYS[k + 1], ARGV[a + 3], ARGV[a + 4])
 end
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -399,8 +395,7 @@ set_status(rec, 'queued', tonumber(ARGV[4]))
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[3], ARGV[5])
-if ARGV[3] ~= '' then return redis.call('XADD', KEYS[2], '*', 'e', ARGV[2], 's', ARGV[3]) end
-return redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
+return add_command(KEYS[2], ARGV[2], ARGV[3])
 """,
 )
 

@@ -20,7 +20,6 @@ from typing import Any, Protocol, TypeVar
 from pydantic import ValidationError
 
 from by_framework.errors import (
-    InvalidContentError,
     InvalidMessageError,
     TaskCancelledError,
     TaskNotFoundError,
@@ -244,11 +243,7 @@ class SubCalls:
         command = AskAgentCommand(
             content=content, wait_for_reply=wait_for_reply, extra_payload=extra_payload or {}
         )
-        try:
-            envelope = encode_command(header, command)
-        except TypeError as exc:
-            raise InvalidContentError(f"{exc}; send str, numbers, lists or dicts") from None
-        return SubCall(header, envelope, wait_for_reply)
+        return SubCall(header, encode_command(header, command), wait_for_reply)
 
     async def _wait(
         self,

@@ -15,6 +15,14 @@ from by_framework.errors import (
     TaskTimeoutError,
     WorkerIdInUseError,
 )
+from by_framework.plugins import (
+    AgentConfig,
+    Plugin,
+    PluginBuildContext,
+    PluginManifest,
+    PluginRegistry,
+)
+from by_framework.ports import ReloadAck
 from by_framework.protocol import (
     AgentState,
     AgentTaskResult,
@@ -44,6 +52,7 @@ from by_framework.worker.run import run_worker, serve_worker
 from by_framework.worker.runner import WorkerRunner
 
 __all__ = [
+    "AgentConfig",
     "AgentContext",
     "AgentState",
     "AgentTaskResult",
@@ -62,6 +71,11 @@ __all__ = [
     "InvalidMessageError",
     "MessageHeader",
     "NoOnlineWorkerError",
+    "Plugin",
+    "PluginBuildContext",
+    "PluginManifest",
+    "PluginRegistry",
+    "ReloadAck",
     "ReloadPluginsCommand",
     "ReplayDivergedError",
     "ResumeCommand",

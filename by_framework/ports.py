@@ -85,7 +85,12 @@ class TaskQueue(Protocol):
         """New entries for this consumer (blocking up to ``block_ms``), or its own pending ones."""
 
     async def begin(
-        self, delivery: Delivery, header: MessageHeader, worker_id: str, running_event: bytes
+        self,
+        delivery: Delivery,
+        header: MessageHeader,
+        worker_id: str,
+        running_event: bytes,
+        config_version: int = 0,
     ) -> Verdict:
         """Move the record to RUNNING for this worker, if it may run (compare-and-set)."""
 
@@ -212,6 +217,36 @@ class Orchestration(Protocol):
     async def send_to_worker(self, worker_id: str, envelope: bytes) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ReloadAck:
+    """One worker's answer to a plugin reload."""
+
+    reload_id: str
+    worker_id: str
+    status: Literal["ok", "failed"]
+    version_before: int
+    version_after: int
+    error: str | None = None
+
+
+class PluginStore(Protocol):
+    """Config snapshots and the answers to reloads."""
+
+    async def save_snapshot(self, key: str, snapshot: bytes) -> None: ...
+
+    async def load_snapshot(self, key: str) -> bytes | None: ...
+
+    async def answer(self, ack: ReloadAck) -> None: ...
+
+    async def last_answer_id(self) -> str: ...
+
+    async def answers(
+        self, reload_id: str, after: str, expected: set[str], timeout: float
+    ) -> dict[str, ReloadAck]:
+        """The answers to ``reload_id`` after stream id ``after``, until every expected worker
+        answered or ``timeout`` seconds passed."""
+
+
 class ControlPlane(TaskQueue, CommandBus, Protocol):
     """Both sides of the control plane."""
 
@@ -221,6 +256,7 @@ class Engine(Protocol):
 
     control: ControlPlane
     orchestration: Orchestration
+    plugin_store: PluginStore
     transient_errors: tuple[type[Exception], ...]
     """Errors that mean "Redis is unreachable right now": retry later, nothing is lost."""
     events: EventLog

@@ -145,6 +145,29 @@ class Settings(BaseModel):
         "context.cancelled and end on its own before it is cancelled outright.",
         json_schema_extra=_env("BYAI_CANCEL_GRACE_SECONDS"),
     )
+    plugin_dir: str | None = Field(
+        None,
+        description="A directory whose modules define plugins (only its own *.py files).",
+        json_schema_extra=_env("BYAI_PLUGIN_DIR"),
+    )
+    plugin_entry_points: bool = Field(
+        True,
+        description="Load the plugins installed packages declare in the entry-point group "
+        "by_framework.plugins.",
+        json_schema_extra=_env("BYAI_PLUGIN_ENTRY_POINTS"),
+    )
+    plugin_hook_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds a plugin hook may take; one that takes longer is abandoned, "
+        "logged and counted, and the task goes on.",
+        json_schema_extra=_env("BYAI_PLUGIN_HOOK_TIMEOUT_SECONDS"),
+    )
+    plugin_log_hook_stats_on_shutdown: bool = Field(
+        True,
+        description="Log per-plugin, per-hook success / failure / timeout counts at shutdown.",
+        json_schema_extra=_env("BYAI_PLUGIN_LOG_HOOK_STATS_ON_SHUTDOWN"),
+    )
     data_stream_maxlen: int = Field(
         10_000,
         ge=1,

@@ -37,7 +37,7 @@ async def test_poison_entries_are_dead_lettered_and_the_queue_keeps_flowing(
         entry({"v": 1, "header": GOOD_HEADER,
                "command": {"type": "ask_agent", "content": "x" * 5000}}),
         entry({"v": 1, "header": GOOD_HEADER,
-               "command": {"type": "reload_plugins", "reload_id": "r"}}),
+               "command": {"type": "cancel_task", "message_ids": "not a list"}}),
     ]  # fmt: skip
     async with running_worker(EchoAgent(), settings, max_entry_bytes=4096):
         before = await client.send_message("echo", "s-good", "before")
@@ -59,7 +59,7 @@ async def test_poison_entries_are_dead_lettered_and_the_queue_keeps_flowing(
     assert "target_agent_type" in reasons[3]
     assert "unsupported envelope version 7" in reasons[4]
     assert "over the 4096-byte limit" in reasons[5]
-    assert "reload_plugins commands are not handled" in reasons[6]
+    assert "command.cancel_task.message_ids" in reasons[6]
     # Nothing is lost: the original fields travel with the reason.
     assert dead[0][1][b"field:e"] == b"{definitely not json"
     assert all(fields[b"stream"].decode() == stream for _, fields in dead)

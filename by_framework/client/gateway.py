@@ -15,16 +15,18 @@ from by_framework.errors import (
     TaskNotWaitingError,
     TaskTimeoutError,
 )
-from by_framework.ports import CancelReport
+from by_framework.ports import CancelReport, ReloadAck
 from by_framework.protocol import (
     AgentTaskResult,
     AskAgentCommand,
     MessageHeader,
+    ReloadPluginsCommand,
     ResumeCommand,
     SessionEvent,
     TaskEndEvent,
     encode_command,
 )
+from by_framework.protocol.ids import new_id
 from by_framework.protocol.records import TaskRecord
 from by_framework.redis.engine import RedisEngine
 from by_framework.redis.registry import WorkerRegistry
@@ -37,6 +39,19 @@ READ_BLOCK_MS = 2_000  # within redis-py's default 5 s socket timeout
 class Interceptor(Protocol):
     async def before_send(self, command: Any, header: MessageHeader) -> tuple[Any, MessageHeader]:
         """Return the (possibly changed) command and header to send."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadReport:
+    """Answers to one plugin reload: by worker id, and the online workers that did not answer."""
+
+    reload_id: str
+    answers: dict[str, ReloadAck]
+    missing: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and all(a.status == "ok" for a in self.answers.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +211,22 @@ class GatewayClient:
         for interceptor in self._interceptors:
             command, header = await interceptor.before_send(command, header)
         return header, encode_command(header, command)
+
+    async def reload_plugins(self, reason: str = "", timeout: float = 10.0) -> ReloadReport:
+        """Ask every online worker to reload its plugins; each rebuilds its configs (tasks
+        already running keep the old ones) and answers. Returns the answers by worker id and
+        the workers that did not answer within ``timeout`` seconds."""
+        store = self._engine.plugin_store
+        reload_id = new_id()
+        after = await store.last_answer_id()
+        workers = await self.registry.all_online()
+        header = MessageHeader(session_id=f"reload-{reload_id}", target_agent_type="*")
+        envelope = encode_command(header, ReloadPluginsCommand(reload_id=reload_id, reason=reason))
+        for worker_id in workers:
+            await self._engine.orchestration.send_to_worker(worker_id, envelope)
+        answers = await store.answers(reload_id, after, set(workers), timeout)
+        missing = sorted(set(workers) - answers.keys())
+        return ReloadReport(reload_id, answers, missing)
 
     async def get_task(self, message_id: str) -> TaskRecord | None:
         """The task's execution record (status, timeline, worker, result), or None."""

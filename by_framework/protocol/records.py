@@ -27,6 +27,8 @@ class TaskRecord(BaseModel):
     started_at: float | None = None
     finished_at: float | None = None
     delivery_count: int = 0
+    config_version: int | None = None
+    """The version of the worker's plugin configs its last run started with."""
     run: int = 0
     """How many times the task was resumed (after ``ask_user``)."""
     children: list[str] = Field(default_factory=list)

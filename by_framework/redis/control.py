@@ -169,7 +169,12 @@ class RedisControlPlane:
         return deliveries
 
     async def begin(
-        self, delivery: Delivery, header: MessageHeader, worker_id: str, running_event: bytes
+        self,
+        delivery: Delivery,
+        header: MessageHeader,
+        worker_id: str,
+        running_event: bytes,
+        config_version: int = 0,
     ) -> Verdict:
         keys = [
             self._keys.session_registry(header.session_id),
@@ -187,6 +192,7 @@ class RedisControlPlane:
             delivery.entry_id,
             self._keys.worker_online_prefix(),
             self._max_deliveries,
+            config_version,
         ]
         (reply,) = await self._batcher.execute(evalsha(BEGIN, keys, args))
         if reply == b"missing":  # sent by a bare XADD, or its record expired

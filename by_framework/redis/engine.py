@@ -11,6 +11,7 @@ from by_framework.redis.control import RedisControlPlane
 from by_framework.redis.events import RedisEventLog
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.orchestration import RedisOrchestration
+from by_framework.redis.plugin_store import RedisPluginStore
 from by_framework.redis.records import RedisTaskStore
 from by_framework.redis.registry import WorkerRegistry
 from by_framework.settings import Settings
@@ -52,6 +53,7 @@ class RedisEngine:
             redis, self.batcher, keys, settings.data_stream_maxlen, settings.data_stream_ttl
         )
         self.tasks = RedisTaskStore(redis, keys)
+        self.plugin_store = RedisPluginStore(redis, keys, settings.record_ttl)
         self.registry = WorkerRegistry(redis, settings.key_prefix, settings.record_ttl)
         self.keys = keys
         self._owns_client = False

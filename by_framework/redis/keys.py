@@ -52,6 +52,13 @@ class KeySpace:
         """message id -> session id, so a task can be found from its id alone."""
         return f"{self.prefix}:task:{message_id}"
 
+    # Plugins
+    def config_snapshot(self, key: str) -> str:
+        return f"{self.prefix}:agent_configs_snapshot:{key}"
+
+    def reload_acks(self) -> str:
+        return f"{self.prefix}:ctrl:reload_acks"
+
     # Worker registry
     def worker_online(self, worker_id: str) -> str:
         return f"{self.prefix}:registry:worker:online:{worker_id}"

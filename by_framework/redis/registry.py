@@ -102,6 +102,15 @@ class WorkerRegistry:
         alive = await pipe.execute()
         return [worker_id for worker_id, up in zip(members, alive, strict=True) if up]
 
+    async def all_online(self) -> list[str]:
+        """Every online worker of this key prefix (a SCAN over the heartbeat keys)."""
+        prefix = self.keys.worker_online_prefix()
+        found = {
+            key.decode().removeprefix(prefix)
+            async for key in self.redis.scan_iter(match=f"{prefix}*", count=1000)
+        }
+        return sorted(found)
+
     async def agent_types_of(self, worker_id: str) -> set[str]:
         members = await self.redis.smembers(self.keys.worker_agent_types(worker_id))
         return {member.decode() for member in members}

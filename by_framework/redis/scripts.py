@@ -93,7 +93,7 @@ return add_command(KEYS[4], ARGV[5], ARGV[8])
 # ARGV: message id, worker id, now, record TTL, record JSON to use when none exists (or "": then
 #       a missing record answers "missing" and the caller calls again with one),
 #       RUNNING state-event envelope, data MAXLEN, data TTL, stream entry id, online-key prefix,
-#       max deliveries
+#       max deliveries, the plugin config version the run uses
 # Returns "run:<run number>", "cancel:<reason>" (a cancel came for it while its worker was down:
 # this worker holds it now and ends it CANCELLED), "missing", "skip:<why>" (ack it),
 # "busy:<holder>" (the holder is alive: give the entry back to it) or "exhausted:<runs>"
@@ -124,6 +124,7 @@ rec.worker_id = ARGV[2]
 rec.entry_id = ARGV[9]
 rec.started_at = now
 rec.delivery_count = (rec.delivery_count or 0) + 1
+rec.config_version = tonumber(ARGV[12])
 set_status(rec, 'running', now)
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
 if not raw then redis.call('EXPIRE', KEYS[1], ARGV[4]) end  -- else enqueue set the TTL

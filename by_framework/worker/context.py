@@ -5,6 +5,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from by_framework.plugins.configs import ConfigSet
+from by_framework.plugins.hooks import HookRunner
+from by_framework.plugins.model import AgentConfig
 from by_framework.ports import EventLog
 from by_framework.protocol import (
     AgentState,
@@ -33,6 +36,8 @@ class AgentContext:
         first_seq: int = 1,
         *,
         subcalls: SubCalls,
+        configs: ConfigSet,
+        hooks: HookRunner,
     ) -> None:
         self.header = header
         self.worker_id = worker_id
@@ -40,6 +45,10 @@ class AgentContext:
         self._workspace = workspace
         self._seq = first_seq
         self._subcalls = subcalls
+        self._configs = configs
+        self._hooks = hooks
+        self.error: BaseException | None = None
+        """The exception the task's last attempt raised, if any (for ``on_task_error``)."""
 
     @property
     def session_id(self) -> str:
@@ -69,6 +78,16 @@ class AgentContext:
     @property
     def metadata(self) -> dict[str, Any]:
         return self.header.metadata
+
+    @property
+    def config_version(self) -> int:
+        """The version of the plugin configs this task runs with (kept through reloads)."""
+        return self._configs.version
+
+    def get_agent_config(self, agent_id: str) -> AgentConfig | None:
+        """The plugin-built config (tools, prompts, skills, callbacks, sub-agents) of
+        ``agent_id`` as of this task's start, or None if no plugin registered one."""
+        return self._configs.configs.get(agent_id)
 
     @property
     def cancelled(self) -> bool:
@@ -126,9 +145,12 @@ class AgentContext:
         ``TaskTimeoutError`` after ``timeout`` seconds (the child goes on), and
         ``TaskCancelledError`` once this task is cancelled.
         """
-        return await self._subcalls.call_agent(
+        await self._hooks.run("on_call_agent_start", self, target_agent_type, content)
+        reply = await self._subcalls.call_agent(
             target_agent_type, content, wait_for_reply, timeout, extra_payload
         )
+        await self._hooks.run("on_call_agent_complete", self, target_agent_type, reply)
+        return reply
 
     async def dispatch_group(
         self, calls: list[dict[str, Any]], wait_for_reply: bool = True

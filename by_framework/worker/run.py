@@ -4,9 +4,11 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from by_framework.errors import ConfigurationError, WorkerIdInUseError
+from by_framework.plugins import Plugin, PluginRegistry, collect_plugins
 from by_framework.redis.engine import RedisEngine
 from by_framework.settings import Settings
 from by_framework.worker.base import GatewayWorker
@@ -18,10 +20,25 @@ EXIT_CONFIG = 2
 EXIT_WORKER_ID_IN_USE = 3
 
 
-async def serve_worker(worker: GatewayWorker, settings: Settings) -> None:
-    """Run the worker on a new Redis connection until SIGTERM / SIGINT, then drain and return."""
+async def serve_worker(
+    worker: GatewayWorker,
+    settings: Settings,
+    plugin_list: Sequence[Plugin] | None = None,
+    plugin_configurator: Callable[[PluginRegistry], Any] | None = None,
+) -> None:
+    """Run the worker on a new Redis connection until SIGTERM / SIGINT, then drain and return.
+
+    Plugins come from ``plugin_list``, ``plugin_configurator`` (sync or async, given the
+    registry), ``settings.plugin_dir`` and, unless ``settings.plugin_entry_points`` is off,
+    the ``by_framework.plugins`` entry points."""
+    plugins = await collect_plugins(
+        plugin_list,
+        plugin_configurator,
+        settings.plugin_dir,
+        entry_points=settings.plugin_entry_points,
+    )
     engine = RedisEngine.connect(settings)
-    runner = WorkerRunner(worker, engine, settings)
+    runner = WorkerRunner(worker, engine, settings, plugins)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, runner.request_stop)
@@ -45,11 +62,11 @@ def run_worker(
     consumer_group: str | None = None,
     max_concurrency: int | None = None,
     fetch_count: int | None = None,
-    plugin_list: list[Any] | None = None,
-    plugin_configurator: Any = None,
+    plugin_list: list[Plugin] | None = None,
+    plugin_configurator: Callable[[PluginRegistry], Any] | None = None,
     plugin_dir: str | None = None,
     plugin_hook_timeout_seconds: float | None = None,
-    plugin_log_hook_stats_on_shutdown: bool = True,
+    plugin_log_hook_stats_on_shutdown: bool | None = None,
     *,
     redis_url: str | None = None,
     **settings: Any,
@@ -62,8 +79,6 @@ def run_worker(
     """
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    if plugin_list or plugin_configurator or plugin_dir or plugin_hook_timeout_seconds:
-        log.warning("plugins are not loaded by this version of by-framework; ignoring them")
     try:
         resolved = Settings.resolve(
             worker_id=worker_id,
@@ -78,10 +93,13 @@ def run_worker(
             consumer_group=consumer_group,
             max_concurrency=max_concurrency,
             fetch_count=fetch_count,
+            plugin_dir=plugin_dir,
+            plugin_hook_timeout_seconds=plugin_hook_timeout_seconds,
+            plugin_log_hook_stats_on_shutdown=plugin_log_hook_stats_on_shutdown,
             **settings,
         )
         worker = worker_class() if isinstance(worker_class, type) else worker_class
-        asyncio.run(serve_worker(worker, resolved))
+        asyncio.run(serve_worker(worker, resolved, plugin_list, plugin_configurator))
     except ConfigurationError as exc:
         _fail(EXIT_CONFIG, f"configuration error: {exc}")
     except WorkerIdInUseError as exc:

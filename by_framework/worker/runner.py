@@ -4,24 +4,26 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from by_framework.cancellation import cancel_tasks
 from by_framework.common.aio import Backoff, cancel_and_wait
 from by_framework.errors import ConfigurationError, WorkerIdInUseError
+from by_framework.plugins.base import Plugin
+from by_framework.plugins.configs import ConfigSet
+from by_framework.plugins.host import PluginHost
 from by_framework.ports import Delivery, Engine, FinalEvents, Verdict
 from by_framework.protocol import (
     AgentState,
     AgentTaskResult,
-    AskAgentCommand,
     CancelTaskCommand,
     CommandEnvelope,
     ErrorEvent,
     MalformedEntry,
     MessageHeader,
-    ResumeCommand,
+    ReloadPluginsCommand,
     StateChangeEvent,
     TaskEndEvent,
     TaskResultEvent,
@@ -88,7 +90,13 @@ class WorkerRunner:
     the shutdown deadline passes is cancelled and handed back too.
     """
 
-    def __init__(self, worker: GatewayWorker, engine: Engine, settings: Settings) -> None:
+    def __init__(
+        self,
+        worker: GatewayWorker,
+        engine: Engine,
+        settings: Settings,
+        plugins: Sequence[Plugin] = (),
+    ) -> None:
         self.worker = worker
         self.engine = engine
         self.settings = settings
@@ -99,6 +107,13 @@ class WorkerRunner:
                 f"{type(worker).__name__}.get_agent_types() must return a non-empty list of "
                 f"agent type names, got {self.agent_types!r}"
             )
+        self.plugins = PluginHost(
+            plugins,
+            engine.plugin_store,
+            worker_id=self.worker_id,
+            agent_types=self.agent_types,
+            hook_timeout=settings.plugin_hook_timeout_seconds,
+        )
         self.streams = engine.control.streams(self.agent_types, self.worker_id)
         self._own_stream = self.streams[-1]
         self._notices = engine.control.notice_stream(self.worker_id)
@@ -140,7 +155,9 @@ class WorkerRunner:
         await directory.register(
             self.worker_id, self.agent_types, token, self.settings.heartbeat_ttl
         )
+        await self.plugins.start()
         await self.worker.on_startup()
+        await self.plugins.hooks.run("on_worker_startup")
         self._notice_task = asyncio.create_task(self._listen_forever(), name="notices")
         self._heartbeat_task = asyncio.create_task(self._heartbeat_forever(), name="heartbeat")
         self._sweep_task = asyncio.create_task(self._sweep_forever(), name="sweep")
@@ -205,6 +222,10 @@ class WorkerRunner:
             await cancel_and_wait(self._heartbeat_task)
             try:
                 await self.worker.on_shutdown()
+                await self.plugins.hooks.run("on_worker_shutdown")
+                if self.settings.plugin_log_hook_stats_on_shutdown:
+                    for line in self.plugins.hooks.summary():
+                        log.info(line)
             finally:
                 await self.engine.registry.deregister(self.worker_id, self.agent_types, self._token)
                 self._token = None
@@ -242,6 +263,9 @@ class WorkerRunner:
             if isinstance(envelope.command, CancelTaskCommand):
                 await self._cancel(delivery, envelope.header, envelope.command)
                 return
+            if isinstance(envelope.command, ReloadPluginsCommand):
+                await self._reload(delivery, envelope.command)
+                return
             try:
                 await slot.acquire()
             except asyncio.CancelledError:  # shutdown deadline, still waiting for a slot
@@ -266,10 +290,6 @@ class WorkerRunner:
         except MalformedEntry as exc:
             self._spawn(self._reject(delivery, exc.reason, exc.session_id))
             return None
-        if not isinstance(envelope.command, AskAgentCommand | ResumeCommand | CancelTaskCommand):
-            reason = f"{envelope.command.type} commands are not handled by this worker version"
-            self._spawn(self._reject(delivery, reason, envelope.header.session_id))
-            return None
         return envelope
 
     async def _reject(self, delivery: Delivery, reason: str, session_id: str | None) -> None:
@@ -286,18 +306,21 @@ class WorkerRunner:
         running = encode_event(
             header.message_id, header.target_agent_type, 0, StateChangeEvent(state="running")
         )
+        configs = self.plugins.current  # the task keeps these, whatever a reload does meanwhile
         verdict = await self._retrying(
-            lambda: control.begin(delivery, header, self.worker_id, running)
+            lambda: control.begin(delivery, header, self.worker_id, running, configs.version)
         )
         run_number = int(verdict.detail) if verdict.action == "run" else 0
         workspace = Workspace(self.settings.workspace_dir, header.session_id, header.message_id)
-        context = self._context(header, workspace, run_number, slot)
+        context = self._context(header, workspace, run_number, slot, configs)
+        hooks = self.plugins.hooks
         if verdict.action == "cancel":
             result = AgentTaskResult(status=AgentState.CANCELLED, error=verdict.detail)
         elif verdict.action != "run":
             await self._settle_unrun(delivery, header, context, verdict)
             return
         else:
+            await hooks.run("on_task_start", context)
             result = await self._run_here(delivery, header, command, context, workspace)
         if context.cancel_reason is not None:  # a cancelled task ends CANCELLED, whatever it says
             result.status = AgentState.CANCELLED
@@ -310,9 +333,22 @@ class WorkerRunner:
             log.warning(
                 "task %s was taken over by another worker; result dropped", header.message_id
             )
+            return
+        if result.status is AgentState.CANCELLED:
+            await hooks.run("on_task_cancel", context, result.error or "")
+        elif result.status is AgentState.FAILED:
+            error = context.error or RuntimeError(result.error)
+            await hooks.run("on_task_error", context, error)
+        else:
+            await hooks.run("on_task_complete", context, result)
 
     def _context(
-        self, header: MessageHeader, workspace: Workspace, run_number: int, slot: _Slot
+        self,
+        header: MessageHeader,
+        workspace: Workspace,
+        run_number: int,
+        slot: _Slot,
+        configs: ConfigSet,
     ) -> AgentContext:
         orchestration = self.engine.orchestration
 
@@ -334,7 +370,13 @@ class WorkerRunner:
             retrying=self._retrying,
         )
         context = AgentContext(
-            header, self.engine.events, self.worker_id, workspace, subcalls=subcalls
+            header,
+            self.engine.events,
+            self.worker_id,
+            workspace,
+            subcalls=subcalls,
+            configs=configs,
+            hooks=self.plugins.hooks,
         )
         return context
 
@@ -419,13 +461,15 @@ class WorkerRunner:
                     return AgentTaskResult.coerce(
                         await self.worker.process_command(command, context)
                     )
-            except TimeoutError:
+            except TimeoutError as exc:
                 error = f"the task ran longer than task_timeout ({self.settings.task_timeout:g}s)"
+                context.error = exc
             except Exception as exc:
                 log.exception(
                     "task %s failed (run %d of %d)", context.message_id, attempt, attempts
                 )
                 error = f"{type(exc).__name__}: {exc}"
+                context.error = exc
             if policy is None or attempt == attempts or context.cancelled:
                 break
             delay = policy.delay_before(attempt + 1)
@@ -532,14 +576,23 @@ class WorkerRunner:
         envelope = self._decode(delivery)
         if envelope is None:
             return
-        if not isinstance(envelope.command, CancelTaskCommand):
-            reason = f"{envelope.command.type} commands do not belong on a notice stream"
-            await self._reject(delivery, reason, envelope.header.session_id)
-            return
+        command = envelope.command
         try:
-            await self._cancel(delivery, envelope.header, envelope.command)
+            if isinstance(command, CancelTaskCommand):
+                await self._cancel(delivery, envelope.header, command)
+            elif isinstance(command, ReloadPluginsCommand):
+                await self._reload(delivery, command)
+            else:
+                reason = f"{command.type} commands do not belong on a notice stream"
+                await self._reject(delivery, reason, envelope.header.session_id)
         except self.engine.transient_errors as exc:
-            log.error("lost Redis while cancelling: %s", exc)
+            log.error("lost Redis while handling %s: %s", command.type, exc)
+
+    async def _reload(self, delivery: Delivery, command: ReloadPluginsCommand) -> None:
+        """Reload the plugins and answer on the reload answer stream."""
+        await self._retrying(lambda: self.engine.control.acknowledge(delivery))
+        answer = await self.plugins.reload(command.reload_id, command.reason)
+        await self._retrying(lambda: self.engine.plugin_store.answer(answer))
 
     async def _sweep_forever(self) -> None:
         """Take over commands whose worker died (pending, not renewed for a whole lease), and

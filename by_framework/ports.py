@@ -234,6 +234,10 @@ class PluginStore(Protocol):
 
     async def save_snapshot(self, key: str, snapshot: bytes) -> None: ...
 
+    async def version_for(self, key: str, fingerprint: str) -> int:
+        """The version number of the config set with this fingerprint: one number per content,
+        shared by every worker of the kind."""
+
     async def load_snapshot(self, key: str) -> bytes | None: ...
 
     async def answer(self, ack: ReloadAck) -> None: ...

@@ -6,13 +6,14 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from by_framework import (
     AgentTaskResult,
     GatewayClient,
     GatewayWorker,
+    Plugin,
     SendResponse,
     Settings,
     TaskEndEvent,
@@ -25,11 +26,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    worker: GatewayWorker, settings: Settings, **overrides: object
+    worker: GatewayWorker,
+    settings: Settings,
+    *,
+    plugins: Sequence[Plugin] = (),
+    **overrides: object,
 ) -> AsyncIterator[WorkerRunner]:
     """A worker serving in this event loop until the block ends."""
     worker_settings = settings.model_copy(update=overrides)
-    runner = WorkerRunner(worker, RedisEngine.connect(worker_settings), worker_settings)
+    engine = RedisEngine.connect(worker_settings)
+    runner = WorkerRunner(worker, engine, worker_settings, plugins)
     serving = asyncio.create_task(runner.run())
     starting = asyncio.create_task(runner.wait_started())
     await asyncio.wait({serving, starting}, return_when=asyncio.FIRST_COMPLETED)

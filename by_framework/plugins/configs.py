@@ -7,6 +7,7 @@ those references to the plugins loaded in this process; nothing is imported or e
 snapshot, and a reference whose code is gone is reported in ``missing_tools``, never invented.
 """
 
+import hashlib
 import json
 import sys
 import time
@@ -36,7 +37,8 @@ class ConfigSet:
     """Built from a snapshot because building from the plugins failed."""
 
 
-async def build(plugins: Sequence[Plugin], ctx: PluginBuildContext, version: int) -> ConfigSet:
+async def build(plugins: Sequence[Plugin], ctx: PluginBuildContext) -> ConfigSet:
+    """Every plugin's configs, checked; the set's version is 0 until the store numbers it."""
     configs: dict[str, AgentConfig] = {}
     owners: dict[str, str] = {}
     for plugin in plugins:
@@ -66,17 +68,15 @@ async def build(plugins: Sequence[Plugin], ctx: PluginBuildContext, version: int
     except (TypeError, ValueError) as exc:
         raise PluginBuildError(f"agent config skills must be JSON data: {exc}") from exc
     plugin_versions = {plugin.plugin_id: plugin.manifest.version for plugin in plugins}
-    return ConfigSet(version, configs, plugin_versions)
+    return ConfigSet(0, configs, plugin_versions)
 
 
 # Snapshots
 
 
-def to_snapshot(configs: ConfigSet, plugins: Sequence[Plugin]) -> bytes:
-    body = {
-        "v": SNAPSHOT_VERSION,
-        "version": configs.version,
-        "saved_at": time.time(),
+def describe(configs: ConfigSet, plugins: Sequence[Plugin]) -> dict[str, Any]:
+    """The config set as JSON data, without its version."""
+    return {
         "plugins": dict(configs.plugins),
         "configs": {
             agent_id: {
@@ -90,6 +90,21 @@ def to_snapshot(configs: ConfigSet, plugins: Sequence[Plugin]) -> bytes:
             }
             for agent_id, config in configs.configs.items()
         },
+    }
+
+
+def fingerprint(configs: ConfigSet, plugins: Sequence[Plugin]) -> str:
+    """A hash of the config set's content: equal content, equal fingerprint, on any worker."""
+    canonical = json.dumps(describe(configs, plugins), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def to_snapshot(configs: ConfigSet, plugins: Sequence[Plugin]) -> bytes:
+    body = {
+        "v": SNAPSHOT_VERSION,
+        "version": configs.version,
+        "saved_at": time.time(),
+        **describe(configs, plugins),
     }
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 

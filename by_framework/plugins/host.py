@@ -3,6 +3,7 @@
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from by_framework.errors import ConfigurationError
 from by_framework.plugins.base import Plugin
@@ -10,6 +11,7 @@ from by_framework.plugins.configs import (
     ConfigSet,
     PluginBuildError,
     build,
+    fingerprint,
     from_snapshot,
     to_snapshot,
 )
@@ -46,12 +48,11 @@ class PluginHost:
     async def start(self) -> None:
         if not self.plugins:
             return
-        previous = await self._store.load_snapshot(self._snapshot_key)
-        last_version = _version_of(previous, self.plugins)
         try:
-            built = await build(self.plugins, self._context("startup"), last_version + 1)
+            built = await build(self.plugins, self._context("startup"))
         except PluginBuildError as exc:
-            self.current = self._recover(previous, exc)
+            snapshot = await self._store.load_snapshot(self._snapshot_key)
+            self.current = self._recover(snapshot, exc)
             return
         await self._adopt(built)
 
@@ -67,20 +68,25 @@ class PluginHost:
                         raise PluginBuildError(
                             f"plugin {plugin.plugin_id}: reload raised {type(exc).__name__}: {exc}"
                         ) from exc
-                built = await build(self.plugins, self._context(f"reload: {reason}"), before + 1)
-                await self._adopt(built)
+                built = await build(self.plugins, self._context(f"reload: {reason}"))
+                after = await self._adopt(built)
             except PluginBuildError as exc:
                 log.error("reload %s failed, configs v%d stay: %s", reload_id, before, exc)
                 return ReloadAck(reload_id, self._worker_id, "failed", before, before, str(exc))
-            log.info("reload %s: configs v%d -> v%d", reload_id, before, built.version)
-            return ReloadAck(reload_id, self._worker_id, "ok", before, built.version)
+            log.info("reload %s: configs v%d -> v%d", reload_id, before, after)
+            return ReloadAck(reload_id, self._worker_id, "ok", before, after)
 
     def _context(self, reason: str) -> PluginBuildContext:
         return PluginBuildContext(self._worker_id, self._agent_types, reason)
 
-    async def _adopt(self, built: ConfigSet) -> None:
-        await self._store.save_snapshot(self._snapshot_key, to_snapshot(built, self.plugins))
-        self.current = built
+    async def _adopt(self, built: ConfigSet) -> int:
+        """Number the set (same content, same number, across the kind's workers), save it as
+        the last known-good snapshot, and make it the one new tasks get; its version."""
+        key, content = self._snapshot_key, fingerprint(built, self.plugins)
+        numbered = replace(built, version=await self._store.version_for(key, content))
+        await self._store.save_snapshot(key, to_snapshot(numbered, self.plugins))
+        self.current = numbered
+        return numbered.version
 
     def _recover(self, snapshot: bytes | None, error: PluginBuildError) -> ConfigSet:
         if snapshot is None:
@@ -98,12 +104,3 @@ class PluginHost:
                     ", ".join(config.missing_tools),
                 )
         return recovered
-
-
-def _version_of(snapshot: bytes | None, plugins: Sequence[Plugin]) -> int:
-    if snapshot is None:
-        return 0
-    try:
-        return from_snapshot(snapshot, plugins).version
-    except ValueError:
-        return 0

@@ -53,7 +53,7 @@ class RedisEngine:
             redis, self.batcher, keys, settings.data_stream_maxlen, settings.data_stream_ttl
         )
         self.tasks = RedisTaskStore(redis, keys)
-        self.plugin_store = RedisPluginStore(redis, keys, settings.record_ttl)
+        self.plugin_store = RedisPluginStore(redis, self.batcher, keys, settings.record_ttl)
         self.registry = WorkerRegistry(redis, settings.key_prefix, settings.record_ttl)
         self.keys = keys
         self._owns_client = False

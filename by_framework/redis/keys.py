@@ -56,6 +56,9 @@ class KeySpace:
     def config_snapshot(self, key: str) -> str:
         return f"{self.prefix}:agent_configs_snapshot:{key}"
 
+    def config_versions(self, key: str) -> str:
+        return f"{self.prefix}:agent_configs_versions:{key}"
+
     def reload_acks(self) -> str:
         return f"{self.prefix}:ctrl:reload_acks"
 

@@ -5,15 +5,20 @@ import time
 from redis.asyncio import Redis
 
 from by_framework.ports import ReloadAck
+from by_framework.redis.batching import CommandBatcher, evalsha
 from by_framework.redis.keys import KeySpace
+from by_framework.redis.scripts import CONFIG_VERSION
 
 ACKS_MAXLEN = 10_000
 READ_BLOCK_MS = 1_000
 
 
 class RedisPluginStore:
-    def __init__(self, redis: Redis, keys: KeySpace, retention: int) -> None:
+    def __init__(
+        self, redis: Redis, batcher: CommandBatcher, keys: KeySpace, retention: int
+    ) -> None:
         self._redis = redis
+        self._batcher = batcher
         self._keys = keys
         self._retention = retention
 
@@ -23,6 +28,13 @@ class RedisPluginStore:
     async def load_snapshot(self, key: str) -> bytes | None:
         value: bytes | None = await self._redis.get(self._keys.config_snapshot(key))
         return value
+
+    async def version_for(self, key: str, fingerprint: str) -> int:
+        keys = [self._keys.config_versions(key)]
+        (version,) = await self._batcher.execute(
+            evalsha(CONFIG_VERSION, keys, [fingerprint, self._retention])
+        )
+        return int(version)
 
     async def answer(self, ack: ReloadAck) -> None:
         fields = {

@@ -494,6 +494,23 @@ return 0
 """,
 )
 
+# KEYS: the version registry of one worker kind's configs (a hash: fingerprint -> version)
+# ARGV: the config set's fingerprint, retention seconds
+# The version number of a config set: the same content gets the same number on every worker of
+# the kind; new content gets the next number. Returns the version.
+CONFIG_VERSION = Script(
+    "config_version",
+    """
+local version = redis.call('HGET', KEYS[1], ARGV[1])
+if not version then
+  version = redis.call('HINCRBY', KEYS[1], '#last', 1)
+  redis.call('HSET', KEYS[1], ARGV[1], version)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return tonumber(version)
+""",
+)
+
 ALL_SCRIPTS = (
     ENQUEUE,
     BEGIN,
@@ -509,4 +526,5 @@ ALL_SCRIPTS = (
     HEARTBEAT,
     PRUNE_MEMBERS,
     RELEASE_LOCK,
+    CONFIG_VERSION,
 )

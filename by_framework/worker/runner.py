@@ -129,6 +129,7 @@ class WorkerRunner:
         self._in_flight: dict[str, set[str]] = {stream: set() for stream in self.streams}
         self._token: str | None = None
         self._started = asyncio.Event()
+        self._duties: list[asyncio.Task[None]] = []  # background loops, started last
 
     # Lifecycle
 
@@ -143,6 +144,7 @@ class WorkerRunner:
     async def start(self) -> None:
         directory = self.engine.registry
         await self.engine.start()
+        await self.plugins.start()  # configs first: a worker with none to serve never registers
         token = await directory.acquire(self.worker_id, self.settings.heartbeat_ttl)
         if token is None:
             raise WorkerIdInUseError(
@@ -155,12 +157,13 @@ class WorkerRunner:
         await directory.register(
             self.worker_id, self.agent_types, token, self.settings.heartbeat_ttl
         )
-        await self.plugins.start()
         await self.worker.on_startup()
         await self.plugins.hooks.run("on_worker_startup")
-        self._notice_task = asyncio.create_task(self._listen_forever(), name="notices")
-        self._heartbeat_task = asyncio.create_task(self._heartbeat_forever(), name="heartbeat")
-        self._sweep_task = asyncio.create_task(self._sweep_forever(), name="sweep")
+        self._duties = [
+            asyncio.create_task(self._listen_forever(), name="notices"),
+            asyncio.create_task(self._heartbeat_forever(), name="heartbeat"),
+            asyncio.create_task(self._sweep_forever(), name="sweep"),
+        ]
         self._started.set()
         log.info("worker %s serving %s", self.worker_id, ", ".join(self.agent_types))
 
@@ -217,9 +220,8 @@ class WorkerRunner:
                 log.warning("handing back %d task(s) still running at the deadline", len(late))
                 await asyncio.gather(*(cancel_and_wait(task) for task in late))
         if self._token is not None:
-            await cancel_and_wait(self._notice_task)
-            await cancel_and_wait(self._sweep_task)
-            await cancel_and_wait(self._heartbeat_task)
+            for duty in reversed(self._duties):
+                await cancel_and_wait(duty)
             try:
                 await self.worker.on_shutdown()
                 await self.plugins.hooks.run("on_worker_shutdown")

@@ -314,7 +314,7 @@ class WorkerRunner:
         )
         run_number = int(verdict.detail) if verdict.action == "run" else 0
         workspace = Workspace(self.settings.workspace_dir, header.session_id, header.message_id)
-        context = self._context(header, workspace, run_number, slot, configs)
+        context, subcalls = self._context(header, workspace, run_number, slot, configs)
         hooks = self.plugins.hooks
         if verdict.action == "cancel":
             result = AgentTaskResult(status=AgentState.CANCELLED, error=verdict.detail)
@@ -323,7 +323,10 @@ class WorkerRunner:
             return
         else:
             await hooks.run("on_task_start", context)
-            result = await self._run_here(delivery, header, command, context, workspace)
+            handler = asyncio.current_task()
+            assert handler is not None  # this coroutine always runs as the delivery's task
+            run = _Run(handler, subcalls)
+            result = await self._run_here(delivery, header, command, context, run, workspace)
         if context.cancel_reason is not None:  # a cancelled task ends CANCELLED, whatever it says
             result.status = AgentState.CANCELLED
             result.error = result.error or context.cancel_reason
@@ -351,7 +354,8 @@ class WorkerRunner:
         run_number: int,
         slot: _Slot,
         configs: ConfigSet,
-    ) -> AgentContext:
+    ) -> tuple[AgentContext, SubCalls]:
+        """The task's context, and its sub-calls (where a cancel reaches it)."""
         orchestration = self.engine.orchestration
 
         async def set_waiting(waiting: bool, detail: str) -> None:
@@ -380,7 +384,7 @@ class WorkerRunner:
             configs=configs,
             hooks=self.plugins.hooks,
         )
-        return context
+        return context, subcalls
 
     async def _run_here(
         self,
@@ -388,13 +392,11 @@ class WorkerRunner:
         header: MessageHeader,
         command: Any,
         context: AgentContext,
+        run: _Run,
         workspace: Workspace,
     ) -> AgentTaskResult:
         """Run the task's body as a task of its own, so a cancel can stop the body alone; a
         shutdown that cancels this handler hands the entry back instead."""
-        handler = asyncio.current_task()
-        assert handler is not None
-        run = _Run(handler, context._subcalls)
         self._runs[header.message_id] = run
         early = self._early_cancels.pop(header.message_id, None)
         run.body = asyncio.ensure_future(self._run_with_retries(command, context))
@@ -403,7 +405,7 @@ class WorkerRunner:
         try:
             return await run.body
         except asyncio.CancelledError:
-            if handler.cancelling() or context.cancel_reason is None:
+            if run.handler.cancelling() or context.cancel_reason is None:
                 await self.engine.control.hand_back(delivery, header, self.worker_id)
                 raise
             return AgentTaskResult(status=AgentState.CANCELLED, error=context.cancel_reason)

@@ -77,8 +77,14 @@ class _Run:
 
     handler: asyncio.Task[Any]
     subcalls: SubCalls
-    body: "asyncio.Task[AgentTaskResult] | None" = None
+    cut: bool = False
+    """A cancel stopped its body (``handler.cancel()``): it ends CANCELLED."""
     deadline: asyncio.TimerHandle | None = field(default=None)
+
+    def stop(self) -> None:
+        if not self.cut:
+            self.cut = True
+            self.handler.cancel()
 
 
 class WorkerRunner:
@@ -395,20 +401,23 @@ class WorkerRunner:
         run: _Run,
         workspace: Workspace,
     ) -> AgentTaskResult:
-        """Run the task's body as a task of its own, so a cancel can stop the body alone; a
-        shutdown that cancels this handler hands the entry back instead."""
+        """Run the task's body. A cancel of this task stops it: one by ``_stop_run`` alone (the
+        run is ``cut``) ends it CANCELLED; any other (shutdown) hands the entry back."""
         self._runs[header.message_id] = run
         early = self._early_cancels.pop(header.message_id, None)
-        run.body = asyncio.ensure_future(self._run_with_retries(command, context))
         if early is not None:  # the cancel overtook the start of the run
             self._stop_run(header.message_id, *early)
         try:
-            return await run.body
-        except asyncio.CancelledError:
-            if run.handler.cancelling() or context.cancel_reason is None:
-                await self.engine.control.hand_back(delivery, header, self.worker_id)
-                raise
-            return AgentTaskResult(status=AgentState.CANCELLED, error=context.cancel_reason)
+            try:
+                result = await self._run_with_retries(command, context)
+            except asyncio.CancelledError:
+                if not (run.cut and run.handler.cancelling() == 1):
+                    await self.engine.control.hand_back(delivery, header, self.worker_id)
+                    raise
+                result = AgentTaskResult(status=AgentState.CANCELLED, error=context.cancel_reason)
+            if run.cut:
+                run.handler.uncancel()  # the cancel was ours, and is spent
+            return result
         finally:
             if run.deadline is not None:
                 run.deadline.cancel()
@@ -440,7 +449,7 @@ class WorkerRunner:
 
     def _stop_run(self, message_id: str, reason: str, mode: str) -> None:
         run = self._runs.get(message_id)
-        if run is None or run.body is None:
+        if run is None:
             # Ended meanwhile, or its run is about to start here: kept for that start.
             self._early_cancels[message_id] = (reason, mode)
             while len(self._early_cancels) > EARLY_CANCELS_KEPT:
@@ -449,10 +458,10 @@ class WorkerRunner:
         log.info("cancelling %s (%s): %s", message_id, mode, reason)
         run.subcalls.cancel(reason)
         if mode == "force" or self.settings.cancel_grace_seconds == 0:
-            run.body.cancel()
+            run.stop()
         elif run.deadline is None:
             loop = asyncio.get_running_loop()
-            run.deadline = loop.call_later(self.settings.cancel_grace_seconds, run.body.cancel)
+            run.deadline = loop.call_later(self.settings.cancel_grace_seconds, run.stop)
 
     async def _run_with_retries(self, command: Any, context: AgentContext) -> AgentTaskResult:
         """Run the task (under ``task_timeout``), again after an exception if its agent type's

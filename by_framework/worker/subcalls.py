@@ -132,9 +132,19 @@ class SubCalls:
         sub_call = self._sub_call(
             child_id, target_agent_type, content, wait_for_reply, None, extra_payload
         )
-        await self._retrying(lambda: self._orchestration.dispatch(self._header, [sub_call], None))
         if not wait_for_reply:
+            await self._retrying(
+                lambda: self._orchestration.dispatch(self._header, [sub_call], None)
+            )
             return child_id
+        future = self._arm(child_id)  # before the send: the child may end at once
+        try:
+            sent = await self._retrying(
+                lambda: self._orchestration.dispatch(self._header, [sub_call], None)
+            )
+        except BaseException:
+            self._disarm(child_id, future)
+            raise
 
         async def replied() -> AgentTaskResult | None:
             session = self._header.session_id
@@ -142,7 +152,8 @@ class SubCalls:
             return results[child_id]
 
         what = f"the reply of {target_agent_type!r} (sub-call {child_id})"
-        return await self._wait(child_id, replied, timeout, what)
+        # A child sent just now has no result to read yet: wait for its wake-up first.
+        return await self._wait(child_id, replied, timeout, what, armed=future, fresh=sent)
 
     async def dispatch_group(
         self, calls: Sequence[dict[str, Any]], wait_for_reply: bool
@@ -251,13 +262,17 @@ class SubCalls:
         ready: Callable[[], Awaitable[T | None]],
         timeout: float | None,
         what: str,
+        *,
+        armed: asyncio.Future[None] | None = None,
+        fresh: bool = False,
     ) -> T:
-        """``ready()``'s value once it has one, waking on notices for ``key``. Redis calls go
-        through ``retrying``: an outage makes the task wait, not fail (dispatch is idempotent)."""
-        future = self._arm(key)
+        """``ready()``'s value once it has one, waking on notices for ``key`` (on ``armed`` if
+        the caller armed it already; ``fresh``: nothing to read before the first wake-up).
+        Redis calls go through ``retrying``: an outage makes the task wait, not fail (dispatch
+        is idempotent)."""
+        future = armed or self._arm(key)
         try:
-            value = await ready()
-            if value is not None:
+            if not fresh and (value := await ready()) is not None:
                 return value
             self._raise_if_cancelled()
             await self._set_waiting(True, what)

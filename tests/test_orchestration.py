@@ -378,3 +378,46 @@ async def test_sub_calls_resumes_and_cancels_are_signed_when_signing_is_on(
     assert answered.content["answer"] == "fine"
     assert stopped.status is AgentState.CANCELLED
     assert dead == 0
+
+
+async def test_cancel_reaches_a_parent_waiting_for_its_child(
+    client: GatewayClient, settings: Settings
+) -> None:
+    """Root waiting for a running child (WAITING_REPLY) whose own child is queued: all three end
+    CANCELLED and the root's wait ends at once."""
+    queued = {"target": "echo", "content": {"sleep": 0}}
+    running = {"op": "sleep", "seconds": 30, "tree": [queued]}
+    async with (
+        running_worker(OrchestraAgent(), settings, worker_id="orchestra", cancel_grace_seconds=5),
+        running_worker(EchoAgent(), settings, worker_id="busy-echo", max_concurrency=1),
+    ):
+        blocker = await client.send_message("echo", "s-other", {"sleep": 30})
+        root = await client.send_message(
+            "planner", "s-wait", {"op": "call", "target": "helper", "content": running}
+        )
+        await _until_status(client, root.message_id, AgentState.WAITING_REPLY)
+        records = await _tasks_reaching_count(client, "s-wait", 3)
+        assert {r.status for r in records} == {
+            AgentState.WAITING_REPLY,
+            AgentState.RUNNING,
+            AgentState.QUEUED,
+        }
+        report = await client.cancel_task(root.message_id, "s-wait", reason="stop waiting")
+        assert report.cancelled == 1 and len(report.stopping) == 2
+        ended = await _tasks_ending(client, "s-wait", 3)
+        await client.cancel_task(blocker.message_id, "s-other", mode="force")
+    assert {(r.status, r.error) for r in ended} == {(AgentState.CANCELLED, "stop waiting")}
+    root_record = next(r for r in ended if r.message_id == root.message_id)
+    assert root_record.finished_at is not None
+    assert root_record.finished_at - root_record.timeline[-2][1] < 5  # before the grace ran out
+
+
+async def _tasks_reaching_count(
+    client: GatewayClient, session_id: str, count: int
+) -> list[TaskRecord]:
+    async with asyncio.timeout(10):
+        while len(records := await client.list_session_tasks(session_id)) < count or any(
+            r.status is AgentState.QUEUED for r in records if r.agent_type != "echo"
+        ):
+            await asyncio.sleep(0.05)
+    return records

@@ -1,5 +1,6 @@
 """by-framework: a distributed agent scheduling engine on Redis Streams."""
 
+from by_framework.callables import CallableWorker, agent, serve
 from by_framework.client.byai import ByaiGatewayClient
 from by_framework.client.gateway import GatewayClient, SendResponse
 from by_framework.errors import (
@@ -62,6 +63,7 @@ __all__ = [
     "BaiYingMessage",
     "ByFrameworkError",
     "ByaiGatewayClient",
+    "CallableWorker",
     "CancelTaskCommand",
     "ConfigurationError",
     "ErrorEvent",
@@ -95,8 +97,10 @@ __all__ = [
     "WorkerIdInUseError",
     "WorkerRegistry",
     "WorkerRunner",
+    "agent",
     "close_redis",
     "init_redis",
     "run_worker",
+    "serve",
     "serve_worker",
 ]

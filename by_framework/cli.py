@@ -24,8 +24,9 @@ from by_framework.worker.run import run_worker
 SUBCOMMANDS = ("config", "dev", "demo", "send", "tail", "dead-letter")
 
 
-def load_worker_class(path: str) -> type[GatewayWorker]:
-    """``package.module.Class`` or ``package.module:Class``, importable from the current dir."""
+def load_worker_class(path: str) -> type[GatewayWorker] | GatewayWorker:
+    """``package.module.Class`` or ``package.module:Class`` (or a worker instance made there,
+    e.g. a ``CallableWorker``), importable from the current dir."""
     module_name, _, class_name = path.replace(":", ".").rpartition(".")
     if not module_name:
         raise SystemExit(f"by-framework: --worker-class wants module.Class, got {path!r}")
@@ -35,8 +36,10 @@ def load_worker_class(path: str) -> type[GatewayWorker]:
         worker_class = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise SystemExit(f"by-framework: cannot load worker class {path!r}: {exc}") from None
+    if isinstance(worker_class, GatewayWorker):
+        return worker_class
     if not (isinstance(worker_class, type) and issubclass(worker_class, GatewayWorker)):
-        raise SystemExit(f"by-framework: {path!r} is not a GatewayWorker subclass")
+        raise SystemExit(f"by-framework: {path!r} is not a GatewayWorker subclass or instance")
     return worker_class
 
 

@@ -3,6 +3,7 @@
 from by_framework.callables import CallableWorker, agent, serve
 from by_framework.client.byai import ByaiGatewayClient
 from by_framework.client.gateway import GatewayClient, SendResponse
+from by_framework.discovery import DiscoveryClient, DiscoveryHttpClient
 from by_framework.errors import (
     ByFrameworkError,
     ConfigurationError,
@@ -15,6 +16,14 @@ from by_framework.errors import (
     TaskNotWaitingError,
     TaskTimeoutError,
     WorkerIdInUseError,
+)
+from by_framework.history import (
+    HistoryMessage,
+    HistoryPage,
+    HistoryStore,
+    MemoryHistoryStore,
+    SessionHistory,
+    open_history_store,
 )
 from by_framework.plugins import (
     AgentConfig,
@@ -44,6 +53,7 @@ from by_framework.protocol import (
 from by_framework.protocol.byai import BaiYingMessage
 from by_framework.protocol.records import TaskRecord
 from by_framework.redis.connection import close_redis, init_redis
+from by_framework.redis.discovery import ServiceRegistry
 from by_framework.redis.registry import WorkerRegistry
 from by_framework.settings import Settings
 from by_framework.worker.base import GatewayWorker
@@ -66,11 +76,17 @@ __all__ = [
     "CallableWorker",
     "CancelTaskCommand",
     "ConfigurationError",
+    "DiscoveryClient",
+    "DiscoveryHttpClient",
     "ErrorEvent",
     "GatewayClient",
     "GatewayWorker",
+    "HistoryMessage",
+    "HistoryPage",
+    "HistoryStore",
     "InvalidContentError",
     "InvalidMessageError",
+    "MemoryHistoryStore",
     "MessageHeader",
     "NoOnlineWorkerError",
     "Plugin",
@@ -83,7 +99,9 @@ __all__ = [
     "ResumeCommand",
     "RetryPolicy",
     "SendResponse",
+    "ServiceRegistry",
     "SessionEvent",
+    "SessionHistory",
     "Settings",
     "StateChangeEvent",
     "StreamChunkEvent",
@@ -100,6 +118,7 @@ __all__ = [
     "agent",
     "close_redis",
     "init_redis",
+    "open_history_store",
     "run_worker",
     "serve",
     "serve_worker",

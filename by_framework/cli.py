@@ -75,6 +75,7 @@ def _worker_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--task-timeout", type=float)
     parser.add_argument("--cancel-grace-seconds", type=float)
     parser.add_argument("--plugin-dir")
+    parser.add_argument("--history-url", help="memory:// or postgresql://... (env BYF_HISTORY_URL)")
     return parser
 
 

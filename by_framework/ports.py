@@ -4,9 +4,10 @@ Only ``by_framework/redis/`` imports redis-py. Engine logic (worker, client) dep
 Protocols, so another engine, or an instrumented one in a test, can stand in without touching it.
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
 
 from by_framework.protocol import AgentTaskResult, MessageHeader, SessionEvent
 from by_framework.protocol.records import TaskRecord
@@ -249,6 +250,72 @@ class PluginStore(Protocol):
     ) -> dict[str, ReloadAck]:
         """The answers to ``reload_id`` after stream id ``after``, until every expected worker
         answered or ``timeout`` seconds passed."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryMessage:
+    """One turn of a session's history, as a ``HistoryStore`` returns it."""
+
+    session_id: str
+    position: int
+    """Its place in the session: increasing in append order (not necessarily dense)."""
+    role: str
+    content: Any
+    """JSON content, decoded: structured content comes back as it went in."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None
+    """The idempotency key it was appended with, if any."""
+    created_at: datetime | None = None
+
+    @property
+    def cursor(self) -> str:
+        """Pass as ``after`` to list what follows this message."""
+        return str(self.position)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """One page of a session's history, oldest first."""
+
+    messages: list[HistoryMessage]
+    next_cursor: str | None
+    """Pass as ``after`` for the next page; None when this page reached the end (so far)."""
+
+
+class HistoryStore(Protocol):
+    """The conversation history of sessions: an append-only, ordered log per session.
+
+    Backends are chosen by URL (``Settings.history_url``); the in-memory one in
+    ``by_framework.history`` is the reference, and every backend passes the conformance suite
+    ``by_framework.history.conformance``.
+    """
+
+    async def start(self) -> None:
+        """Connect, and create or migrate what the backend keeps (its schema)."""
+
+    async def aclose(self) -> None: ...
+
+    async def append(
+        self,
+        session_id: str,
+        role: str,
+        content: Any,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        key: str | None = None,
+    ) -> HistoryMessage:
+        """Add a message at the end of the session. With a ``key`` already used in the session
+        nothing is added and the message first appended with it is returned (a re-run records
+        the same turn once). ``ValueError`` / ``TypeError`` for content that is not storable
+        JSON."""
+
+    async def list(
+        self, session_id: str, after: str | None = None, limit: int = 100
+    ) -> HistoryPage:
+        """Up to ``limit`` messages (1-1000) after the cursor ``after``, oldest first."""
+
+    async def delete(self, session_id: str) -> int:
+        """Remove the session's history; how many messages went."""
 
 
 class ControlPlane(TaskQueue, CommandBus, Protocol):

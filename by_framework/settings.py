@@ -192,6 +192,13 @@ class Settings(BaseModel):
         description="Approximate cap of the dead-letter stream.",
         json_schema_extra=_env("BYAI_DEAD_LETTER_MAXLEN"),
     )
+    history_url: str = Field(
+        "memory://",
+        min_length=1,
+        description="Where workers keep session history: memory:// (each process its own) or "
+        "postgresql://user@host/db?schema=... (pip install by-framework-history-postgres).",
+        json_schema_extra=_env("BYF_HISTORY_URL"),
+    )
     signing_key: SecretStr | None = Field(
         None,
         description="Shared secret: clients sign every command (HMAC-SHA256) and workers "

@@ -1,10 +1,14 @@
 """Fixtures: a real Redis (the configured one, 127.0.0.1:6379, or an embedded one), and a key
-prefix per test so that tests never see each other's data."""
+prefix per test so that tests never see each other's data; the real PostgreSQL
+(``BYF_TEST_POSTGRES_URL``, default 127.0.0.1:5432 database ``test``) with a schema per test."""
 
 import asyncio
+import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -63,3 +67,56 @@ async def client(redis: Redis, settings: Settings) -> AsyncIterator[GatewayClien
     gateway = GatewayClient(redis, settings=settings)
     yield gateway
     await gateway.aclose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The PostgreSQL the history tests use (CI starts it; a test that needs it fails if it does
+    not answer rather than passing unseen)."""
+    import asyncpg  # by-framework-history-postgres brings it: pip install -e history/postgres
+
+    url = os.environ.get("BYF_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+    async def probe() -> None:
+        connection = await asyncpg.connect(url, timeout=5)
+        await connection.close()
+
+    try:
+        _run_apart(probe())
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"no PostgreSQL at {url} (set BYF_TEST_POSTGRES_URL): {exc}")
+    return url
+
+
+@pytest.fixture(params=["memory", "postgresql"])
+def history_url(request: pytest.FixtureRequest) -> str:
+    """Each history backend in turn, as a ``BYF_HISTORY_URL``: ``memory://``, then the real
+    PostgreSQL with a schema of the test's own."""
+    if request.param == "memory":
+        return "memory://"
+    url = request.getfixturevalue("postgres_url")
+    return f"{url}?schema={request.getfixturevalue('history_schema')}"
+
+
+@pytest.fixture
+def history_schema(postgres_url: str) -> Iterator[str]:
+    """A schema name of this test's own, dropped (with what the test put in it) afterwards."""
+    schema = f"byf_test_{uuid.uuid4().hex[:12]}"
+    yield schema
+    _run_apart(_drop_schema(postgres_url, schema))
+
+
+def _run_apart(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine to its end on a loop of its own, whether or not one runs here."""
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, coroutine).result()
+
+
+async def _drop_schema(url: str, schema: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await connection.close()

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 from by_framework import (
@@ -50,9 +50,13 @@ async def running_worker(
 
 
 def worker_process(
-    settings: Settings, worker_id: str, worker_class: str = "tests.agents.EchoAgent", *extra: str
+    settings: Settings,
+    worker_id: str,
+    worker_class: str = "tests.agents.EchoAgent",
+    *extra: str,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[str]:
-    """A real worker process started through the CLI."""
+    """A real worker process started through the CLI (``env``: variables to add or change)."""
     command = [
         sys.executable, "-m", "by_framework",
         "--worker-class", worker_class,
@@ -66,7 +70,7 @@ def worker_process(
         "--sweep-interval", str(settings.sweep_interval),
         *extra,
     ]  # fmt: skip
-    return spawn(command, ROOT, {**os.environ, "PYTHONPATH": str(ROOT)})
+    return spawn(command, ROOT, {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
 
 
 def spawn(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:

@@ -47,3 +47,58 @@ async def test_the_spec_quick_start_runs_unchanged(
     finally:
         worker.terminate()
         assert worker.wait(timeout=20) == 0, output_of(worker)
+
+
+POSTGRES_HISTORY = ROOT / "cookbook" / "postgres_history"
+
+
+async def test_the_postgres_history_recipe_switches_backend_by_env_var_alone(
+    client: GatewayClient, settings: Settings, history_url: str
+) -> None:
+    env = {
+        **os.environ,
+        "REDIS_URL": str(settings.redis_url),
+        "BYAI_KEY_PREFIX": settings.key_prefix,
+        "BYF_HISTORY_URL": history_url,
+        "PYTHONPATH": str(ROOT),
+    }
+    workers = [
+        spawn([sys.executable, "notebook_agent.py"], POSTGRES_HISTORY, {**env, "BYAI_WORKER_ID": w})
+        for w in ("notebook-1", "notebook-2")
+    ]
+    try:
+        await asyncio.gather(*(wait_online(client, w) for w in ("notebook-1", "notebook-2")))
+        chat = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "chat.py", "--via", "notebook-1,notebook-2", "buy milk", "call mom",
+             "water the plants"],
+            cwd=POSTGRES_HISTORY, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        for worker in workers:
+            worker.terminate()
+        codes = [await asyncio.to_thread(worker.wait, 20) for worker in workers]
+        assert codes == [0, 0], [output_of(worker) for worker in workers]
+    assert chat.returncode == 0, chat.stderr
+    lines = chat.stdout.splitlines()
+    if history_url == "memory://":  # each worker remembers only what it was told itself
+        assert lines == [
+            "notebook-1: noted 'buy milk'; before that you told me []",
+            "notebook-2: noted 'call mom'; before that you told me []",
+            "notebook-1: noted 'water the plants'; before that you told me ['buy milk']",
+            "(memory:// history lives inside each worker process: no transcript to read here)",
+        ]
+        return
+    assert lines[:3] == [
+        "notebook-1: noted 'buy milk'; before that you told me []",
+        "notebook-2: noted 'call mom'; before that you told me ['buy milk']",
+        "notebook-1: noted 'water the plants'; before that you told me ['buy milk', 'call mom']",
+    ]
+    assert lines[3:] == [
+        "[1] user: buy milk",
+        "[2] assistant: noted 'buy milk'; before that you told me []",
+        "[3] user: call mom",
+        "[4] assistant: noted 'call mom'; before that you told me ['buy milk']",
+        "[5] user: water the plants",
+        "[6] assistant: noted 'water the plants'; before that you told me ['buy milk', 'call mom']",
+    ]

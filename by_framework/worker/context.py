@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from by_framework.history import SessionHistory
 from by_framework.plugins.configs import ConfigSet
 from by_framework.plugins.hooks import HookRunner
 from by_framework.plugins.model import AgentConfig
@@ -38,6 +39,7 @@ class AgentContext:
         subcalls: SubCalls,
         configs: ConfigSet,
         hooks: HookRunner,
+        history: SessionHistory,
     ) -> None:
         self.header = header
         self.worker_id = worker_id
@@ -47,6 +49,9 @@ class AgentContext:
         self._subcalls = subcalls
         self._configs = configs
         self._hooks = hooks
+        self.history = history
+        """The session's turns recorded so far (``await context.history.list()``, or
+        ``async for message in context.history``), from the worker's history store."""
         self.error: BaseException | None = None
         """The exception the task's last attempt raised, if any (for ``on_task_error``)."""
 

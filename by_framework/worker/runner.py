@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 from by_framework.cancellation import cancel_tasks
 from by_framework.common.aio import Backoff, cancel_and_wait
 from by_framework.errors import ConfigurationError, WorkerIdInUseError
+from by_framework.history import SessionHistory, TurnRecorder, open_history_store
+from by_framework.history.backends import redact
 from by_framework.plugins.base import Plugin
 from by_framework.plugins.configs import ConfigSet
 from by_framework.plugins.host import PluginHost
@@ -120,6 +122,8 @@ class WorkerRunner:
             agent_types=self.agent_types,
             hook_timeout=settings.plugin_hook_timeout_seconds,
         )
+        self.history = open_history_store(settings.history_url)  # an unknown backend fails here
+        self._turns = TurnRecorder(self.history)
         self.streams = engine.control.streams(self.agent_types, self.worker_id)
         self._own_stream = self.streams[-1]
         self._notices = engine.control.notice_stream(self.worker_id)
@@ -149,6 +153,13 @@ class WorkerRunner:
 
     async def start(self) -> None:
         directory = self.engine.registry
+        try:
+            await self.history.start()
+        except Exception as exc:
+            raise ConfigurationError(
+                f"the history store {redact(self.settings.history_url)} did not start: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         await self.engine.start()
         await self.plugins.start()  # configs first: a worker with none to serve never registers
         token = await directory.acquire(self.worker_id, self.settings.heartbeat_ttl)
@@ -237,7 +248,10 @@ class WorkerRunner:
             finally:
                 await self.engine.registry.deregister(self.worker_id, self.agent_types, self._token)
                 self._token = None
-        await self.engine.aclose()
+        try:
+            await self.history.aclose()
+        finally:
+            await self.engine.aclose()
         log.info("worker %s stopped", self.worker_id)
 
     # Consumption
@@ -328,6 +342,7 @@ class WorkerRunner:
             await self._settle_unrun(delivery, header, context, verdict)
             return
         else:
+            await self._turns.incoming(header, command, run_number)
             await hooks.run("on_task_start", context)
             handler = asyncio.current_task()
             assert handler is not None  # this coroutine always runs as the delivery's task
@@ -337,6 +352,8 @@ class WorkerRunner:
             result.status = AgentState.CANCELLED
             result.error = result.error or context.cancel_reason
         events = self._final_events(context, result)
+        if verdict.action == "run":  # recorded before anyone can see the outcome and answer it
+            await self._turns.outcome(header, result, run_number)
         finished = await self._retrying(
             lambda: control.finish(delivery, header, self.worker_id, result, events)
         )
@@ -389,6 +406,7 @@ class WorkerRunner:
             subcalls=subcalls,
             configs=configs,
             hooks=self.plugins.hooks,
+            history=SessionHistory(self.history, header.session_id),
         )
         return context, subcalls
 

@@ -1,0 +1,178 @@
+"""History stores: the one conformance suite run by every backend (memory, and PostgreSQL on the
+real server), then what is particular to each and how a URL picks one."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from by_framework_history_postgres import SCHEMA_VERSION, PostgresHistoryStore
+
+from by_framework import ConfigurationError, MemoryHistoryStore, open_history_store
+from by_framework.history import backends
+from by_framework.history.conformance import WORKERS, HistoryStoreConformance
+from by_framework.ports import HistoryStore
+
+
+class TestMemoryHistory(HistoryStoreConformance):
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[HistoryStore]:
+        store = MemoryHistoryStore()
+        await store.start()
+        yield store
+        await store.aclose()
+
+
+class TestPostgresHistory(HistoryStoreConformance):
+    @pytest.fixture
+    async def store(self, postgres_url: str, history_schema: str) -> AsyncIterator[HistoryStore]:
+        store = PostgresHistoryStore(postgres_url, schema=history_schema)
+        await store.start()
+        yield store
+        await store.aclose()
+
+    @pytest.fixture
+    async def workers(
+        self, store: HistoryStore, postgres_url: str, history_schema: str
+    ) -> AsyncIterator[list[HistoryStore]]:
+        """One store per worker, each with its own pool (several connections each)."""
+        stores = [
+            PostgresHistoryStore(postgres_url, schema=history_schema, pool_max_size=3)
+            for _ in range(WORKERS)
+        ]
+        await asyncio.gather(*(s.start() for s in stores))
+        yield list(stores)
+        await asyncio.gather(*(s.aclose() for s in stores))
+
+
+# Memory
+
+
+async def test_memory_history_is_bounded() -> None:
+    store = MemoryHistoryStore.from_url("memory://?max_sessions=3&max_messages=5")
+    for i in range(8):
+        await store.append("s-long", "user", i, key=f"k{i}")
+    kept = (await store.list("s-long")).messages
+    assert [m.content for m in kept] == [3, 4, 5, 6, 7]
+    assert (await store.list("s-long", kept[0].cursor)).messages == kept[1:]
+    for session in ("s-b", "s-c", "s-long", "s-d"):  # s-long is used again: s-b goes first
+        await store.append(session, "user", "x")
+    assert (await store.list("s-b")).messages == []
+    assert len((await store.list("s-long")).messages) == 5
+
+
+# Choosing a backend by URL
+
+
+def test_a_url_picks_its_backend() -> None:
+    assert isinstance(open_history_store("memory://"), MemoryHistoryStore)
+    memory = open_history_store("memory://?max_sessions=7")
+    assert isinstance(memory, MemoryHistoryStore) and memory.max_sessions == 7
+    url = "postgresql://app:secret@db:5433/agents?schema=hist&pool_max_size=4&sslmode=disable"
+    for scheme in ("postgresql", "postgres"):
+        store = open_history_store(url.replace("postgresql", scheme, 1))
+        assert isinstance(store, PostgresHistoryStore)
+        assert (store.schema, store.pool_max_size) == ("hist", 4)
+        assert store.dsn == f"{scheme}://app:secret@db:5433/agents?sslmode=disable"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgres-db.local", "is not a URL"),
+        ("cassandra://db", "installed: memory, postgres, postgresql"),
+        ("memory://?max_messages=0", "must be at least 1"),
+        ("memory://?size=3", "unknown memory:// options ['size']"),
+        ("postgresql://db/x?schema=drop;table", "schema must be a plain identifier"),
+        ("postgresql://db/x?pool_max_size=many", "pool_max_size must be an integer"),
+    ],
+)
+def test_a_bad_history_url_is_a_configuration_error(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        open_history_store(url)
+    assert message in str(caught.value)
+
+
+def test_a_backend_that_is_not_installed_names_its_package(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(backends, "entry_points", lambda group: [])
+    with pytest.raises(ConfigurationError) as caught:
+        open_history_store("postgresql://app:secret@db/agents")
+    assert "pip install by-framework-history-postgres" in str(caught.value)
+    assert "secret" not in str(caught.value)  # the password never reaches a message
+
+
+def test_a_url_is_shown_without_its_password() -> None:
+    assert backends.redact("postgresql://app:s3cret@db:5432/x") == "postgresql://app:***@db:5432/x"
+    assert backends.redact("postgresql://:pw@[::1]/x") == "postgresql://:***@[::1]/x"
+    assert backends.redact("postgresql://app@db/x") == "postgresql://app@db/x"
+
+
+# PostgreSQL
+
+
+async def test_workers_starting_together_create_the_schema_once(
+    postgres_url: str, history_schema: str
+) -> None:
+    stores = [PostgresHistoryStore(postgres_url, schema=history_schema) for _ in range(5)]
+    await asyncio.gather(*(store.start() for store in stores))
+    await asyncio.gather(*(store.aclose() for store in stores))
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        versions = await connection.fetch(
+            f"SELECT version FROM {history_schema}.schema_version ORDER BY version"
+        )
+        assert [row["version"] for row in versions] == list(range(1, SCHEMA_VERSION + 1))
+        column = await connection.fetchval(
+            "SELECT data_type FROM information_schema.columns "
+            "WHERE table_schema = $1 AND table_name = 'messages' AND column_name = 'content'",
+            history_schema,
+        )
+        assert column == "jsonb"
+    finally:
+        await connection.close()
+
+
+async def test_content_is_queryable_jsonb_in_postgresql(
+    postgres_url: str, history_schema: str
+) -> None:
+    store = PostgresHistoryStore(postgres_url, schema=history_schema)
+    await store.start()
+    try:
+        await store.append("s-sql", "assistant", {"tool": "search", "hits": [{"id": 7}]})
+    finally:
+        await store.aclose()
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        hit = await connection.fetchval(
+            f"SELECT content #>> '{{hits,0,id}}' FROM {history_schema}.messages "
+            "WHERE session_id = 's-sql' AND content->>'tool' = 'search'"
+        )
+        assert hit == "7"
+    finally:
+        await connection.close()
+
+
+async def test_a_schema_newer_than_the_package_is_refused(
+    postgres_url: str, history_schema: str
+) -> None:
+    store = PostgresHistoryStore(postgres_url, schema=history_schema)
+    await store.start()
+    await store.aclose()
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        await connection.execute(
+            f"INSERT INTO {history_schema}.schema_version (version) VALUES (99)"
+        )
+    finally:
+        await connection.close()
+    with pytest.raises(ConfigurationError, match=r"at version 99.*upgrade the package"):
+        await PostgresHistoryStore(postgres_url, schema=history_schema).start()
+
+
+async def test_a_store_used_before_start_says_so() -> None:
+    store = PostgresHistoryStore("postgresql://nowhere/x")
+    with pytest.raises(RuntimeError, match="await start"):
+        await store.list("s")
+    await store.aclose()  # closing an unstarted store is fine

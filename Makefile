@@ -6,10 +6,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint format bench soak fanout
 
-$(STAMP): pyproject.toml
+# The core and every extension package (adapters, history backends), editable, in one resolve.
+PACKAGES := -e ".[dev]" -e "adapters/langgraph[postgres,test]" -e "adapters/adk[db]" \
+	-e history/postgres
+$(STAMP): pyproject.toml adapters/langgraph/pyproject.toml adapters/adk/pyproject.toml \
+		history/postgres/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q $(PACKAGES)
 	touch $(STAMP)
 
 install: $(STAMP)

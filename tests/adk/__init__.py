@@ -1,0 +1,1 @@
+"""ADK agents the ADK adapter tests run (a fake model: no network)."""

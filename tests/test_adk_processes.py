@@ -1,0 +1,210 @@
+"""AdkWorker in real worker processes (the CLI): an ADK long-running tool asks the user, the
+worker that asked goes away, and another one takes the answer to the agent."""
+
+import asyncio
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from by_framework_adk import session_service_from_url
+from by_framework_adk.questions import live_events
+
+from by_framework import (
+    AgentState,
+    AgentTaskResult,
+    AskUserEvent,
+    GatewayClient,
+    Settings,
+    TaskResultEvent,
+)
+from tests.adk.agents import UpperAgent
+from tests.support import output_of, running_worker, wait_online, worker_process
+from tests.test_adk_worker import chunks, task_events
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def session_url(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A session store the worker processes share: ADK's SQLite one in this test's directory, or
+    ADK's DatabaseSessionService on a PostgreSQL database of this test's own."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'adk-sessions.db'}"
+        monkeypatch.setenv("BYAI_ADK_SESSION_URL", url)
+        yield url
+        return
+    server = request.getfixturevalue("postgres_url")
+    database = f"adk_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_postgres(server, f'CREATE DATABASE "{database}"'))
+    parts = urlsplit(server)
+    url = parts._replace(scheme="postgresql+asyncpg", path=f"/{database}").geturl()
+    monkeypatch.setenv("BYAI_ADK_SESSION_URL", url)
+    yield url
+    asyncio.run(_postgres(server, f'DROP DATABASE "{database}" WITH (FORCE)'))
+
+
+async def _postgres(url: str, statement: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def test_long_running_tool_asks_and_another_worker_resumes(
+    client: GatewayClient, settings: Settings, session_url: str
+) -> None:
+    first, second = (
+        worker_process(settings, worker_id, "tests.adk.agents.ApprovalWorker")
+        for worker_id in ("payer-1", "payer-2")
+    )
+    try:
+        await asyncio.gather(wait_online(client, "payer-1"), wait_online(client, "payer-2"))
+        sent = await client.send_message(
+            "payer", "s-pay", "pay the team dinner", user_code="ada", target_worker_id="payer-1"
+        )
+        asked = await client.wait_for_result(sent.message_id, timeout=15)
+        assert asked.status is AgentState.WAITING_USER, output_of(first)
+        first.terminate()  # the worker that asked is gone: the resume can only go to payer-2
+        assert await asyncio.to_thread(first.wait, 15) == 0, output_of(first)
+        await client.resume(sent.message_id, "s-pay", content={"approved": True, "by": "alice"})
+        result = await _final_result(client, sent.message_id)
+        events = await task_events(client, "s-pay", sent.message_id)
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+
+    final = "Paid 500 EUR, approved by alice."
+    assert result.status is AgentState.COMPLETED and result.content == final
+    record = await client.get_task(sent.message_id)
+    assert record is not None and record.worker_id == "payer-2" and record.run == 1
+
+    (question,) = [e for e in events if isinstance(e, AskUserEvent)]
+    call = question.data["adk"]
+    assert call["name"] == "request_approval"
+    assert call["args"] == {"amount": 500, "reason": "team dinner"}
+    assert question.prompt == "request_approval is waiting for an answer"
+
+    # the final response, once on the whole session stream
+    text = [c for c in chunks(events) if c]
+    assert "".join(text) == final
+    finals = [e for e in events if isinstance(e, TaskResultEvent) and e.result.content == final]
+    assert len(finals) == 1
+    assert chunks(events, "reasoning") == [
+        'call request_approval({"amount": 500, "reason": "team dinner"})',
+        'request_approval -> {"approved": true, "by": "alice"}',
+    ]
+
+    # the answer reached the agent as the response of the call that asked, in the shared store
+    store = session_service_from_url(session_url)
+    session = await store.get_session(app_name="payer", user_id="ada", session_id="s-pay")
+    assert session is not None
+    answers = [
+        (event.author, response.id, response.response)
+        for event in session.events
+        for response in event.get_function_responses()
+    ]
+    assert answers == [("user", call["function_call_id"], {"approved": True, "by": "alice"})]
+    await _close(store)
+
+
+async def _final_result(client: GatewayClient, message_id: str) -> AgentTaskResult:
+    """The result once the task has ended for good (not just suspended)."""
+    async with asyncio.timeout(20):
+        while True:
+            record = await client.get_task(message_id)
+            if record is not None and record.status.is_terminal and record.result is not None:
+                return record.result
+            await asyncio.sleep(0.05)
+
+
+def _stop(workers: list[subprocess.Popen[str]]) -> list[int]:
+    """Stop the worker processes still running; every process's exit code."""
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+    return [worker.wait(15) for worker in workers]
+
+
+async def _close(store: Any) -> None:
+    close = getattr(store, "close", None)
+    if close is not None:
+        await close()
+
+
+async def test_a_run_cut_off_by_a_crash_runs_again_without_repeating_its_sub_call(
+    client: GatewayClient,
+    settings: Settings,
+    session_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker dies after the translator answered: the re-run on another worker starts the
+    ADK turn over (the cut-off attempt rewound from the session), the model asks the translator
+    again, and gets the recorded reply: the translator ran once."""
+    monkeypatch.setenv("ADK_TEST_CRASH_FILE", str(tmp_path / "crashed"))
+    workers = [
+        worker_process(settings, worker_id, "tests.adk.agents.CrashingConciergeWorker")
+        for worker_id in ("concierge-1", "concierge-2")
+    ]
+    try:
+        async with running_worker(UpperAgent(), settings, worker_id="translator"):
+            await asyncio.gather(*(wait_online(client, f"concierge-{n}") for n in (1, 2)))
+            sent = await client.send_message("concierge", "s-crash", "greet", user_code="ada")
+            result = await _final_result(client, sent.message_id)
+    finally:
+        codes = _stop(workers)
+    assert codes.count(17) == 1, codes  # whichever worker took the task died, once
+    assert result.content == "Replies: translator=HELLO", [output_of(w) for w in workers]
+    parent = await client.get_task(sent.message_id)
+    assert parent is not None and len(parent.children) == 1
+    child = await client.get_task(parent.children[0])
+    assert child is not None and child.delivery_count == 1
+
+    store = session_service_from_url(session_url)
+    session = await store.get_session(app_name="concierge", user_id="ada", session_id="s-crash")
+    assert session is not None
+    said = [
+        (event.author, part.text)
+        for event in live_events(session.events)
+        for part in (event.content.parts if event.content else ())
+        if part.text
+    ]
+    assert said == [("user", "greet"), ("concierge", "Replies: translator=HELLO")]
+    await _close(store)
+
+
+async def test_a_resume_cut_off_by_a_crash_gives_the_answer_again(
+    client: GatewayClient,
+    settings: Settings,
+    session_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker dies while the agent takes the answer in; the re-run on another worker finds
+    the question answered by that cut-off attempt, answers it again, and the agent finishes."""
+    monkeypatch.setenv("ADK_TEST_CRASH_FILE", str(tmp_path / "crashed"))
+    workers = [
+        worker_process(settings, worker_id, "tests.adk.agents.CrashingApprovalWorker")
+        for worker_id in ("payer-1", "payer-2")
+    ]
+    try:
+        await asyncio.gather(*(wait_online(client, f"payer-{n}") for n in (1, 2)))
+        sent = await client.send_message("payer", "s-cut", "pay the team dinner", user_code="ada")
+        asked = await client.wait_for_result(sent.message_id, timeout=15)
+        assert asked.status is AgentState.WAITING_USER
+        await client.resume(sent.message_id, "s-cut", content={"approved": True, "by": "bob"})
+        result = await _final_result(client, sent.message_id)
+    finally:
+        codes = _stop(workers)
+    assert codes.count(17) == 1, codes  # whichever worker took the answer in died, once
+    assert result.status is AgentState.COMPLETED, [output_of(w) for w in workers]
+    assert result.content == "Paid 500 EUR, approved by bob."

@@ -22,6 +22,7 @@ from by_framework import (
     TaskResultEvent,
 )
 from tests.adk.agents import UpperAgent
+from tests.agents import EchoAgent
 from tests.support import output_of, running_worker, wait_online, worker_process
 from tests.test_adk_worker import chunks, task_events
 
@@ -140,34 +141,48 @@ async def _close(store: Any) -> None:
         await close()
 
 
-async def test_a_run_cut_off_by_a_crash_runs_again_without_repeating_its_sub_call(
+@pytest.mark.parametrize(
+    ("worker_class", "answer"),
+    [
+        ("CrashingConciergeWorker", "Replies: translator=HELLO"),
+        ("CrashingGroupWorker", "Replies: echo=hi, translator=HELLO"),
+    ],
+    ids=["call_agent", "dispatch_group"],
+)
+async def test_a_run_cut_off_by_a_crash_runs_again_without_repeating_its_sub_calls(
     client: GatewayClient,
     settings: Settings,
     session_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    worker_class: str,
+    answer: str,
 ) -> None:
-    """The worker dies after the translator answered: the re-run on another worker starts the
-    ADK turn over (the cut-off attempt rewound from the session), the model asks the translator
-    again, and gets the recorded reply: the translator ran once."""
+    """The worker dies after the remote agents answered: the re-run on another worker starts
+    the ADK turn over (the cut-off attempt rewound from the session), the model makes the same
+    calls again, and gets the recorded replies: each remote agent ran once."""
     monkeypatch.setenv("ADK_TEST_CRASH_FILE", str(tmp_path / "crashed"))
     workers = [
-        worker_process(settings, worker_id, "tests.adk.agents.CrashingConciergeWorker")
+        worker_process(settings, worker_id, f"tests.adk.agents.{worker_class}")
         for worker_id in ("concierge-1", "concierge-2")
     ]
     try:
-        async with running_worker(UpperAgent(), settings, worker_id="translator"):
+        async with (
+            running_worker(UpperAgent(), settings, worker_id="translator"),
+            running_worker(EchoAgent(), settings, worker_id="echo"),
+        ):
             await asyncio.gather(*(wait_online(client, f"concierge-{n}") for n in (1, 2)))
             sent = await client.send_message("concierge", "s-crash", "greet", user_code="ada")
             result = await _final_result(client, sent.message_id)
     finally:
         codes = _stop(workers)
     assert codes.count(17) == 1, codes  # whichever worker took the task died, once
-    assert result.content == "Replies: translator=HELLO", [output_of(w) for w in workers]
+    assert result.content == answer, [output_of(w) for w in workers]
     parent = await client.get_task(sent.message_id)
-    assert parent is not None and len(parent.children) == 1
-    child = await client.get_task(parent.children[0])
-    assert child is not None and child.delivery_count == 1
+    assert parent is not None
+    children = [await client.get_task(child) for child in parent.children]
+    assert len(children) == answer.count("=")  # nothing sent twice
+    assert all(c is not None and c.delivery_count == 1 for c in children)
 
     store = session_service_from_url(session_url)
     session = await store.get_session(app_name="concierge", user_id="ada", session_id="s-crash")
@@ -178,7 +193,7 @@ async def test_a_run_cut_off_by_a_crash_runs_again_without_repeating_its_sub_cal
         for part in (event.content.parts if event.content else ())
         if part.text
     ]
-    assert said == [("user", "greet"), ("concierge", "Replies: translator=HELLO")]
+    assert said == [("user", "greet"), ("concierge", answer)]
     await _close(store)
 
 

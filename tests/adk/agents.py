@@ -269,6 +269,24 @@ class CrashingConciergeWorker(AdkWorker):
         super().__init__(agent)
 
 
+class CrashingGroupWorker(AdkWorker):
+    """Calls the echo agent and the translator in one turn (one group), then dies before
+    answering, once."""
+
+    def __init__(self) -> None:
+        agent = LlmAgent(
+            name="concierge",
+            model=FakeLlm(
+                script=[
+                    [("echo", {"request": "hi"}), ("translator", {"request": "hello"})],
+                    _crash_once(_summary),
+                ]
+            ),
+            tools=[remote_agent_tool("echo"), remote_agent_tool("translator")],
+        )
+        super().__init__(agent)
+
+
 class CrashingApprovalWorker(AdkWorker):
     """The approval agent, whose worker dies once while it takes the answer in."""
 

@@ -2,7 +2,9 @@
 worker that asked goes away, and another one takes the answer to the agent."""
 
 import asyncio
+import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,7 @@ from by_framework import (
 )
 from tests.adk.agents import UpperAgent
 from tests.agents import EchoAgent
-from tests.support import output_of, running_worker, wait_online, worker_process
+from tests.support import ROOT, output_of, running_worker, spawn, wait_online, worker_process
 from tests.test_adk_worker import chunks, task_events
 
 
@@ -223,3 +225,34 @@ async def test_a_resume_cut_off_by_a_crash_gives_the_answer_again(
     assert codes.count(17) == 1, codes  # whichever worker took the answer in died, once
     assert result.status is AgentState.COMPLETED, [output_of(w) for w in workers]
     assert result.content == "Paid 500 EUR, approved by bob."
+
+
+SERVE = """
+from by_framework_adk import serve_agent
+from tests.adk.agents import parrot_agent
+
+serve_agent(
+    parrot_agent(), "parrot", worker_id="parrot-1", session_url="memory://",
+    heartbeat_interval=0.2, heartbeat_ttl=1.0,
+)
+"""
+
+
+async def test_serve_agent_serves_until_sigterm(client: GatewayClient, settings: Settings) -> None:
+    """``serve_agent`` gives the worker its options (``session_url``) and ``run_worker`` the
+    rest (``worker_id``, settings), serves, and stops cleanly on SIGTERM."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "REDIS_URL": str(settings.redis_url),
+        "BYAI_KEY_PREFIX": settings.key_prefix,
+    }
+    process = spawn([sys.executable, "-c", SERVE], ROOT, env)
+    try:
+        await wait_online(client, "parrot-1")
+        sent = await client.send_message("parrot", "s-serve", "hi")
+        result = await client.wait_for_result(sent.message_id, timeout=15)
+    finally:
+        code = _stop([process])
+    assert result.content == "You said: hi"
+    assert code == [0], output_of(process)

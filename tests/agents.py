@@ -55,6 +55,13 @@ class ShowcaseAgent(GatewayWorker):
         }
 
 
+class StuckStartAgent(EchoAgent):
+    """Its ``on_startup`` never ends (a database that never answers)."""
+
+    async def on_startup(self) -> None:
+        await asyncio.Event().wait()
+
+
 class CrashAgent(GatewayWorker):
     """Kills its own process on "crash" (a poison command); echoes anything else."""
 

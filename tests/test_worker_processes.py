@@ -120,6 +120,17 @@ async def test_a_worker_whose_heartbeat_stops_goes_offline_after_the_ttl(
         assert stop(process) == 0
 
 
+async def test_sigterm_stops_a_worker_whose_startup_never_ends(
+    client: GatewayClient, settings: Settings
+) -> None:
+    process = worker_process(settings, "stuck", "tests.agents.StuckStartAgent")
+    await wait_online(client, "stuck")  # registered, then on_startup waits forever
+    await asyncio.sleep(0.3)
+    assert stop(process, timeout=10) == 0
+    assert "worker stuck stopped while starting" in output_of(process)
+    assert not await client.registry.is_online("stuck")  # deregistered on the way out
+
+
 async def test_sigterm_drains_in_flight_tasks_and_loses_none(
     client: GatewayClient, settings: Settings
 ) -> None:

@@ -144,10 +144,21 @@ class WorkerRunner:
     # Lifecycle
 
     async def run(self) -> None:
-        """Start, serve until ``request_stop``, then drain and deregister."""
+        """Start, serve until ``request_stop``, then drain and deregister. A stop requested
+        while starting (SIGTERM while ``on_startup`` waits on a database) ends the start."""
         try:
-            await self.start()
-            await self.serve()
+            starting = asyncio.create_task(self.start())
+            stopping = asyncio.create_task(self._stopping.wait())
+            try:
+                await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                await cancel_and_wait(stopping)
+                if not starting.done():
+                    log.warning("worker %s stopped while starting", self.worker_id)
+                    await cancel_and_wait(starting)
+            if not starting.cancelled():
+                starting.result()  # a start-up error
+                await self.serve()
         finally:
             await self.shutdown()
 

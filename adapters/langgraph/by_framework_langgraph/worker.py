@@ -1,0 +1,460 @@
+"""LangGraphWorker: an existing LangGraph graph served as a by-framework worker."""
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command, Durability
+
+from by_framework import (
+    AgentContext,
+    AgentState,
+    AgentTaskResult,
+    GatewayWorker,
+    ResumeCommand,
+    TaskCancelledError,
+    run_worker,
+)
+from by_framework_langgraph.interrupts import ASK_AGAIN, ask_user_event, resume_value
+from by_framework_langgraph.remote import RemoteCalls, Turns
+from by_framework_langgraph.scope import RunScope, enter, leave
+from by_framework_langgraph.streaming import STREAM_MODES, StreamMapper, message_text, to_text
+from by_framework_langgraph.threads import (
+    LocalThreadLock,
+    PostgresThreadLock,
+    ThreadIdFunction,
+    ThreadLock,
+    advisory_key,
+    default_thread_id,
+)
+
+log = logging.getLogger("by_framework_langgraph")
+
+CHECKPOINTER_URL_ENV = "BYAI_LANGGRAPH_CHECKPOINTER_URL"
+TASK_METADATA = "by_framework_task"
+RUN_METADATA = "by_framework_run"
+"""Checkpoint metadata keys: the task, and its run, whose graph run wrote the checkpoint
+(LangGraph keeps only scalar metadata values)."""
+CANCEL_POLL_SECONDS = 0.1
+SETUP_POLL_SECONDS = 0.1
+
+GraphSource = Any
+"""A compiled graph, a ``StateGraph`` (compiled here), or a callable (sync or async) that takes
+the checkpointer and returns either."""
+
+
+class LangGraphWorker(GatewayWorker):
+    """Serves ``graph`` as agent type ``agent_type``.
+
+    ``checkpointer``: a saver shared by every replica; or ``checkpointer_url``
+    (``postgresql://...``, env ``BYAI_LANGGRAPH_CHECKPOINTER_URL``) for an ``AsyncPostgresSaver``
+    this worker opens, sets up and closes (needs the ``postgres`` extra); else the compiled
+    graph's own, else an in-memory one (a single worker only: a warning says so).
+
+    ``thread_id(context)`` names the task's thread (default: ``default_thread_id``);
+    ``thread_lock`` keeps one task at a time on a thread (default: a PostgreSQL advisory lock
+    with ``checkpointer_url``, else a lock in this process); ``thread_wait_timeout`` bounds the
+    wait for a busy thread. ``input_mapper(command, context)`` and
+    ``output_mapper(values, context)`` replace ``graph_input`` and ``result_content``.
+    ``config`` is merged into every run's config (e.g. ``{"recursion_limit": 50}``).
+    """
+
+    def __init__(
+        self,
+        graph: GraphSource,
+        agent_type: str = "agent",
+        *,
+        checkpointer: BaseCheckpointSaver | None = None,
+        checkpointer_url: str | None = None,
+        thread_id: ThreadIdFunction | None = None,
+        thread_lock: ThreadLock | None = None,
+        thread_wait_timeout: float | None = 300.0,
+        input_mapper: Callable[[Any, AgentContext], Any] | None = None,
+        output_mapper: Callable[[dict[str, Any], AgentContext], Any] | None = None,
+        config: dict[str, Any] | None = None,
+        durability: Durability = "sync",
+        pool_size: int = 10,
+    ) -> None:
+        self._source = graph
+        self._agent_type = agent_type
+        self._checkpointer = checkpointer
+        self._checkpointer_url = checkpointer_url
+        if checkpointer is None and checkpointer_url is None:
+            self._checkpointer_url = os.environ.get(CHECKPOINTER_URL_ENV) or None
+        self._thread_id = thread_id or default_thread_id
+        self._lock = thread_lock
+        self._thread_wait_timeout = thread_wait_timeout
+        self._input_mapper = input_mapper
+        self._output_mapper = output_mapper
+        self._config = dict(config or {})
+        self._durability = durability
+        self._pool_size = pool_size
+        self._graph: Any = None
+        self._closing = contextlib.AsyncExitStack()
+
+    # GatewayWorker
+
+    def get_agent_types(self) -> list[str]:
+        return [self._agent_type]
+
+    async def on_startup(self) -> None:
+        saver = self._checkpointer
+        if saver is None and self._checkpointer_url:
+            saver = await self._open_postgres(self._checkpointer_url)
+        self._graph = await self._build(saver)
+        if self._lock is None:
+            if self._checkpointer_url:
+                self._lock = PostgresThreadLock(self._checkpointer_url)
+            else:
+                self._lock = LocalThreadLock()
+                if not isinstance(self.checkpointer, InMemorySaver):
+                    log.warning(
+                        "agent %s: tasks of one thread are kept apart in this worker only; "
+                        "with several workers pass thread_lock= (e.g. PostgresThreadLock(url))",
+                        self._agent_type,
+                    )
+        await self._lock.open()
+        self._closing.push_async_callback(self._lock.close)
+
+    async def on_shutdown(self) -> None:
+        await self._closing.aclose()
+
+    async def process_command(self, command: Any, context: AgentContext) -> AgentTaskResult:
+        graph = self.graph
+        thread_id = self.thread_id_for(context)
+        assert self._lock is not None
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(
+                    self._lock.hold(thread_id, lambda: context.cancelled, self._thread_wait_timeout)
+                )
+            except TaskCancelledError:
+                return AgentTaskResult(status=AgentState.CANCELLED, error=context.cancel_reason)
+            except TimeoutError:
+                return AgentTaskResult(
+                    status=AgentState.FAILED,
+                    error=f"thread {thread_id} stayed busy with another task for "
+                    f"{self._thread_wait_timeout:g}s (thread_wait_timeout); send again later",
+                )
+            return await self._run_task(graph, command, context, thread_id)
+
+    # What users override
+
+    def thread_id_for(self, context: AgentContext) -> str:
+        """The graph thread of this task (``thread_id=`` if given, else
+        ``default_thread_id``)."""
+        return self._thread_id(context)
+
+    def graph_input(self, command: Any, context: AgentContext) -> Any:
+        """The graph's input for a new task: a string becomes a user message; a dict with
+        "messages" (or any other dict) is the input state; a {"role", "content"} dict or a list
+        of messages becomes the messages."""
+        if self._input_mapper is not None:
+            return self._input_mapper(command, context)
+        content = command.content
+        if isinstance(content, str):
+            return {"messages": [HumanMessage(content)]}
+        if isinstance(content, dict) and "role" in content and "content" in content:
+            return {"messages": [{"role": content["role"], "content": content["content"]}]}
+        if isinstance(content, list):
+            return {"messages": content}
+        if content is None:
+            raise ValueError("the task has no content: send a message or the graph's input")
+        return content
+
+    def result_content(self, values: dict[str, Any], context: AgentContext) -> Any:
+        """The task's result from the graph's final state: the text of the last AI message;
+        without messages, the state as JSON-able data."""
+        if self._output_mapper is not None:
+            return self._output_mapper(values, context)
+        messages = values.get("messages") if isinstance(values, dict) else None
+        for message in reversed(messages or []):
+            if isinstance(message, AIMessage):
+                return message_text(message)
+        return _jsonable(values)
+
+    # The graph
+
+    @property
+    def graph(self) -> Any:
+        """The compiled graph (built at startup)."""
+        if self._graph is None:
+            raise RuntimeError("the graph is built in on_startup: run the worker first")
+        return self._graph
+
+    @property
+    def checkpointer(self) -> BaseCheckpointSaver:
+        return self.graph.checkpointer
+
+    async def _open_postgres(self, url: str) -> BaseCheckpointSaver:
+        try:
+            import psycopg
+            from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+            from psycopg.rows import dict_row
+            from psycopg_pool import AsyncConnectionPool
+        except ImportError as exc:
+            raise RuntimeError(
+                "checkpointer_url needs the postgres extra: "
+                "pip install 'by-framework-langgraph[postgres]'"
+            ) from exc
+        pool = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=self._pool_size,
+            open=False,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        )
+        await pool.open(wait=True)
+        self._closing.push_async_callback(pool.close)
+        saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as guard:
+            await _one_setup_at_a_time(guard, saver)
+        return saver
+
+    async def _build(self, saver: BaseCheckpointSaver | None) -> Any:
+        source = self._source
+        if not (hasattr(source, "astream") or hasattr(source, "compile")) and callable(source):
+            source = source(saver if saver is not None else InMemorySaver())
+            if inspect.isawaitable(source):
+                source = await source
+        if hasattr(source, "compile") and not hasattr(source, "astream"):
+            source = source.compile(checkpointer=saver if saver is not None else InMemorySaver())
+        if not hasattr(source, "astream"):
+            raise TypeError(
+                "graph must be a compiled LangGraph graph, a StateGraph, or a callable that "
+                f"returns one, not {type(source).__name__}"
+            )
+        if saver is not None and source.checkpointer is not saver:
+            source = source.copy(update={"checkpointer": saver})
+        elif not isinstance(source.checkpointer, BaseCheckpointSaver):
+            source = source.copy(update={"checkpointer": InMemorySaver()})
+        if isinstance(source.checkpointer, InMemorySaver):
+            log.warning(
+                "agent %s keeps its graph state in memory: run a single worker of it, or pass "
+                "checkpointer_url='postgresql://...' (or a checkpointer) shared by all replicas",
+                self._agent_type,
+            )
+        return source
+
+    def _run_config(self, thread_id: str) -> dict[str, Any]:
+        config = dict(self._config)
+        config["configurable"] = {**config.get("configurable", {}), "thread_id": thread_id}
+        return config
+
+    async def _run_task(
+        self, graph: Any, command: Any, context: AgentContext, thread_id: str
+    ) -> AgentTaskResult:
+        base = self._run_config(thread_id)
+        head = await graph.aget_state(base)
+        metadata = head.metadata or {}
+        owner = metadata.get(TASK_METADATA)
+        mine = owner == context.message_id
+        interrupts = list(head.interrupts)
+        start_from: str | None = None
+        if mine:
+            run = int(metadata.get(RUN_METADATA, 0))
+            if interrupts:
+                if not isinstance(command, ResumeCommand):  # asked, but not recorded: ask again
+                    return await context.ask_user(ask_user_event(interrupts, thread_id))
+                value = resume_value(command, interrupts)
+                if value is ASK_AGAIN:
+                    return await context.ask_user(ask_user_event(interrupts, thread_id))
+                run += 1
+                graph_input: Any = Command(resume=value)
+            elif head.next:  # a re-run after a crash: go on from the last checkpoint
+                graph_input = None
+            else:  # the graph ended, the task's outcome was not recorded
+                await self._forget_calls(context, graph)
+                return self._completed(head.values, context, thread_id)
+        else:
+            if isinstance(command, ResumeCommand):
+                return AgentTaskResult(
+                    status=AgentState.FAILED,
+                    error=f"nothing to resume on thread {thread_id}: its question is no longer "
+                    "pending (a newer task took the thread over)",
+                )
+            run = 0
+            graph_input = self.graph_input(command, context)
+            if head.next:  # another task's run never ended (failed, cancelled, or died)
+                start_from = await self._rollback_point(graph, base)
+                log.info("thread %s: rolling back an unfinished run of task %s", thread_id, owner)
+        return await self._run_graph(
+            graph, graph_input, base, context, thread_id, run, start_from, continuing=mine
+        )
+
+    async def _run_graph(
+        self,
+        graph: Any,
+        graph_input: Any,
+        base: dict[str, Any],
+        context: AgentContext,
+        thread_id: str,
+        run: int,
+        start_from: str | None,
+        *,
+        continuing: bool,
+    ) -> AgentTaskResult:
+        config = {**base, "configurable": dict(base["configurable"])}
+        config["metadata"] = {
+            **base.get("metadata", {}),
+            TASK_METADATA: context.message_id,
+            RUN_METADATA: run,
+        }
+        if start_from is not None:
+            config["configurable"]["checkpoint_id"] = start_from
+        calls = RemoteCalls(context, graph.checkpointer, run)
+        turns = Turns(calls)
+        token = enter(RunScope(context, calls, turns))
+        mapper = StreamMapper(context)
+
+        async def drive() -> None:
+            async for part in graph.astream(
+                graph_input,
+                config,
+                stream_mode=STREAM_MODES,
+                version="v2",
+                subgraphs=True,
+                durability=self._durability,
+            ):
+                await mapper.handle(part)
+
+        try:
+            cancelled = await _watch(drive(), context)
+        except BaseException:
+            await self._forget_calls(context, graph, calls)
+            raise
+        finally:
+            await turns.close()
+            await calls.close()
+            leave(token)
+        if cancelled:
+            await self._forget_calls(context, graph, calls)
+            return AgentTaskResult(status=AgentState.CANCELLED, error=context.cancel_reason)
+        state = await graph.aget_state(base)
+        if state.interrupts:  # the run's remote calls stay on record for the resumed run
+            return await context.ask_user(ask_user_event(state.interrupts, thread_id))
+        if calls.touched or continuing:
+            await self._forget_calls(context, graph, calls)
+        return self._completed(state.values, context, thread_id)
+
+    def _completed(
+        self, values: dict[str, Any], context: AgentContext, thread_id: str
+    ) -> AgentTaskResult:
+        return AgentTaskResult(
+            status=AgentState.COMPLETED,
+            content=self.result_content(values, context),
+            data={"thread_id": thread_id},
+        )
+
+    async def _forget_calls(
+        self, context: AgentContext, graph: Any, calls: RemoteCalls | None = None
+    ) -> None:
+        with contextlib.suppress(Exception):  # best effort: a leftover ledger is only space
+            await (calls or RemoteCalls(context, graph.checkpointer, 0)).delete()
+
+    @staticmethod
+    async def _rollback_point(graph: Any, base: dict[str, Any]) -> str | None:
+        """The newest checkpoint where a run had ended; else the thread's first (empty) one."""
+        oldest = None
+        async for snapshot in graph.aget_state_history(base):
+            if not snapshot.next:
+                return snapshot.config["configurable"]["checkpoint_id"]
+            oldest = snapshot
+        return oldest.config["configurable"]["checkpoint_id"] if oldest is not None else None
+
+
+async def _one_setup_at_a_time(guard: Any, saver: BaseCheckpointSaver) -> None:
+    """``saver.setup()`` while holding an advisory lock of the schema, so that replicas starting
+    together do not race to create its tables.
+
+    The lock is *polled* with ``pg_try_advisory_lock``, never awaited with ``pg_advisory_lock``:
+    the setup's ``CREATE INDEX CONCURRENTLY`` waits for every transaction of the database that
+    is older than it, and a replica blocked in ``pg_advisory_lock`` is such a transaction, for
+    as long as the lock holder, who waits for its index, keeps the lock: neither would ever
+    go on (PostgreSQL cannot see the cycle, it runs through the worker)."""
+    cursor = await guard.execute("SELECT current_schema()")
+    (schema,) = await cursor.fetchone()
+    key = advisory_key(f"checkpointer setup:{schema}")
+    while True:
+        cursor = await guard.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+        (taken,) = await cursor.fetchone()
+        if taken:
+            break
+        await asyncio.sleep(SETUP_POLL_SECONDS)
+    try:
+        await saver.setup()  # type: ignore[attr-defined]
+    finally:
+        await guard.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+async def _watch(run: Coroutine[Any, Any, None], context: AgentContext) -> bool:
+    """Run the graph until it ends (False) or a cancel reaches the task (True: the run is
+    stopped). A forced cancel of the task cancels the run too."""
+    task = asyncio.ensure_future(run)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=CANCEL_POLL_SECONDS)
+            if task in done:
+                if task.exception() is not None and context.cancelled:
+                    return True  # e.g. TaskCancelledError out of a remote call
+                task.result()
+                return False
+            if context.cancelled:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+                return True
+    except asyncio.CancelledError:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+
+
+def _jsonable(values: Any) -> Any:
+    if isinstance(values, BaseMessage):
+        return {"type": values.type, "content": values.content}
+    if isinstance(values, dict):
+        return {str(key): _jsonable(value) for key, value in values.items()}
+    if isinstance(values, list | tuple):
+        return [_jsonable(value) for value in values]
+    if values is None or isinstance(values, str | int | float | bool):
+        return values
+    return to_text(values)
+
+
+def langgraph_worker(
+    graph: GraphSource, agent_type: str = "agent", **options: Any
+) -> type[LangGraphWorker]:
+    """A LangGraphWorker subclass that takes no arguments: for ``python -m by_framework
+    --worker-class module.Name`` and ``run_worker(Name)``. (A module-level LangGraphWorker
+    instance works with both too.)"""
+
+    def __init__(self: LangGraphWorker) -> None:
+        LangGraphWorker.__init__(self, graph, agent_type, **options)
+
+    name = "".join(part.title() for part in agent_type.replace("-", "_").split("_")) + "Worker"
+    return type(name, (LangGraphWorker,), {"__init__": __init__})
+
+
+WORKER_OPTIONS = frozenset(inspect.signature(LangGraphWorker.__init__).parameters) - {
+    "self",
+    "graph",
+    "agent_type",
+}
+
+
+def serve_graph(graph: GraphSource, agent_type: str = "agent", **options: Any) -> None:
+    """Serve ``graph`` as ``agent_type`` until SIGTERM / SIGINT: the LangGraphWorker options
+    (``checkpointer_url``, ``thread_id``, ...) go to the worker, the rest to ``run_worker``
+    (``worker_id``, ``redis_url``, ``max_concurrency``, ...)."""
+    worker_options = {k: v for k, v in options.items() if k in WORKER_OPTIONS}
+    run_options = {k: v for k, v in options.items() if k not in WORKER_OPTIONS}
+    run_worker(LangGraphWorker(graph, agent_type, **worker_options), **run_options)

@@ -68,3 +68,16 @@ class FanoutParentAgent(GatewayWorker):
             content = {"call_ms": call_ms, "not_completed": not_completed}
             return {"status": "completed", "content": content}
         raise ValueError(f"unknown op {op!r}")
+
+
+class ChunkAgent(GatewayWorker):
+    """Streams ``content["n"]`` chunks, one awaited ``emit_chunk`` each, as a model streaming
+    tokens does; then completes. ``bench/chunks.py``."""
+
+    def get_agent_types(self) -> list[str]:
+        return ["bench-chunks"]
+
+    async def process_command(self, command: Any, context: AgentContext) -> dict[str, Any]:
+        for _ in range(int(command.content["n"])):
+            await context.emit_chunk("tok ")
+        return {"status": "completed"}

@@ -59,17 +59,9 @@ from by_framework.redis.scripts import DISPATCH
 if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import (
-    BenchError,
-    Child,
-    _children,
-    _deadline,
-    _delete_keys,
-    _local_redis_url,
-    _percentile,
-    _redis_version,
-    _wait_ready,
-)
+from bench.measure import delete_keys, percentile
+from bench.procs import BenchError, Child, children, deadline, wait_ready
+from bench.run import _local_redis_url, _redis_version
 
 PARENT_CLASS = "bench.agents.FanoutParentAgent"
 PARENT_TYPE = "bench-parent"
@@ -89,7 +81,7 @@ class Plan:
     url: str
     prefix: str
     fanouts: tuple[tuple[int, int], ...]  # (children, repetitions)
-    chains: int
+    chains: int  # chains of CHAIN_CALLS call_agent, with as many reference sequences; 0: none
     logs: Path
 
 
@@ -103,11 +95,11 @@ class Row:
 
     @property
     def p50(self) -> float:
-        return _percentile(self.values_ms, 0.50)
+        return percentile(self.values_ms, 0.50)
 
     @property
     def p99(self) -> float:
-        return _percentile(self.values_ms, 0.99)
+        return percentile(self.values_ms, 0.99)
 
     @property
     def mean(self) -> float:
@@ -139,8 +131,8 @@ def _run(plan: Plan) -> Report:
     for index in range(CHILD_WORKERS):
         worker_id = f"fanout-child-{index}"
         commands[worker_id] = _worker_command(plan, CHILD_CLASS, worker_id)
-    with _children(commands, plan.logs) as children:
-        return asyncio.run(_measure(plan, children))
+    with children(commands, plan.logs) as started:
+        return asyncio.run(_measure(plan, started))
 
 
 # Measurements
@@ -232,10 +224,11 @@ async def _measure(plan: Plan, children: list[Child]) -> Report:
     session = Sessions()
     try:
         for child in children:
-            await _wait_ready(functools.partial(client.registry.is_online, child.name), children)
-        await _deadline("warm-up fan-out", _fanout(client, session("warm"), WARMUP_FANOUT))
-        await _deadline("warm-up chain", _chain(client, session("warm"), WARMUP_CHAIN))
-        await _deadline("warm-up reference", _burst(client, session("warm"), WARMUP_FANOUT))
+            await wait_ready(functools.partial(client.registry.is_online, child.name), children)
+        await deadline("warm-up fan-out", _fanout(client, session("warm"), WARMUP_FANOUT))
+        if plan.chains:
+            await deadline("warm-up chain", _chain(client, session("warm"), WARMUP_CHAIN))
+        await deadline("warm-up reference", _burst(client, session("warm"), WARMUP_FANOUT))
 
         rows: list[Row] = []
         inside: list[str] = []
@@ -244,7 +237,7 @@ async def _measure(plan: Plan, children: list[Child]) -> Report:
             totals, dispatch_ms, collect_ms = [], [], []
             since = await _slowlog_last_id(redis)
             for _ in range(reps):
-                elapsed, content = await _deadline(
+                elapsed, content = await deadline(
                     f"fan-out of {size}", _fanout(client, session(f"a{size}"), size)
                 )
                 totals.append(elapsed)
@@ -252,7 +245,7 @@ async def _measure(plan: Plan, children: list[Child]) -> Report:
                 collect_ms.append(content["collect_ms"])
             rows.append(Row(f"(a) fan-out, group of {size}", reps, "parent", totals, size))
             references = [
-                await _deadline(
+                await deadline(
                     f"reference burst of {size}", _burst(client, session(f"c{size}"), size)
                 )
                 for _ in range(reps)
@@ -260,33 +253,39 @@ async def _measure(plan: Plan, children: list[Child]) -> Report:
             rows.append(Row(f"(c) {size} top-level tasks", reps, "burst", references, size))
             inside.append(
                 f"group of {size}, inside the parent (p50 / p99 ms): dispatch_group "
-                f"{_percentile(dispatch_ms, 0.5):.1f} / {_percentile(dispatch_ms, 0.99):.1f}, "
-                f"collect_group_results {_percentile(collect_ms, 0.5):.1f} / "
-                f"{_percentile(collect_ms, 0.99):.1f}"
+                f"{percentile(dispatch_ms, 0.5):.1f} / {percentile(dispatch_ms, 0.99):.1f}, "
+                f"collect_group_results {percentile(collect_ms, 0.5):.1f} / "
+                f"{percentile(collect_ms, 0.99):.1f}"
             )
             slow = await _slow_dispatches(redis, since, plan.prefix)
             inside.append(
                 f"  its dispatch script in Redis: {len(slow)} of {reps} over "
                 f"slowlog-log-slower-than ({threshold})"
-                + (f", p50 {_percentile(slow, 0.5):.1f} ms, max {max(slow):.1f} ms" if slow else "")
+                + (f", p50 {percentile(slow, 0.5):.1f} ms, max {max(slow):.1f} ms" if slow else "")
             )
 
-        calls: list[float] = []
-        for _ in range(plan.chains):
-            calls += await _deadline("chain", _chain(client, session("b"), CHAIN_CALLS))
-        rows.append(Row(f"(b) chain of {CHAIN_CALLS} call_agent", len(calls), "call", calls))
-        sequential: list[float] = []
-        for _ in range(plan.chains):
-            sequential += await _deadline(
-                "reference sequence", _sequential(client, session("c-seq"), CHAIN_CALLS)
-            )
-        rows.append(
-            Row(f"(c) {CHAIN_CALLS} top-level, one at a time", len(sequential), "task", sequential)
-        )
+        if plan.chains:
+            rows += await _chains(client, session, plan.chains)
         return Report(rows, inside)
     finally:
         await client.aclose()
         await redis.aclose()
+
+
+async def _chains(client: GatewayClient, session: Sessions, chains: int) -> list[Row]:
+    """(b) and its reference (c): ``chains`` chains of CHAIN_CALLS calls, as many sequences."""
+    calls: list[float] = []
+    for _ in range(chains):
+        calls += await deadline("chain", _chain(client, session("b"), CHAIN_CALLS))
+    sequential: list[float] = []
+    for _ in range(chains):
+        sequential += await deadline(
+            "reference sequence", _sequential(client, session("c-seq"), CHAIN_CALLS)
+        )
+    return [
+        Row(f"(b) chain of {CHAIN_CALLS} call_agent", len(calls), "call", calls),
+        Row(f"(c) {CHAIN_CALLS} top-level, one at a time", len(sequential), "task", sequential),
+    ]
 
 
 async def _slowlog_threshold(redis: Redis) -> str:
@@ -372,7 +371,7 @@ def main() -> None:
                 try:
                     report = _run(plan)
                 finally:
-                    asyncio.run(_delete_keys(url, plan.prefix))
+                    asyncio.run(delete_keys(url, plan.prefix))
         finally:
             stop_redis()
     except BenchError as exc:

@@ -1,50 +1,47 @@
-"""Benchmark: by-framework against a raw redis-py loop, on the same Redis, in one run.
+"""Benchmark: by-framework beside a raw redis-py loop, arq and taskiq, on one Redis, in one run.
 
-Measured, with 1 and with 2 worker processes:
+Every system runs a no-op task in 1 and then 2 worker processes, 50 tasks at once per process, and
+is measured by the same code (``bench/measure.py``, which defines the method; the run prints it):
+200 untimed warm-up tasks, then throughput (5000 tasks; 1000 with --quick) and latency (300
+tasks one at a time; 100 with --quick), send -> completion read, p50 / p99. Also: Redis commands
+per task, the INFO commandstats delta over the timed throughput run (every client of the server,
+calls inside Lua scripts included) divided by N.
 
-- Throughput. The bench process sends N no-op tasks (5000; 1000 with --quick) spread over 50
-  sessions, then follows every session until it has read each task's end; tasks/s = N / (first
-  send -> last end read).
-  by-framework: ``bench.agents.NoopAgent`` (one chunk, then "completed") in real worker processes
-  started through the CLI; up to 200 ``send_message`` calls in flight; ends are the
-  ``TaskEndEvent`` read through ``client.events``.
-  raw redis-py, two ways (``bench/raw_consumer.py`` processes; ends are their replies, read by
-  XREAD on the 50 reply streams):
-  - per task: each task handled on its own, as a task queue does: one XADD per send (200 in
-    flight); the consumer reads 100 at a time and runs each entry as its own coroutine (up to
-    50), its reply XADD and XACK in one pipeline. DESIGN.md's "pipelined raw loop".
+- by-framework: ``bench.agents.NoopAgent`` (one chunk, then "completed") in worker processes
+  started through the CLI; completions are the ``TaskEndEvent``s read through ``client.events``.
+- raw redis-py (``bench/raw_consumer.py``), two ways; completions are its replies:
+  - per task: each task handled on its own, as a task queue does: one XADD per send; the consumer
+    reads 100 at a time and runs each entry as its own coroutine, its reply XADD and XACK in one
+    pipeline. DESIGN.md's "pipelined raw loop", against which the 40 % target is set.
   - batched: the most redis-py can do: XADDs pipelined 100 at a time; the consumer's replies and
-    one XACK for the batch in one pipeline per XREADGROUP of 100.
-- Latency at low load (1 worker): 300 tasks one at a time (100 with --quick); p50 / p99 of
-  send -> first chunk read by a reader already blocked on the session's stream.
-- Redis commands per by-framework task: the INFO commandstats delta over the 1-worker throughput
-  run (every client of the server, commands run inside Lua scripts included) divided by N.
+    one XACK for the batch in one pipeline per XREADGROUP of 100. An upper bound, not a target.
+- arq (``bench/peer_arq.py``, in its own virtual environment ``.venv-arq``: arq pins redis-py
+  below 6) and taskiq with taskiq-redis's stream broker and result backend
+  (``bench/peer_taskiq.py``), each run by its own driver process (``bench/peers.py``). A peer
+  that is not installed is left out, with a note saying how to install it.
 
-Each system first gets 200 untimed warm-up tasks in every worker configuration. The run uses its own
-key prefix and deletes its keys at the end. Redis: REDIS_URL, else 127.0.0.1:6379, else an embedded
-redis-server; only a Redis on this machine is accepted.
+Every system gets its own key prefix (arq and taskiq: their queue name, job ids and result keys
+carry it); every key whose name contains the run's prefix is deleted at the end. Redis:
+REDIS_URL, else 127.0.0.1:6379, else an embedded redis-server; only a Redis on this machine is
+accepted.
 
-Run from the project root:  .venv/bin/python bench/run.py [--quick]
+Run from the project root:  .venv/bin/python bench/run.py [--quick] [--arq-python PATH]
 """
 
 import argparse
 import asyncio
-import contextlib
 import functools
-import itertools
-import math
+import importlib.util
+import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -53,37 +50,57 @@ from redis.exceptions import ResponseError
 from by_framework import GatewayClient, StreamChunkEvent, TaskEndEvent, init_redis
 from by_framework.redis.embedded import resolve_redis_url
 
-ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import targets
+from bench.measure import (
+    DONE,
+    FIRST,
+    IN_FLIGHT,
+    METHOD,
+    SESSIONS,
+    Driver,
+    Figures,
+    Mark,
+    collect_streams,
+    delete_keys,
+    follow_stream,
+    measure,
+    one_by_one,
+    percentile,
+)
+from bench.procs import (
+    ROOT,
+    RUN_TIMEOUT_S,
+    START_TIMEOUT_S,
+    BenchError,
+    Child,
+    children,
+    stop_task,
+    wait_ready,
+)
+
 WORKER_CLASS = "bench.agents.NoopAgent"
 AGENT_TYPE = "bench-noop"  # the agent type NoopAgent serves
 RAW_GROUP = "raw"
-FRAMEWORK = "by-framework"
-RAW_TASK = "raw, per task"
+FRAMEWORK = targets.FRAMEWORK
+RAW_TASK = targets.RAW_TASK
 RAW_BATCH = "raw, batched"
 RAW_MODES = {RAW_TASK: "task", RAW_BATCH: "batch"}
-
-SESSIONS = 50
-SEND_CONCURRENCY = 200
 RAW_SEND_BATCH = 100
-RAW_CONNECTIONS = 50  # the raw per-task producer's pool: 200 sends in flight share them
-WARMUP_TASKS = 200
-READ_BLOCK_MS = 1_000
-
-START_TIMEOUT_S = 30.0
-RUN_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 15.0
+RAW_CONNECTIONS = 50  # the raw producer's pool: the 200 sends in flight share them
 WORKER_SHUTDOWN_TIMEOUT_S = 5.0
-
-THROUGHPUT_TARGET = 0.40
-P50_TARGET_MS = 1.5
-COMMAND_BUDGET = 12
-
-T = TypeVar("T")
-Mark = tuple[str, str, float]  # (task key, "chunk" or "end", perf_counter when read)
+ARQ_PYTHON = ROOT / ".venv-arq" / "bin" / "python"
 
 
-class BenchError(RuntimeError):
-    """The benchmark could not measure what it set out to; the message says why."""
+@dataclass(frozen=True, slots=True)
+class PeerCommand:
+    """A peer the run can drive: ``python -m module drive ...`` (see ``bench.peers``)."""
+
+    name: str
+    python: str
+    module: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,211 +110,53 @@ class Plan:
     tasks: int
     samples: int
     logs: Path
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    system: str
-    run: str  # "throughput" or "latency"
-    workers: int
-    tasks_per_s: float | None = None
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Child:
-    """A process the bench started; ``name`` is its worker id or consumer name."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def log_tail(self, lines: int = 15) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-# Processes
-
-
-@contextlib.contextmanager
-def _children(commands: dict[str, list[str]], logs: Path) -> Iterator[list[Child]]:
-    """One process per command, run from the project root; all stopped (SIGTERM) on exit."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    children: list[Child] = []
-    try:
-        for name, command in commands.items():
-            log = logs / f"{name}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    command,
-                    cwd=ROOT,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            children.append(Child(name, process, log))
-        yield children
-    finally:
-        for child in children:
-            child.process.terminate()
-        for child in children:
-            _reap(child)
-
-
-def _reap(child: Child) -> None:
-    try:
-        code = child.process.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        child.process.kill()
-        code = child.process.wait()
-    if code not in (0, -signal.SIGTERM):
-        print(
-            f"warning: {child.name} exited with status {code}:\n{child.log_tail()}", file=sys.stderr
-        )
-
-
-async def _wait_ready(ready: Callable[[], Awaitable[bool]], children: Sequence[Child]) -> None:
-    try:
-        async with asyncio.timeout(START_TIMEOUT_S):
-            while not await ready():
-                for child in children:
-                    if child.process.poll() is not None:
-                        raise BenchError(
-                            f"{child.name} exited with status {child.process.returncode} before "
-                            f"it was ready:\n{child.log_tail()}"
-                        )
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        names = ", ".join(child.name for child in children)
-        raise BenchError(f"{names} not ready after {START_TIMEOUT_S:g} s") from None
-
-
-# Measurements shared by both systems
-
-
-async def _deadline(what: str, work: Awaitable[T]) -> T:
-    """``work``'s result, or a BenchError after RUN_TIMEOUT_S: a lost task must not hang."""
-    try:
-        async with asyncio.timeout(RUN_TIMEOUT_S):
-            return await work
-    except TimeoutError:
-        raise BenchError(f"{what} did not finish within {RUN_TIMEOUT_S:g} s") from None
-
-
-async def _latencies(
-    send: Callable[[], Awaitable[str]],
-    follow: Callable[[asyncio.Queue[Mark]], Awaitable[None]],
-    samples: int,
-) -> list[float]:
-    """Send -> first chunk (ms) of ``samples`` tasks sent one at a time, each after the last ended.
-
-    ``send`` queues one task and returns its key; ``follow`` reads the session's stream (blocked
-    between tasks) and puts a mark for every chunk and end it reads.
-    """
-    marks: asyncio.Queue[Mark] = asyncio.Queue()
-    reader = asyncio.create_task(follow(marks))
-    latencies = []
-    try:
-        for _ in range(samples):
-            start = time.perf_counter()
-            key = await send()
-            first_chunk = None
-            while True:
-                got, kind, at = await marks.get()
-                if got != key:
-                    continue
-                if kind == "chunk" and first_chunk is None:
-                    first_chunk = at
-                if kind == "end":
-                    break
-            if first_chunk is None:
-                raise BenchError(f"task {key} ended without a chunk")
-            latencies.append((first_chunk - start) * 1000)
-    finally:
-        await _stop(reader)
-    return latencies
-
-
-async def _stop(task: asyncio.Task[None]) -> None:
-    """Cancel ``task`` and wait for it; raise what it failed with, if anything.
-
-    The cancel is repeated: on Python 3.11 a cancellation landing while redis-py writes a command
-    (its ``asyncio.wait_for`` around the socket write) can be lost, and the task goes on reading.
-    """
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=0.1)
-    if not task.cancelled() and task.exception() is not None:
-        raise task.exception()  # type: ignore[misc]
-
-
-def _latency_row(system: str, latencies: Sequence[float]) -> Row:
-    p50, p99 = _percentile(latencies, 0.50), _percentile(latencies, 0.99)
-    return Row(system, "latency", workers=1, p50_ms=p50, p99_ms=p99)
-
-
-def _percentile(samples: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-
-def _sessions(tag: str) -> list[str]:
-    return [f"{tag}-{index}" for index in range(SESSIONS)]
+    peers: tuple[PeerCommand, ...]
 
 
 # Raw redis-py loop
 
 
-def _measure_raw(plan: Plan, system: str, consumers: int, *, with_latency: bool) -> list[Row]:
+def _measure_raw(plan: Plan, system: str, consumers: int) -> Figures:
     mode = RAW_MODES[system]
-    queue = f"{plan.prefix}:raw:{mode}:queue:{consumers}"
-    data_prefix = f"{plan.prefix}:raw:{mode}:data:"
+    base = f"{plan.prefix}:raw-{mode}-{consumers}"
+    queue, data_prefix = f"{base}:queue", f"{base}:data:"
     names = [f"raw-{mode}-{consumers}-{index}" for index in range(consumers)]
     consumer = [sys.executable, "-m", "bench.raw_consumer", plan.url, queue, RAW_GROUP]
     commands = {name: [*consumer, name, data_prefix, mode] for name in names}
-    with _children(commands, plan.logs) as children:
-        phase = _raw_phase(plan, system, queue, data_prefix, children, with_latency=with_latency)
-        return asyncio.run(phase)
+    with children(commands, plan.logs) as started:
+        return asyncio.run(_raw_phase(plan, system, queue, data_prefix, started))
 
 
 async def _raw_phase(
-    plan: Plan,
-    system: str,
-    queue: str,
-    data_prefix: str,
-    children: list[Child],
-    *,
-    with_latency: bool,
-) -> list[Row]:
-    consumers = len(children)
+    plan: Plan, system: str, queue: str, data_prefix: str, started: list[Child]
+) -> Figures:
     pool = BlockingConnectionPool.from_url(plan.url, max_connections=RAW_CONNECTIONS, timeout=None)
     redis = Redis(connection_pool=pool)
     try:
-        names = {child.name for child in children}
-        await _wait_ready(functools.partial(_raw_consumers_ready, redis, queue, names), children)
-        send = functools.partial(_raw_throughput, redis, system, queue, data_prefix)
-        await _deadline("raw warm-up", send(f"r{consumers}-warm", WARMUP_TASKS))
-        elapsed = await _deadline(
-            f"{system} throughput ({consumers} consumers)",
-            send(f"r{consumers}-run", plan.tasks),
-        )
-        rows = [Row(system, "throughput", consumers, plan.tasks / elapsed)]
-        if with_latency:
-            session = f"r{consumers}-latency"
-            keys = (str(index) for index in itertools.count())
+        names = {child.name for child in started}
+        await wait_ready(functools.partial(_raw_consumers_ready, redis, queue, names), started)
 
-            async def send_one() -> str:
-                key = next(keys)
-                await redis.xadd(queue, {"s": session, "t": key})
-                return key
+        async def send(session: str, key: str) -> str:
+            await redis.xadd(queue, {"s": session, "t": key})
+            return key
 
-            follow = functools.partial(_follow_raw, redis, data_prefix + session)
-            latencies = await _deadline("raw latency", _latencies(send_one, follow, plan.samples))
-            rows.append(_latency_row(system, latencies))
-        return rows
+        async def send_batched(tasks: Sequence[tuple[str, str]]) -> None:
+            for first in range(0, len(tasks), RAW_SEND_BATCH):
+                pipe = redis.pipeline(transaction=False)
+                for session, key in tasks[first : first + RAW_SEND_BATCH]:
+                    pipe.xadd(queue, {"s": session, "t": key})
+                await pipe.execute()
+
+        async def collect(sessions: Sequence[str], count: int) -> None:
+            await collect_streams(redis, [data_prefix + session for session in sessions], count)
+
+        async def follow(session: str, marks: asyncio.Queue[Mark]) -> None:
+            await follow_stream(redis, data_prefix + session, marks)
+
+        send_many = send_batched if system == RAW_BATCH else one_by_one(send)
+        driver = Driver(send, send_many, collect, follow)
+        tag = f"r{RAW_MODES[system]}{len(started)}"
+        return await measure(system, len(started), driver, redis, tag, plan.tasks, plan.samples)
     finally:
         await redis.aclose()
 
@@ -310,58 +169,14 @@ async def _raw_consumers_ready(redis: Redis, queue: str, names: set[str]) -> boo
     return names <= {consumer["name"].decode() for consumer in consumers}
 
 
-async def _raw_throughput(
-    redis: Redis, system: str, queue: str, data_prefix: str, tag: str, tasks: int
-) -> float:
-    """Batched: XADDs pipelined 100 at a time. Per task: one XADD per task, 200 in flight."""
-    sessions = _sessions(tag)
-    start = time.perf_counter()
-    if system == RAW_BATCH:
-        for first in range(0, tasks, RAW_SEND_BATCH):
-            pipe = redis.pipeline(transaction=False)
-            for index in range(first, min(first + RAW_SEND_BATCH, tasks)):
-                pipe.xadd(queue, {"s": sessions[index % SESSIONS], "t": str(index)})
-            await pipe.execute()
-    else:
-        indexes = iter(range(tasks))
-
-        async def sender() -> None:
-            for index in indexes:
-                await redis.xadd(queue, {"s": sessions[index % SESSIONS], "t": str(index)})
-
-        await asyncio.gather(*(sender() for _ in range(SEND_CONCURRENCY)))
-    positions = {data_prefix + session: "0-0" for session in sessions}
-    replies = 0
-    while replies < tasks:
-        for stream, entries in await redis.xread(positions, block=READ_BLOCK_MS) or []:
-            positions[stream.decode()] = entries[-1][0]
-            replies += len(entries)
-    return time.perf_counter() - start
-
-
-async def _follow_raw(redis: Redis, stream: str, marks: asyncio.Queue[Mark]) -> None:
-    position: bytes | str = "0-0"
-    while True:
-        reply = await redis.xread({stream: position}, block=READ_BLOCK_MS)
-        at = time.perf_counter()
-        for _, entries in reply or []:
-            for entry_id, fields in entries:
-                position = entry_id
-                key = fields[b"t"].decode()
-                marks.put_nowait((key, "chunk", at))  # the reply is the task's chunk and end
-                marks.put_nowait((key, "end", at))
-
-
 # by-framework
 
 
-def _measure_framework(
-    plan: Plan, workers: int, *, with_latency: bool
-) -> tuple[list[Row], Counter[str]]:
+def _measure_framework(plan: Plan, workers: int) -> Figures:
     worker_ids = [f"bench-{workers}-{index}" for index in range(workers)]
     commands = {worker_id: _worker_command(plan, worker_id) for worker_id in worker_ids}
-    with _children(commands, plan.logs) as children:
-        return asyncio.run(_framework_phase(plan, children, with_latency=with_latency))
+    with children(commands, plan.logs) as started:
+        return asyncio.run(_framework_phase(plan, started))
 
 
 def _worker_command(plan: Plan, worker_id: str) -> list[str]:
@@ -376,87 +191,103 @@ def _worker_command(plan: Plan, worker_id: str) -> list[str]:
     ]  # fmt: skip
 
 
-async def _framework_phase(
-    plan: Plan, children: list[Child], *, with_latency: bool
-) -> tuple[list[Row], Counter[str]]:
-    """The phase's rows, and the Redis command calls made during its timed throughput run."""
-    workers = len(children)
-    redis = init_redis(url=plan.url, max_connections=SESSIONS + SEND_CONCURRENCY)
+async def _framework_phase(plan: Plan, started: list[Child]) -> Figures:
+    redis = init_redis(url=plan.url, max_connections=SESSIONS + IN_FLIGHT)
     client = GatewayClient(redis, key_prefix=plan.prefix)
     try:
-        for child in children:
-            await _wait_ready(functools.partial(client.registry.is_online, child.name), children)
-        await _deadline(
-            "by-framework warm-up", _framework_throughput(client, f"f{workers}-warm", WARMUP_TASKS)
-        )
-        before = await _command_calls(redis)
-        elapsed = await _deadline(
-            f"by-framework throughput ({workers} workers)",
-            _framework_throughput(client, f"f{workers}-run", plan.tasks),
-        )
-        calls = await _command_calls(redis) - before
-        rows = [Row(FRAMEWORK, "throughput", workers, plan.tasks / elapsed)]
-        if with_latency:
-            session = f"f{workers}-latency"
-
-            async def send() -> str:
-                return (await client.send_message(AGENT_TYPE, session, "x")).message_id
-
-            after = await client.last_event_id(session)
-            follow = functools.partial(_follow_framework, client, session, after)
-            latencies = await _deadline(
-                "by-framework latency", _latencies(send, follow, plan.samples)
-            )
-            rows.append(_latency_row(FRAMEWORK, latencies))
-        return rows, calls
+        for child in started:
+            await wait_ready(functools.partial(client.registry.is_online, child.name), started)
+        driver = _framework_driver(client)
+        tag = f"f{len(started)}"
+        return await measure(FRAMEWORK, len(started), driver, redis, tag, plan.tasks, plan.samples)
     finally:
         await client.aclose()
         await redis.aclose()
 
 
-async def _framework_throughput(client: GatewayClient, tag: str, tasks: int) -> float:
-    sessions = _sessions(tag)
-    indices = iter(range(tasks))
+def _framework_driver(client: GatewayClient) -> Driver:
+    async def send(session: str, key: str) -> str:
+        return (await client.send_message(AGENT_TYPE, session, "x")).message_id
 
-    async def sender() -> None:
-        for index in indices:
-            await client.send_message(AGENT_TYPE, sessions[index % SESSIONS], "x")
+    async def collect(sessions: Sequence[str], count: int) -> None:
+        ended = 0
+        all_ended = asyncio.Event()
 
-    start = time.perf_counter()
-    await asyncio.gather(*(sender() for _ in range(SEND_CONCURRENCY)))
-    await asyncio.gather(
-        *(
-            _read_ends(client, session, len(range(offset, tasks, SESSIONS)))
-            for offset, session in enumerate(sessions)
+        async def read(session: str) -> None:
+            nonlocal ended
+            async for event in client.events(session):
+                if isinstance(event.event, TaskEndEvent):
+                    ended += 1
+                    if ended == count:
+                        all_ended.set()
+
+        readers = [asyncio.create_task(read(session)) for session in sessions]
+        waiter = asyncio.create_task(all_ended.wait())
+        try:  # a reader that fails ends the wait too: its error is raised below
+            await asyncio.wait([waiter, *readers], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in [waiter, *readers]:
+                await stop_task(task)
+
+    async def follow(session: str, marks: asyncio.Queue[Mark]) -> None:
+        async for event in client.events(session):
+            at = time.perf_counter()
+            if isinstance(event.event, StreamChunkEvent):
+                marks.put_nowait((event.message_id, FIRST, at))
+            elif isinstance(event.event, TaskEndEvent):
+                marks.put_nowait((event.message_id, DONE, at))
+
+    return Driver(send, one_by_one(send), collect, follow)
+
+
+# Peers: arq, taskiq
+
+
+def _peers(arq_python: Path) -> tuple[tuple[PeerCommand, ...], list[str]]:
+    """The peers installed here, and a note for each one that is not."""
+    peers, notes = [], []
+    if arq_python.exists() and _imports(arq_python, "arq"):
+        peers.append(PeerCommand("arq", str(arq_python), "bench.peer_arq"))
+    else:
+        notes.append(
+            f"arq left out: no arq at {arq_python} (arq pins redis-py < 6, so it gets a venv of "
+            f"its own: python -m venv .venv-arq && .venv-arq/bin/pip install arq)"
         )
-    )
-    return time.perf_counter() - start
+    if importlib.util.find_spec("taskiq_redis") is not None:
+        peers.append(PeerCommand("taskiq", sys.executable, "bench.peer_taskiq"))
+    else:
+        notes.append("taskiq left out: not installed (pip install -e '.[bench]')")
+    return tuple(peers), notes
 
 
-async def _read_ends(client: GatewayClient, session: str, expected: int) -> None:
-    ends = 0
-    async for event in client.events(session, "0-0"):
-        if isinstance(event.event, TaskEndEvent):
-            ends += 1
-            if ends == expected:
-                return
+def _imports(python: Path, module: str) -> bool:
+    command = [str(python), "-c", f"import {module}"]
+    return subprocess.run(command, capture_output=True, check=False).returncode == 0
 
 
-async def _follow_framework(
-    client: GatewayClient, session: str, after: str, marks: asyncio.Queue[Mark]
-) -> None:
-    async for event in client.events(session, after):
-        at = time.perf_counter()
-        if isinstance(event.event, StreamChunkEvent):
-            marks.put_nowait((event.message_id, "chunk", at))
-        elif isinstance(event.event, TaskEndEvent):
-            marks.put_nowait((event.message_id, "end", at))
-
-
-async def _command_calls(redis: Redis) -> Counter[str]:
-    """Calls per command since the server started (INFO commandstats)."""
-    stats = await redis.info("commandstats")
-    return Counter({name.removeprefix("cmdstat_"): row["calls"] for name, row in stats.items()})
+def _measure_peer(plan: Plan, peer: PeerCommand, workers: int) -> Figures:
+    prefix = f"{plan.prefix}:{peer.name}-{workers}"
+    command = [
+        peer.python, "-m", peer.module, "drive",
+        plan.url, prefix, str(workers), str(plan.tasks), str(plan.samples), str(plan.logs),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        done = subprocess.run(
+            command,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_S + 3 * RUN_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{peer.name} ({workers} workers) did not finish") from None
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.splitlines()[-15:])
+        raise BenchError(f"{peer.name} ({workers} workers) failed:\n{tail}")
+    return Figures(**json.loads(done.stdout.splitlines()[-1]))
 
 
 # Redis, keys, report
@@ -481,147 +312,83 @@ async def _redis_version(url: str) -> str:
         await redis.aclose()
 
 
-async def _delete_keys(url: str, prefix: str) -> None:
-    redis = Redis.from_url(url)
-    try:
-        batch = []
-        async for key in redis.scan_iter(match=f"{prefix}:*", count=1_000):
-            batch.append(key)
-            if len(batch) == 500:
-                await redis.delete(*batch)
-                batch = []
-        if batch:
-            await redis.delete(*batch)
-    finally:
-        await redis.aclose()
-
-
-def _run(plan: Plan) -> tuple[list[Row], Counter[str]]:
-    rows: list[Row] = []
-    calls: Counter[str] = Counter()
+def _run(plan: Plan) -> list[Figures]:
+    figures: list[Figures] = []
     for workers in (1, 2):
-        rows += _measure_raw(plan, RAW_TASK, workers, with_latency=workers == 1)
-        rows += _measure_raw(plan, RAW_BATCH, workers, with_latency=False)
-        framework_rows, framework_calls = _measure_framework(
-            plan, workers, with_latency=workers == 1
-        )
-        rows += framework_rows
-        if workers == 1:
-            calls = framework_calls
-    return rows, calls
+        figures.append(_measure_raw(plan, RAW_TASK, workers))
+        figures.append(_measure_raw(plan, RAW_BATCH, workers))
+        figures.append(_measure_framework(plan, workers))
+        figures += [_measure_peer(plan, peer, workers) for peer in plan.peers]
+    return figures
 
 
-def _table(rows: Sequence[Row]) -> str:
-    by_key = {(row.system, row.run, row.workers): row for row in rows}
-    ordered = sorted(rows, key=lambda row: (row.run != "throughput", row.workers))
-    cells = [
-        ("system", "run", "workers", "tasks/s", "p50 ms", "p99 ms", "vs raw/task", "vs raw/batch")
-    ]
-    cells += [
-        (
-            row.system,
-            row.run,
-            str(row.workers),
-            _number(row.tasks_per_s, 0),
-            _number(row.p50_ms, 2),
-            _number(row.p99_ms, 2),
-            *(
-                _versus(row, by_key.get((raw, row.run, row.workers)))
-                for raw in (RAW_TASK, RAW_BATCH)
-            ),
-        )
-        for row in ordered
-    ]
-    widths = [max(len(line[column]) for line in cells) for column in range(len(cells[0]))]
-
-    def render(line: Sequence[str]) -> str:
-        return "  ".join(
-            cell.ljust(width) if column < 2 else cell.rjust(width)
-            for column, (cell, width) in enumerate(zip(line, widths, strict=True))
-        )
-
-    return "\n".join(
-        [render(cells[0]), render(["-" * width for width in widths])]
-        + [render(line) for line in cells[1:]]
-    )
-
-
-def _number(value: float | None, digits: int) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
-
-
-def _versus(row: Row, raw: Row | None) -> str:
-    """Throughput as a share of raw's; latency as a multiple of raw's p50."""
-    if raw is None:
-        return "-"
-    if row.run == "throughput":
-        assert row.tasks_per_s is not None and raw.tasks_per_s is not None
-        return f"{row.tasks_per_s / raw.tasks_per_s:.0%}"
-    assert row.p50_ms is not None and raw.p50_ms is not None
-    return f"{row.p50_ms / raw.p50_ms:.1f}x p50"
-
-
-def _summary(rows: Sequence[Row], calls: Counter[str], tasks: int) -> list[str]:
-    by_key = {(row.system, row.run, row.workers): row for row in rows}
-    per_task = sum(calls.values()) / tasks
-    breakdown = ", ".join(
-        f"{name} {count / tasks:.2f}"
-        for name, count in calls.most_common()
-        if count / tasks >= 0.01
-    )
-    shares = []
-    for raw in (RAW_TASK, RAW_BATCH):
-        for workers in (1, 2):
-            share = (
-                by_key[FRAMEWORK, "throughput", workers].tasks_per_s
-                / by_key[raw, "throughput", workers].tasks_per_s
+def table(figures: Sequence[Figures]) -> list[str]:
+    """Every system and worker count; ``by-fw / this``: by-framework's tasks/s over this row's."""
+    ours = {f.workers: f.tasks_per_s for f in figures if f.system == FRAMEWORK}
+    header = (
+        "system", "workers", "tasks/s", "by-fw / this", "cmds/task",
+        "first p50 ms", "done p50 ms", "done p99 ms",
+    )  # fmt: skip
+    cells: list[Sequence[str]] = [header]
+    for f in sorted(figures, key=lambda f: f.workers):
+        versus = f"{ours[f.workers] / f.tasks_per_s:.2f}x" if f.workers in ours else "-"
+        cells.append(
+            (
+                f.system,
+                str(f.workers),
+                f"{f.tasks_per_s:,.0f}",
+                versus,
+                f"{sum(f.commands.values()):.1f}",
+                f"{percentile(f.first_ms, 0.50):.2f}",
+                f"{percentile(f.done_ms, 0.50):.2f}",
+                f"{percentile(f.done_ms, 0.99):.2f}",
             )
-            verdict = _verdict(share >= THROUGHPUT_TARGET)
-            shares.append(f"{raw}, {workers} worker(s): {share:.0%} {verdict}")
-    p50 = by_key[FRAMEWORK, "latency", 1].p50_ms
-    return [
-        f"Redis commands per by-framework task (1 worker, INFO commandstats delta / {tasks}, "
-        f"all clients, calls inside Lua included): {per_task:.1f}  "
-        f"(design budget ~{COMMAND_BUDGET})",
-        f"  per task by command: {breakdown}",
-        f"Target throughput >= {THROUGHPUT_TARGET:.0%} of raw: {'; '.join(shares)}",
-        f"Target p50 send->first chunk <= {P50_TARGET_MS} ms: {p50:.2f} ms "
-        f"{_verdict(p50 <= P50_TARGET_MS)}",
-    ]
+        )
+    return targets.columns(cells)
 
 
-def _verdict(met: bool) -> str:
-    return "(met)" if met else "(MISSED)"
+def command_breakdown(figures: Sequence[Figures]) -> str:
+    """by-framework's commands per task (1 worker), by command; DESIGN.md's budget is about 12."""
+    ours = next(f for f in figures if f.system == FRAMEWORK and f.workers == 1)
+    ordered = sorted(ours.commands.items(), key=lambda item: -item[1])
+    return ", ".join(f"{name} {count:.2f}" for name, count in ordered if count >= 0.01)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1000 tasks and 100 latency samples")
+    parser.add_argument(
+        "--arq-python", type=Path, default=ARQ_PYTHON, help=f"arq's Python ({ARQ_PYTHON})"
+    )
     args = parser.parse_args()
     tasks, samples = (1_000, 100) if args.quick else (5_000, 300)
+    peers, notes = _peers(args.arq_python)
     started = time.perf_counter()
     try:
         url, stop_redis = _local_redis_url()
         try:
             with tempfile.TemporaryDirectory(prefix="by-framework-bench-") as logs:
-                plan = Plan(url, f"bench-{uuid.uuid4().hex[:12]}", tasks, samples, Path(logs))
+                prefix = f"bench-{uuid.uuid4().hex[:12]}"
+                plan = Plan(url, prefix, tasks, samples, Path(logs), peers)
                 version = asyncio.run(_redis_version(url))
                 try:
-                    rows, calls = _run(plan)
+                    figures = _run(plan)
                 finally:
-                    asyncio.run(_delete_keys(url, plan.prefix))
+                    asyncio.run(delete_keys(url, plan.prefix))
         finally:
             stop_redis()
     except BenchError as exc:
         raise SystemExit(f"bench: {exc}") from None
     print(
-        f"by-framework bench: Redis {version} at {url}, {tasks} tasks over {SESSIONS} sessions "
-        f"({SEND_CONCURRENCY} sends in flight), {samples} latency samples, "
+        f"by-framework bench: Redis {version} at {url}, {tasks} tasks, {samples} latency samples, "
         f"{os.cpu_count()} CPUs, {time.perf_counter() - started:.0f} s"
     )
-    print(_table(rows))
-    for line in _summary(rows, calls, tasks):
-        print(line)
+    print("\n".join(f"  {line}" for line in (*METHOD, *notes)))
+    print()
+    print("\n".join(table(figures)))
+    print(f"by-framework commands per task (1 worker): {command_breakdown(figures)}")
+    print()
+    print("\n".join(targets.render(targets.comparison(figures))))
 
 
 if __name__ == "__main__":

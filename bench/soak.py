@@ -65,16 +65,9 @@ from by_framework.redis.keys import KeySpace
 if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import (
-    ROOT,
-    BenchError,
-    Child,
-    _delete_keys,
-    _local_redis_url,
-    _redis_version,
-    _stop,
-    _wait_ready,
-)
+from bench.measure import delete_keys
+from bench.procs import ROOT, BenchError, Child, stop_task, wait_ready
+from bench.run import _local_redis_url, _redis_version
 
 GROUP = str(Settings.model_fields["consumer_group"].default)
 
@@ -193,7 +186,7 @@ def _stop_children(children: Sequence[Child]) -> None:
 
 async def _wait_online(client: GatewayClient, children: Sequence[Child]) -> None:
     for child in children:
-        await _wait_ready(functools.partial(client.registry.is_online, child.name), children)
+        await wait_ready(functools.partial(client.registry.is_online, child.name), children)
 
 
 def _rss(child: Child) -> int | None:
@@ -339,7 +332,7 @@ async def _memory_part(url: str, prefix: str, tasks: int, children: list[Child])
         try:
             elapsed, statuses = await _soak(client, tasks)
         finally:
-            await _stop(sampler)
+            await stop_task(sampler)
         done = time.monotonic()
         end = await snapshot()
         peak.value = max(peak.value, end.used_memory)
@@ -487,7 +480,7 @@ async def _recovery_part(url: str, prefix: str, children: list[Child]) -> Recove
         pending = int((await probe.xpending(control, GROUP))["pending"])
     finally:
         if follower is not None:
-            await _stop(follower)
+            await stop_task(follower)
         await client.aclose()
         await probe.aclose()
     ended = [tally.ended_at[message] for message in wanted if message in tally.ended_at]
@@ -656,7 +649,7 @@ def main() -> None:
                     memory = _run_memory(url, f"{prefix}:mem", tasks, Path(logs))
                     recovery = _run_recovery(url, f"{prefix}:kill", Path(logs))
                 finally:
-                    asyncio.run(_delete_keys(url, prefix))
+                    asyncio.run(delete_keys(url, prefix))
         finally:
             stop_redis()
     except BenchError as exc:

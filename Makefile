@@ -4,10 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench soak fanout
+.PHONY: install demo test lint format bench bench-all chunks soak fanout
 
 # The core and every extension package (adapters, history backends), editable, in one resolve.
-PACKAGES := -e ".[dev]" -e "adapters/langgraph[postgres,test]" -e "adapters/adk[db]" \
+PACKAGES := -e ".[dev,bench]" -e "adapters/langgraph[postgres,test]" -e "adapters/adk[db]" \
 	-e history/postgres
 $(STAMP): pyproject.toml adapters/langgraph/pyproject.toml adapters/adk/pyproject.toml \
 		history/postgres/pyproject.toml
@@ -32,8 +32,22 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(STAMP)
+ARQ_VENV := .venv-arq
+ARQ_STAMP := $(ARQ_VENV)/.installed
+# arq pins redis-py < 6 (this project needs 8): a venv of its own, used only by the benchmarks.
+$(ARQ_STAMP):
+	python3 -m venv $(ARQ_VENV)
+	$(ARQ_VENV)/bin/pip install -q "arq==0.28.0"
+	touch $(ARQ_STAMP)
+
+bench: $(STAMP) $(ARQ_STAMP)
 	$(PY) bench/run.py
+
+bench-all: $(STAMP) $(ARQ_STAMP)
+	$(PY) bench/all.py
+
+chunks: $(STAMP)
+	$(PY) bench/chunks.py
 
 soak: $(STAMP)
 	$(PY) bench/soak.py

@@ -67,6 +67,16 @@ async def script(
     return done.stdout.splitlines()
 
 
+def start_tail(recipe: Path, env: dict[str, str], session: str, out: Path) -> subprocess.Popen[str]:
+    """``python -m by_framework tail SESSION``, its output going to ``out``, which the test reads
+    by path while it runs (a read of ``spawn``'s file would move the writer's offset too)."""
+    with out.open("w") as file:
+        command = [sys.executable, "-m", "by_framework", "tail", session]
+        return subprocess.Popen(
+            command, cwd=recipe, env=env, stdout=file, stderr=subprocess.STDOUT, text=True
+        )
+
+
 async def test_scatter_gather_research_team(client: GatewayClient, settings: Settings) -> None:
     recipe = COOKBOOK / "04_scatter_gather"
     env = recipe_env(settings)
@@ -179,21 +189,22 @@ async def test_hot_reloaded_plugin(
 
 
 async def test_scale_out_several_workers_and_a_live_tail(
-    client: GatewayClient, settings: Settings
+    client: GatewayClient, settings: Settings, tmp_path: Path
 ) -> None:
     recipe = COOKBOOK / "09_scale_out"
     env = recipe_env(settings, BYAI_WORKER_CONCURRENCY="1")
     resizers = [(f"resizer-{n}", "resizer.ResizerAgent", "") for n in (1, 2, 3)]
-    tail = spawn([sys.executable, "-m", "by_framework", "tail", "photos"], recipe, env)
+    tailed = tmp_path / "tail.jsonl"
+    tail = start_tail(recipe, env, "photos", tailed)
     try:
         async with workers(client, recipe, env, *resizers):
             lines = await script(recipe, env, "send_many.py", "--session", "photos", "--count", "9")
         async with asyncio.timeout(30):  # the tail has followed every task to its end
-            while output_of(tail).count('"type": "end"') < 9:
+            while tailed.read_text().count('"type": "end"') < 9:
                 await asyncio.sleep(0.05)
     finally:
         tail.send_signal(signal.SIGINT)  # Ctrl-C
-        assert await asyncio.to_thread(tail.wait, 10) == 0, output_of(tail)
+        assert await asyncio.to_thread(tail.wait, 10) == 0, tailed.read_text()[-3000:]
 
     ran_by = dict(re.fullmatch(r"(photo-\d\d\.jpg) -> (resizer-\d) \(completed\)", line).groups()
                   for line in lines[:-1])  # fmt: skip
@@ -202,7 +213,7 @@ async def test_scale_out_several_workers_and_a_live_tail(
     tally = {w: list(ran_by.values()).count(w) for w in sorted(set(ran_by.values()))}
     assert lines[-1] == ", ".join(f"{w}: {n}" for w, n in tally.items())
 
-    events = [json.loads(line) for line in output_of(tail).splitlines()]
+    events = [json.loads(line) for line in tailed.read_text().splitlines()]
     chunks = [e["content"] for e in events if e["type"] == "chunk"]
     assert sorted(chunks) == sorted(f"{w} resizing {photo}" for photo, w in ran_by.items())
     ends = [e for e in events if e["type"] == "end"]

@@ -21,11 +21,9 @@ class SurveyWorker(GatewayWorker):
     async def process_command(self, command: Any, context: AgentContext) -> dict[str, Any]:
         content = command.content
         if context.current_agent_id == "survey":  # {region: [probe, ...]}
-            regions = [("region", {"name": name, "probes": probes}) for name, probes in
-                       content.items()]  # fmt: skip
-            return await call_all(context, regions)
-        if context.current_agent_id == "region":  # {"name": ..., "probes": [probe, ...]}
-            return await call_all(context, [("probe", name) for name in content["probes"]])
+            return await call_all(context, [("region", probes) for probes in content.values()])
+        if context.current_agent_id == "region":  # [probe, ...]
+            return await call_all(context, [("probe", name) for name in content])
         return await probe(str(content), context)
 
 

@@ -76,9 +76,11 @@ def worker_process(
 def spawn(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     """A child process whose output goes to a file (read it with ``output_of``).
 
-    A file, not a pipe: a worker that logs a lot must never block on a full pipe.
+    A file, not a pipe: a worker that logs a lot must never block on a full pipe. Opened for
+    appending: the child shares the file offset, and ``output_of`` moves it to read; appends
+    always land at the end, so nothing the child writes overwrites what it wrote before.
     """
-    log = tempfile.TemporaryFile("w+")
+    log = tempfile.TemporaryFile("a+")
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=log, text=True)
     process.log = log  # type: ignore[attr-defined]
     return process

@@ -31,7 +31,6 @@ from by_framework_langgraph.threads import (
     PostgresThreadLock,
     ThreadIdFunction,
     ThreadLock,
-    advisory_key,
     default_thread_id,
 )
 
@@ -43,7 +42,7 @@ RUN_METADATA = "by_framework_run"
 """Checkpoint metadata keys: the task, and its run, whose graph run wrote the checkpoint
 (LangGraph keeps only scalar metadata values)."""
 CANCEL_POLL_SECONDS = 0.1
-SETUP_POLL_SECONDS = 0.1
+SETUP_LOCK = "by-framework:checkpointer-setup"
 
 GraphSource = Any
 """A compiled graph, a ``StateGraph`` (compiled here), or a callable (sync or async) that takes
@@ -195,7 +194,6 @@ class LangGraphWorker(GatewayWorker):
 
     async def _open_postgres(self, url: str) -> BaseCheckpointSaver:
         try:
-            import psycopg
             from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
             from psycopg.rows import dict_row
             from psycopg_pool import AsyncConnectionPool
@@ -214,8 +212,21 @@ class LangGraphWorker(GatewayWorker):
         await pool.open(wait=True)
         self._closing.push_async_callback(pool.close)
         saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
-        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as guard:
-            await _one_setup_at_a_time(guard, saver)
+        async with pool.connection() as connection:
+            cursor = await connection.execute("SELECT current_schema() AS schema")
+            schema = (await cursor.fetchone())["schema"]  # type: ignore[index]
+        # Replicas starting together would race to create the tables: one at a time, under a
+        # lock of the schema. A polled lock, as every PostgresThreadLock is: the setup's CREATE
+        # INDEX CONCURRENTLY waits for every older transaction of the database, and a replica
+        # blocked inside pg_advisory_lock is one, waiting in turn for the holder (a deadlock
+        # PostgreSQL cannot see: it runs through the workers).
+        setup_lock = PostgresThreadLock(url)
+        await setup_lock.open()
+        try:
+            async with setup_lock.hold(f"{SETUP_LOCK}:{schema}", lambda: False, None):
+                await saver.setup()
+        finally:
+            await setup_lock.close()
         return saver
 
     async def _build(self, saver: BaseCheckpointSaver | None) -> Any:
@@ -368,30 +379,6 @@ class LangGraphWorker(GatewayWorker):
                 return snapshot.config["configurable"]["checkpoint_id"]
             oldest = snapshot
         return oldest.config["configurable"]["checkpoint_id"] if oldest is not None else None
-
-
-async def _one_setup_at_a_time(guard: Any, saver: BaseCheckpointSaver) -> None:
-    """``saver.setup()`` while holding an advisory lock of the schema, so that replicas starting
-    together do not race to create its tables.
-
-    The lock is *polled* with ``pg_try_advisory_lock``, never awaited with ``pg_advisory_lock``:
-    the setup's ``CREATE INDEX CONCURRENTLY`` waits for every transaction of the database that
-    is older than it, and a replica blocked in ``pg_advisory_lock`` is such a transaction, for
-    as long as the lock holder, who waits for its index, keeps the lock: neither would ever
-    go on (PostgreSQL cannot see the cycle, it runs through the worker)."""
-    cursor = await guard.execute("SELECT current_schema()")
-    (schema,) = await cursor.fetchone()
-    key = advisory_key(f"checkpointer setup:{schema}")
-    while True:
-        cursor = await guard.execute("SELECT pg_try_advisory_lock(%s)", (key,))
-        (taken,) = await cursor.fetchone()
-        if taken:
-            break
-        await asyncio.sleep(SETUP_POLL_SECONDS)
-    try:
-        await saver.setup()  # type: ignore[attr-defined]
-    finally:
-        await guard.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
 async def _watch(run: Coroutine[Any, Any, None], context: AgentContext) -> bool:

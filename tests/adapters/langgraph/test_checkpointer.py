@@ -5,6 +5,7 @@ import asyncio
 
 from by_framework_langgraph import LangGraphWorker
 from by_framework_langgraph.threads import advisory_key
+from by_framework_langgraph.worker import SETUP_LOCK
 
 from tests.adapters.langgraph import graphs
 
@@ -20,7 +21,7 @@ async def test_replicas_starting_together_set_the_checkpointer_up_without_a_dead
     ]
     async with await psycopg.AsyncConnection.connect(checkpointer_url, autocommit=True) as other:
         (schema,) = await (await other.execute("SELECT current_schema()")).fetchone()  # type: ignore[misc]
-        key = advisory_key(f"checkpointer setup:{schema}")
+        key = advisory_key(f"{SETUP_LOCK}:{schema}")
         # Another replica is setting up: the three start and wait for it, then take turns.
         await other.execute("SELECT pg_advisory_lock(%s)", (key,))
         starting = [asyncio.create_task(replica.on_startup()) for replica in replicas]

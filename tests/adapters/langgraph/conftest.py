@@ -23,4 +23,5 @@ def checkpointer_url() -> Iterator[str]:
     separator = "&" if "?" in PG_URL else "?"
     yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
     with psycopg.connect(PG_URL, autocommit=True) as connection:
+        connection.execute("SET lock_timeout = '20s'")  # a failure, never a hang
         connection.execute(f'DROP SCHEMA "{schema}" CASCADE')

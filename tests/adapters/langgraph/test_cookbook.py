@@ -1,4 +1,4 @@
-"""The recipe cookbook/02_langgraph_graph, run as its README says, against the real Redis: one
+"""The recipe cookbook/langgraph_worker, run as its README says, against the real Redis: one
 worker with the graph's state in memory; then two workers sharing the real PostgreSQL, where the
 worker that asked the question is stopped before the answer is typed and the other one finishes
 the conversation."""
@@ -13,7 +13,7 @@ import pytest
 from by_framework import GatewayClient, Settings, StreamChunkEvent
 from tests.support import ROOT, output_of, spawn, wait_online
 
-RECIPE = ROOT / "cookbook" / "02_langgraph_graph"
+RECIPE = ROOT / "cookbook" / "langgraph_worker"
 QUESTION = "Book a weekend in Oslo? [yes/no] "
 ANSWER = "Oslo will be sunny, 21°C this weekend: booked for you (yes)."
 

@@ -25,6 +25,9 @@ class MessageHeader(BaseModel):
     target_agent_type: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     parent_message_id: str | None = None
     task_group_id: str | None = None
+    parent_span_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{16}$")
+    """The span (in ``trace_id``'s trace) this task's span goes under: the W3C trace-context
+    parent id of the sub-call's ``call_agent`` or ``dispatch_group`` span, set when tracing."""
     user_code: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -33,4 +36,11 @@ class MessageHeader(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be blank")
+        return value
+
+    @field_validator("parent_span_id")
+    @classmethod
+    def _valid_span_id(cls, value: str | None) -> str | None:
+        if value is not None and value == "0" * 16:
+            raise ValueError("must not be all zeros (an invalid W3C span id)")
         return value

@@ -20,6 +20,7 @@ from by_framework.protocol import (
     StreamChunkEvent,
     encode_event,
 )
+from by_framework.tracing import Span
 from by_framework.worker.subcalls import SubCalls
 from by_framework.worker.workspace import Workspace
 
@@ -105,6 +106,12 @@ class AgentContext:
         return self._subcalls.cancel_reason
 
     @property
+    def span(self) -> Span | None:
+        """This task's span when the worker traces (else None): open your own spans under it
+        with ``context.span.child("span", name, attributes)`` (a context manager)."""
+        return self._subcalls.span
+
+    @property
     def workspace(self) -> Path:
         """This task's own directory, created on first use and removed when the task ends."""
         return self._workspace.path
@@ -176,7 +183,11 @@ class AgentContext:
         """Put the question on the session stream and return the result that suspends this task
         (status WAITING_USER): ``return await context.ask_user(...)``. The answer comes back as a
         ``ResumeCommand`` to ``process_command``, on any worker of this agent type."""
-        await self.emit(event)
+        if self.span is None:
+            await self.emit(event)
+        else:
+            with self.span.child("ask_user", "ask_user", {"byf.prompt_chars": len(event.prompt)}):
+                await self.emit(event)
         return AgentTaskResult(
             status=AgentState.WAITING_USER,
             content=event.prompt,

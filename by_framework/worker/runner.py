@@ -33,6 +33,8 @@ from by_framework.protocol import (
     encode_event,
 )
 from by_framework.settings import Settings
+from by_framework.tracing import discover_tracer
+from by_framework.tracing.task import end_task_span, start_task_span
 from by_framework.worker.base import GatewayWorker
 from by_framework.worker.context import AgentContext
 from by_framework.worker.subcalls import SubCalls, Waiters
@@ -140,6 +142,7 @@ class WorkerRunner:
         self._token: str | None = None
         self._started = asyncio.Event()
         self._duties: list[asyncio.Task[None]] = []  # background loops, started last
+        self.tracer = discover_tracer()  # None unless a tracing package is installed and set up
 
     # Lifecycle
 
@@ -259,6 +262,8 @@ class WorkerRunner:
             finally:
                 await self.engine.registry.deregister(self.worker_id, self.agent_types, self._token)
                 self._token = None
+        if self.tracer is not None:
+            await asyncio.to_thread(self.tracer.shutdown)  # exports what is queued, bounded
         try:
             await self.history.aclose()
         finally:
@@ -346,6 +351,10 @@ class WorkerRunner:
         run_number = int(verdict.detail) if verdict.action == "run" else 0
         workspace = Workspace(self.settings.workspace_dir, header.session_id, header.message_id)
         context, subcalls = self._context(header, workspace, run_number, slot, configs)
+        if self.tracer is not None and verdict.action in ("run", "cancel"):
+            subcalls.span = start_task_span(
+                self.tracer, header, command.type, run_number, self.worker_id
+            )
         hooks = self.plugins.hooks
         if verdict.action == "cancel":
             result = AgentTaskResult(status=AgentState.CANCELLED, error=verdict.detail)
@@ -368,6 +377,8 @@ class WorkerRunner:
         finished = await self._retrying(
             lambda: control.finish(delivery, header, self.worker_id, result, events)
         )
+        if subcalls.span is not None:
+            end_task_span(subcalls.span, result, finished)
         if not finished:
             log.warning(
                 "task %s was taken over by another worker; result dropped", header.message_id

@@ -28,6 +28,7 @@ from by_framework.errors import (
 from by_framework.ports import Orchestration, SubCall
 from by_framework.protocol import AgentTaskResult, AskAgentCommand, MessageHeader, encode_command
 from by_framework.protocol.ids import sub_call_id
+from by_framework.tracing import Span
 
 T = TypeVar("T")
 
@@ -95,6 +96,8 @@ class SubCalls:
         self._cancel_reason: str | None = None
         self._armed: set[asyncio.Future[None]] = set()
         self.waiting = 0
+        self.span: Span | None = None
+        """The task's span when the worker traces: the parent of its sub-calls' spans."""
 
     # Cancellation
 
@@ -126,11 +129,35 @@ class SubCalls:
         timeout: float | None,
         extra_payload: dict[str, Any] | None,
     ) -> AgentTaskResult | str:
+        if self.span is None:
+            return await self._call_agent(
+                target_agent_type, content, wait_for_reply, timeout, extra_payload, None
+            )
+        attributes = {"byf.target_agent_type": target_agent_type, "byf.wait": wait_for_reply}
+        with self.span.child("call_agent", f"call_agent {target_agent_type}", attributes) as span:
+            reply = await self._call_agent(
+                target_agent_type, content, wait_for_reply, timeout, extra_payload, span
+            )
+            if isinstance(reply, AgentTaskResult):
+                span.set({"byf.status": reply.status.value})
+            return reply
+
+    async def _call_agent(
+        self,
+        target_agent_type: str,
+        content: Any,
+        wait_for_reply: bool,
+        timeout: float | None,
+        extra_payload: dict[str, Any] | None,
+        span: Span | None,
+    ) -> AgentTaskResult | str:
         call = self._take_numbers(1)
         self._raise_if_cancelled()
         child_id = sub_call_id(self._header.message_id, self._run, call)
+        if span is not None:
+            span.set({"byf.child_message_id": child_id})
         sub_call = self._sub_call(
-            child_id, target_agent_type, content, wait_for_reply, None, extra_payload
+            child_id, target_agent_type, content, wait_for_reply, None, extra_payload, span
         )
         if not wait_for_reply:
             await self._retrying(
@@ -158,6 +185,23 @@ class SubCalls:
     async def dispatch_group(
         self, calls: Sequence[dict[str, Any]], wait_for_reply: bool
     ) -> dict[str, Any]:
+        if self.span is None:
+            return await self._dispatch_group(calls, wait_for_reply, None)
+        with self.span.child(
+            "dispatch_group", "dispatch_group", {"byf.wait": wait_for_reply}
+        ) as span:
+            group = await self._dispatch_group(calls, wait_for_reply, span)
+            span.set(
+                {
+                    "byf.task_group_id": group["task_group_id"],
+                    "byf.calls": len(group["message_ids"]),
+                }
+            )
+            return group
+
+    async def _dispatch_group(
+        self, calls: Sequence[dict[str, Any]], wait_for_reply: bool, span: Span | None
+    ) -> dict[str, Any]:
         if isinstance(calls, dict | str) or not calls:
             raise InvalidMessageError(
                 "dispatch_group takes a non-empty list of calls such as "
@@ -183,6 +227,7 @@ class SubCalls:
                     wait_for_reply,
                     group_id,
                     call.get("extra_payload"),
+                    span,
                 )
             )
         await self._retrying(
@@ -234,6 +279,7 @@ class SubCalls:
         wait_for_reply: bool,
         group_id: str | None,
         extra_payload: dict[str, Any] | None,
+        span: Span | None = None,
     ) -> SubCall:
         parent = self._header
         try:
@@ -245,6 +291,7 @@ class SubCalls:
                 target_agent_type=target_agent_type,
                 parent_message_id=parent.message_id,
                 task_group_id=group_id,
+                parent_span_id=span.span_id if span is not None else None,
                 user_code=parent.user_code,
                 metadata=dict(parent.metadata),
             )

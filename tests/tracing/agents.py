@@ -1,0 +1,63 @@
+"""Agents the tracing tests run, in this process and in worker processes.
+
+Content is a dict with an "op":
+- "chain": call the first agent type of "via" with the rest (the last one answers);
+- "fanout": dispatch one child per agent type of "targets", collect their results;
+- "ask": ask the user;
+- "fail": raise;
+- "probe": report whether this task has a span;
+- "sleep": sleep "seconds", inside a span of its own.
+"""
+
+import asyncio
+from typing import Any
+
+from by_framework import AgentContext, AgentTaskResult, AskUserEvent, GatewayWorker
+
+
+class TracedAgent(GatewayWorker):
+    """Serves trace_a, trace_b and trace_c."""
+
+    agent_types = ["trace_a", "trace_b", "trace_c"]
+
+    def get_agent_types(self) -> list[str]:
+        return list(self.agent_types)
+
+    async def process_command(self, command: Any, context: AgentContext) -> Any:
+        content = command.content if isinstance(command.content, dict) else {"op": "echo"}
+        op = content.get("op", "chain")
+        if op == "chain" and content.get("via"):
+            first, *rest = content["via"]
+            reply = await context.call_agent(first, {"op": "chain", "via": rest})
+            assert isinstance(reply, AgentTaskResult)
+            return {"status": "completed", "content": [context.current_agent_id, *reply.content]}
+        if op == "fanout":
+            calls = [
+                {"target_agent_type": t, "content": {"op": "chain"}} for t in content["targets"]
+            ]
+            group = await context.dispatch_group(calls)
+            results = await context.collect_group_results(group["task_group_id"], timeout=30)
+            return {"status": "completed", "content": [r["content"] for r in results.values()]}
+        if op == "ask":
+            return await context.ask_user(AskUserEvent(prompt="proceed?"))
+        if op == "fail":
+            raise RuntimeError("asked to fail")
+        if op == "sleep":
+            assert context.span is not None
+            with context.span.child("span", "nap", {"seconds": content["seconds"]}):
+                await asyncio.sleep(content["seconds"])
+        if op == "probe":
+            return {"status": "completed", "content": {"traced": context.span is not None}}
+        return {"status": "completed", "content": [context.current_agent_id]}
+
+
+class OuterAgent(TracedAgent):
+    """The ends of the chain: trace_a and trace_c."""
+
+    agent_types = ["trace_a", "trace_c"]
+
+
+class MiddleAgent(TracedAgent):
+    """The middle of the chain: trace_b."""
+
+    agent_types = ["trace_b"]

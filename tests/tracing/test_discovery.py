@@ -5,6 +5,7 @@ import logging
 from importlib.metadata import EntryPoint, entry_points
 
 import pytest
+import respx
 from by_framework_trace_langfuse import LangfuseTraceProvider
 from by_framework_trace_phoenix import PhoenixTraceProvider
 from by_framework_trace_phoenix.provider import collector
@@ -117,3 +118,41 @@ def test_trace_ids_are_w3c_shaped_and_the_same_everywhere() -> None:
     assert trace_id_of("order-42") == trace_id_of("order-42")
     assert len(trace_id_of("order-42")) == 32 and trace_id_of("0" * 32) != "0" * 32
     assert len(new_span_id()) == 16 and new_span_id() != "0" * 16
+
+
+def test_starting_the_providers_calls_no_rest_api() -> None:
+    """No auth check or other REST call (httpx) at worker start: a server that is down or slow
+    never holds a worker back. Spans go by OTLP in the background (see test_processes)."""
+    with respx.mock(assert_all_called=False) as router:
+        tracer = discover_tracer({**LANGFUSE, "LANGFUSE_PUBLIC_KEY": "pk-rest", **PHOENIX})
+        assert tracer is not None
+        span = tracer.start("task", "task x", "t")
+        span.child("call_agent", "call_agent y").end()
+        span.end()
+    tracer.shutdown()
+    assert router.calls.call_count == 0
+
+
+def test_the_langfuse_client_s_own_rest_calls_go_through_httpx(
+    respx_mock: respx.MockRouter,
+) -> None:
+    """What the provider leaves to the operator (``provider.client``), checkable with respx."""
+    route = respx_mock.get("http://langfuse.test/api/public/projects").respond(
+        json={
+            "data": [
+                {
+                    "id": "p1",
+                    "name": "agents",
+                    "organization": {"id": "o", "name": "o"},
+                    "metadata": {},
+                }
+            ]
+        }
+    )
+    provider = LangfuseTraceProvider("pk-auth", "sk", "http://langfuse.test")
+    try:
+        assert provider.client.auth_check() is True
+    finally:
+        provider.shutdown()
+    assert route.called
+    assert route.calls.last.request.headers["authorization"].startswith("Basic ")

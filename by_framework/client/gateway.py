@@ -155,6 +155,7 @@ class GatewayClient:
             target_agent_type=record.agent_type,
             parent_message_id=record.parent_message_id,
             task_group_id=record.task_group_id,
+            parent_span_id=record.parent_span_id,
             user_code=record.user_code,
             metadata=record.metadata,
             **({"trace_id": record.trace_id} if record.trace_id else {}),

@@ -20,6 +20,8 @@ class TaskRecord(BaseModel):
     parent_message_id: str | None = None
     task_group_id: str | None = None
     trace_id: str | None = None
+    parent_span_id: str | None = None
+    """The span its task spans go under when traced (kept so that a resumed run has it too)."""
     user_code: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: float
@@ -38,7 +40,13 @@ class TaskRecord(BaseModel):
     result: AgentTaskResult | None = None
 
     @field_validator(
-        "worker_id", "parent_message_id", "task_group_id", "user_code", "error", mode="before"
+        "worker_id",
+        "parent_message_id",
+        "task_group_id",
+        "user_code",
+        "error",
+        "parent_span_id",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:

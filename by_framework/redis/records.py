@@ -23,6 +23,7 @@ def new_record(header: MessageHeader, now: float | None = None, *, reply: bool =
         "agent_type": header.target_agent_type,
         "parent_message_id": header.parent_message_id or "",
         "trace_id": header.trace_id,
+        "parent_span_id": header.parent_span_id or "",
         "user_code": header.user_code or "",
         "metadata": header.metadata,
         "task_group_id": header.task_group_id or "",

@@ -1,7 +1,8 @@
 """Agents the tracing tests run, in this process and in worker processes.
 
 Content is a dict with an "op":
-- "chain": call the first agent type of "via" with the rest (the last one answers);
+- "chain": call the first agent type of "via" with the rest (the last one answers), or with
+  "child" if given;
 - "fanout": dispatch one child per agent type of "targets", collect their results;
 - "ask": ask the user;
 - "fail": raise;
@@ -28,7 +29,8 @@ class TracedAgent(GatewayWorker):
         op = content.get("op", "chain")
         if op == "chain" and content.get("via"):
             first, *rest = content["via"]
-            reply = await context.call_agent(first, {"op": "chain", "via": rest})
+            ask = content.get("child", {"op": "chain", "via": rest})
+            reply = await context.call_agent(first, ask)
             assert isinstance(reply, AgentTaskResult)
             return {"status": "completed", "content": [context.current_agent_id, *reply.content]}
         if op == "fanout":

@@ -8,6 +8,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from by_framework import AgentState, GatewayClient, Settings
+from by_framework.protocol.ids import sub_call_id
 from by_framework.tracing import TraceProvider, trace_id_of
 from tests.support import running_worker
 from tests.tracing.agents import TracedAgent
@@ -17,6 +18,12 @@ Provided = tuple[TraceProvider, InMemorySpanExporter]
 
 KIND_ATTRIBUTE = {"langfuse": "langfuse.observation.type", "phoenix": "openinference.span.kind"}
 TASK_KIND = {"langfuse": "agent", "phoenix": "AGENT"}
+
+
+async def until_status(client: GatewayClient, message_id: str, status: AgentState) -> None:
+    async with asyncio.timeout(30):
+        while (record := await client.get_task(message_id)) is None or record.status is not status:
+            await asyncio.sleep(0.02)
 
 
 def exported(provider: TraceProvider, exporter: InMemorySpanExporter) -> list[SpanView]:
@@ -111,6 +118,30 @@ async def test_ask_user_is_a_span_of_the_task_that_waits(
     assert task.attributes["byf.trace_id"] == "order-42"
 
 
+async def test_a_resumed_child_run_stays_under_the_call_that_waits_for_it(
+    client: GatewayClient, settings: Settings, provider_and_spans: Provided
+) -> None:
+    provider, exporter = provider_and_spans
+    async with traced_worker(TracedAgent(), settings, [provider]):
+        content = {"op": "chain", "via": ["trace_b"], "child": {"op": "ask"}}
+        sent = await client.send_message("trace_a", "s-resume", content)
+        child = sub_call_id(sent.message_id, 0, 0)
+        await until_status(client, child, AgentState.WAITING_USER)
+        await client.resume(child, "s-resume", "yes")
+        result = await client.wait_for_result(sent.message_id, timeout=30)
+    assert result.content == ["trace_a", "trace_b"]
+    spans = exported(provider, exporter)
+    (call,) = [span for span in spans if span.name == "call_agent trace_b"]
+    runs = sorted(
+        (span for span in spans if span.name == "task trace_b"),
+        key=lambda span: span.attributes["byf.run"],
+    )
+    assert [run.attributes["byf.command"] for run in runs] == ["ask_agent", "resume"]
+    assert [run.attributes["byf.status"] for run in runs] == ["waiting_user", "completed"]
+    assert [run.parent_span_id for run in runs] == [call.span_id, call.span_id]
+    assert {span.trace_id for span in spans} == {sent.trace_id}
+
+
 async def test_a_run_handed_back_at_shutdown_ends_its_span_as_interrupted(
     client: GatewayClient, settings: Settings, provider_and_spans: Provided
 ) -> None:
@@ -118,11 +149,7 @@ async def test_a_run_handed_back_at_shutdown_ends_its_span_as_interrupted(
     quick = settings.model_copy(update={"shutdown_timeout": 0.2})
     async with traced_worker(TracedAgent(), quick, [provider]):
         sent = await client.send_message("trace_a", "s-stop", {"op": "sleep", "seconds": 60})
-        async with asyncio.timeout(30):
-            while (record := await client.get_task(sent.message_id)) is None or (
-                record.status is not AgentState.RUNNING
-            ):
-                await asyncio.sleep(0.02)
+        await until_status(client, sent.message_id, AgentState.RUNNING)
     spans = by_name(exported(provider, exporter))
     task, nap = spans["task trace_a"], spans["nap"]
     assert task.attributes["byf.status"] == "interrupted"

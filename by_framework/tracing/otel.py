@@ -85,6 +85,11 @@ class OtelTraceProvider:
             span = self._tracer.start_span(name, context=parent, attributes=attributes)
         finally:
             _chosen.reset(token)
+        if kind == "task":
+            # The task's body runs in the asyncio task that starts its span, in a context of
+            # its own: spans its code opens through any OpenTelemetry tracer (LLM and framework
+            # instrumentation) go under the task's span. The context ends with the asyncio task.
+            otel_context.attach(trace_api.set_span_in_context(span))
         return _OtelSpan(span)
 
     def shutdown(self) -> None:

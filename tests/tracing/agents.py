@@ -7,13 +7,23 @@ Content is a dict with an "op":
 - "ask": ask the user;
 - "fail": raise;
 - "probe": report whether this task has a span;
-- "sleep": sleep "seconds", inside a span of its own.
+- "sleep": sleep "seconds", inside a span of its own;
+- "instrumented": open a span through an OpenTelemetry tracer of its own (as LLM or framework
+  instrumentation does), exported to ``INSTRUMENTATION``.
 """
 
 import asyncio
 from typing import Any
 
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from by_framework import AgentContext, AgentTaskResult, AskUserEvent, GatewayWorker
+
+INSTRUMENTATION = InMemorySpanExporter()
+_instrumentation = TracerProvider()
+_instrumentation.add_span_processor(SimpleSpanProcessor(INSTRUMENTATION))
 
 
 class TracedAgent(GatewayWorker):
@@ -48,6 +58,9 @@ class TracedAgent(GatewayWorker):
             assert context.span is not None
             with context.span.child("span", "nap", {"seconds": content["seconds"]}):
                 await asyncio.sleep(content["seconds"])
+        if op == "instrumented":
+            with _instrumentation.get_tracer("some.llm.library").start_as_current_span("llm"):
+                await asyncio.sleep(0)
         if op == "probe":
             return {"status": "completed", "content": {"traced": context.span is not None}}
         return {"status": "completed", "content": [context.current_agent_id]}

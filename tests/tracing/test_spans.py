@@ -11,7 +11,7 @@ from by_framework import AgentState, GatewayClient, Settings
 from by_framework.protocol.ids import sub_call_id
 from by_framework.tracing import TraceProvider, trace_id_of
 from tests.support import running_worker
-from tests.tracing.agents import TracedAgent
+from tests.tracing.agents import INSTRUMENTATION, TracedAgent
 from tests.tracing.support import SpanView, by_name, from_readable, traced_worker
 
 Provided = tuple[TraceProvider, InMemorySpanExporter]
@@ -116,6 +116,19 @@ async def test_ask_user_is_a_span_of_the_task_that_waits(
     # a trace id that is not 32 hex digits maps to one that is, the same in every process
     assert task.trace_id == ask.trace_id == trace_id_of("order-42") != "order-42"
     assert task.attributes["byf.trace_id"] == "order-42"
+
+
+async def test_spans_the_task_s_code_opens_through_opentelemetry_go_under_its_span(
+    client: GatewayClient, settings: Settings, provider_and_spans: Provided
+) -> None:
+    provider, exporter = provider_and_spans
+    INSTRUMENTATION.clear()
+    async with traced_worker(TracedAgent(), settings, [provider]):
+        sent = await client.send_message("trace_a", "s-llm", {"op": "instrumented"})
+        await client.wait_for_result(sent.message_id, timeout=30)
+    task = by_name(exported(provider, exporter))["task trace_a"]
+    (llm,) = from_readable(INSTRUMENTATION.get_finished_spans())
+    assert (llm.trace_id, llm.parent_span_id) == (task.trace_id, task.span_id)
 
 
 async def test_a_resumed_child_run_stays_under_the_call_that_waits_for_it(

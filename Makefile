@@ -6,11 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint format bench bench-all chunks soak fanout
 
-# The core and every extension package (adapters, history backends), editable, in one resolve.
+# The core and every extension package (adapters, history, tracing), editable, in one resolve.
+# (The tracing packages must resolve together with google-adk, which caps OpenTelemetry.)
 PACKAGES := -e ".[dev,bench]" -e "adapters/langgraph[postgres,test]" -e "adapters/adk[db]" \
-	-e history/postgres
+	-e history/postgres -e tracing/langfuse -e tracing/phoenix
 $(STAMP): pyproject.toml adapters/langgraph/pyproject.toml adapters/adk/pyproject.toml \
-		history/postgres/pyproject.toml
+		history/postgres/pyproject.toml tracing/langfuse/pyproject.toml tracing/phoenix/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(PACKAGES)

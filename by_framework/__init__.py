@@ -7,6 +7,7 @@ from by_framework.discovery import DiscoveryClient, DiscoveryHttpClient
 from by_framework.errors import (
     ByFrameworkError,
     ConfigurationError,
+    EventWriteError,
     InvalidContentError,
     InvalidMessageError,
     NoOnlineWorkerError,
@@ -79,6 +80,7 @@ __all__ = [
     "DiscoveryClient",
     "DiscoveryHttpClient",
     "ErrorEvent",
+    "EventWriteError",
     "GatewayClient",
     "GatewayWorker",
     "HistoryMessage",

@@ -44,3 +44,8 @@ class TaskNotWaitingError(ByFrameworkError, ValueError):
 class ReplayDivergedError(ByFrameworkError):
     """A re-run of a task made a different sub-call than its first run under the same call
     number: its code does not issue sub-calls in a deterministic order."""
+
+
+class EventWriteError(ByFrameworkError):
+    """A task's event could not be written to its session stream (Redis refused it); raised at
+    the task's next emit."""

@@ -55,6 +55,22 @@ class ShowcaseAgent(GatewayWorker):
         }
 
 
+class StreamerAgent(GatewayWorker):
+    """Streams ``chunks`` numbered chunks, asks an echo agent, then streams as many again."""
+
+    def get_agent_types(self) -> list[str]:
+        return ["streamer"]
+
+    async def process_command(self, command: Any, context: AgentContext) -> dict[str, Any]:
+        count = command.content["chunks"]
+        for i in range(count):
+            await context.emit_chunk(str(i))
+        reply = await context.call_agent("echo", "middle")
+        for i in range(count, 2 * count):
+            await context.emit_chunk(str(i))
+        return {"status": "completed", "content": reply.content}  # type: ignore[union-attr]
+
+
 class StuckStartAgent(EchoAgent):
     """Its ``on_startup`` never ends (a database that never answers)."""
 

@@ -26,7 +26,7 @@ from by_framework import (
 )
 from by_framework.protocol import AskAgentCommand, encode_command
 from by_framework.redis.keys import KeySpace
-from tests.agents import EchoAgent, ShowcaseAgent
+from tests.agents import EchoAgent, ShowcaseAgent, StreamerAgent
 from tests.support import running_worker, wait_all
 
 
@@ -52,6 +52,41 @@ async def test_events_reach_the_client_in_order(client: GatewayClient, settings:
     assert result.result.content["agent"] == "showcase"
     assert events[8] == TaskEndEvent(status="completed")
     assert len(events) == 9
+
+
+async def test_a_task_streaming_faster_than_round_trips_loses_nothing_and_keeps_order(
+    client: GatewayClient, settings: Settings
+) -> None:
+    """Events are written behind the task: all of them still precede its waiting state, its
+    child's run and its end, in sequence order."""
+    async with (
+        running_worker(StreamerAgent(), settings, worker_id="streamer"),
+        running_worker(EchoAgent(), settings, worker_id="echo"),
+    ):
+        sent = await client.send_message("streamer", "s-stream", {"chunks": 3000})
+        items = [
+            item
+            async for item in client.events(
+                "s-stream", until_message_id=sent.message_id, timeout=30
+            )
+        ]
+    mine = [item for item in items if item.message_id == sent.message_id]
+    assert [item.seq for item in mine] == list(range(len(mine)))
+    kinds = [
+        item.event.content
+        if isinstance(item.event, StreamChunkEvent)
+        else type(item.event).__name__
+        for item in mine
+    ]
+    chunks = [str(i) for i in range(6000)]
+    assert kinds[1:3001] == chunks[:3000]
+    assert kinds[3001:3003] == ["StateChangeEvent", "StateChangeEvent"]  # waiting, running
+    assert [item.event.state for item in mine[3001:3003]] == ["waiting_reply", "running"]
+    assert kinds[3003:6003] == chunks[3000:]
+    assert kinds[6003:] == ["TaskResultEvent", "TaskEndEvent"]
+    child = [item for item in items if item.message_id != sent.message_id]
+    first_child = items.index(child[0])
+    assert items.index(mine[3000]) < first_child  # the chunks before the call precede the child
 
 
 async def test_sequence_numbers_and_record_timeline(

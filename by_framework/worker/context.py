@@ -21,6 +21,7 @@ from by_framework.protocol import (
     encode_event,
 )
 from by_framework.tracing import Span
+from by_framework.worker.event_writer import EventWriter
 from by_framework.worker.subcalls import SubCalls
 from by_framework.worker.workspace import Workspace
 
@@ -44,7 +45,7 @@ class AgentContext:
     ) -> None:
         self.header = header
         self.worker_id = worker_id
-        self._events = events
+        self._events = EventWriter(events, header.session_id)
         self._workspace = workspace
         self._seq = first_seq
         self._subcalls = subcalls
@@ -127,8 +128,21 @@ class AgentContext:
         await self.emit(artifact)
 
     async def emit(self, event: BaseModel) -> None:
-        """Append any event to the session's data stream, numbered in this task's sequence."""
-        await self._events.append(self.session_id, self.encode(event))
+        """Append any event to the session's data stream, numbered in this task's sequence.
+
+        Returns once the event is queued: a task's events are written behind it, in order, and
+        are all on the stream before its sub-calls, its waiting state and its end. Raises
+        ``EventWriteError`` if an earlier event of this task could not be written."""
+        await self._events.put(self.encode(event))
+
+    async def flush_events(self) -> None:
+        """Wait until every event emitted so far is on the session stream."""
+        await self._events.flush()
+
+    async def close_events(self) -> None:
+        """Stop writing this task's events (those not yet written are dropped): for a run
+        that is handed back unfinished."""
+        await self._events.aclose()
 
     def encode(self, event: BaseModel) -> bytes:
         """The event's envelope, taking this task's next sequence number."""
@@ -158,6 +172,7 @@ class AgentContext:
         ``TaskCancelledError`` once this task is cancelled.
         """
         await self._hooks.run("on_call_agent_start", self, target_agent_type, content)
+        await self.flush_events()
         reply = await self._subcalls.call_agent(
             target_agent_type, content, wait_for_reply, timeout, extra_payload
         )
@@ -170,6 +185,7 @@ class AgentContext:
         """Dispatch sub-calls in parallel, atomically; returns at once with
         ``{"task_group_id": ..., "message_ids": [...]}``. Each call is a dict with
         ``target_agent_type``, ``content`` and optionally ``extra_payload``."""
+        await self.flush_events()
         return await self._subcalls.dispatch_group(calls, wait_for_reply)
 
     async def collect_group_results(

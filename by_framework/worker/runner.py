@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from by_framework.cancellation import cancel_tasks
 from by_framework.common.aio import Backoff, cancel_and_wait
-from by_framework.errors import ConfigurationError, WorkerIdInUseError
+from by_framework.errors import ConfigurationError, EventWriteError, WorkerIdInUseError
 from by_framework.history import SessionHistory, TurnRecorder, open_history_store
 from by_framework.history.backends import redact
 from by_framework.plugins.base import Plugin
@@ -371,6 +371,7 @@ class WorkerRunner:
         if context.cancel_reason is not None:  # a cancelled task ends CANCELLED, whatever it says
             result.status = AgentState.CANCELLED
             result.error = result.error or context.cancel_reason
+        await self._flush_events(context)
         events = self._final_events(context, result)
         if verdict.action == "run":  # recorded before anyone can see the outcome and answer it
             await self._turns.outcome(header, result, run_number)
@@ -405,6 +406,7 @@ class WorkerRunner:
 
         async def set_waiting(waiting: bool, detail: str) -> None:
             state = "waiting_reply" if waiting else "running"
+            await self._flush_events(context)  # numbered after them: must not overtake them
             event = context.encode(StateChangeEvent(state=state, detail=detail))
             await self._retrying(
                 lambda: orchestration.set_waiting(header, self.worker_id, waiting, event)
@@ -452,6 +454,7 @@ class WorkerRunner:
                 result = await self._run_with_retries(command, context)
             except asyncio.CancelledError:
                 if not (run.cut and run.handler.cancelling() == 1):
+                    await context.close_events()
                     await self.engine.control.hand_back(delivery, header, self.worker_id)
                     raise
                 result = AgentTaskResult(status=AgentState.CANCELLED, error=context.cancel_reason)
@@ -564,6 +567,13 @@ class WorkerRunner:
                     raise
                 log.warning("Redis unavailable (%s); retrying", exc)
                 await backoff.pause()
+
+    async def _flush_events(self, context: AgentContext) -> None:
+        """Wait until the task's own events are written (an outage is waited out there)."""
+        try:
+            await context.flush_events()
+        except EventWriteError as exc:  # Redis refused them: nothing to retry, the task goes on
+            log.error("task %s: %s", context.message_id, exc)
 
     @staticmethod
     def _final_events(context: AgentContext, result: AgentTaskResult) -> FinalEvents:

@@ -1,0 +1,81 @@
+"""Write-behind for one task's events: ``emit_*`` returns once its event is queued.
+
+An awaited round trip per chunk caps a streaming task at a few thousand chunks a second, however
+the worker batches across tasks. Queued events travel together instead: one XADD each and one
+EXPIRE per write. Order is kept (one write in flight per task, events in the order they were
+queued), and the queue is bounded, so a task that outruns Redis, or waits out an outage, is held
+back in ``put``. The task's own steps that others can see — its sub-calls and its end — come
+after ``flush``, so its events always precede them on the session stream.
+"""
+
+import asyncio
+
+from by_framework.common.aio import cancel_and_wait
+from by_framework.errors import EventWriteError
+from by_framework.ports import EventLog
+
+BACKLOG = 512
+"""Events a task may have queued and not yet written before ``put`` waits."""
+
+
+class EventWriter:
+    def __init__(self, events: EventLog, session_id: str, backlog: int = BACKLOG) -> None:
+        self._events = events
+        self._session_id = session_id
+        self._backlog = backlog
+        self._queued: list[bytes] = []
+        self._room = asyncio.Event()
+        self._room.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._writing: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+
+    async def put(self, event: bytes) -> None:
+        """Queue the event for writing; wait only while the backlog is full."""
+        self._raise_error()
+        while len(self._queued) >= self._backlog:
+            self._room.clear()
+            await self._room.wait()
+            self._raise_error()
+        self._queued.append(event)
+        self._idle.clear()
+        if self._writing is None:
+            self._writing = asyncio.create_task(self._write_queued(), name="event-writer")
+
+    async def flush(self) -> None:
+        """Return once every queued event is written; raise if one could not be."""
+        await self._idle.wait()
+        self._raise_error()
+
+    async def aclose(self) -> None:
+        """Stop writing (events still queued are dropped): for a run that is being abandoned."""
+        if self._writing is not None:
+            await cancel_and_wait(self._writing)
+            self._writing = None
+        self._queued.clear()
+        self._idle.set()
+        self._room.set()
+
+    async def _write_queued(self) -> None:
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                self._room.set()
+                try:
+                    await self._events.append(self._session_id, *batch)
+                except Exception as exc:  # outages are waited out inside append: this is final
+                    self._error = exc
+                    self._queued.clear()
+        finally:
+            self._writing = None
+            self._idle.set()
+            self._room.set()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error = self._error
+            raise EventWriteError(
+                f"events of this task could not be written to session {self._session_id!r}: "
+                f"{type(error).__name__}: {error}"
+            ) from error

@@ -1,0 +1,80 @@
+"""Write-behind of a task's events on the real Redis: order, backpressure, errors, abandon."""
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+
+from by_framework.errors import EventWriteError
+from by_framework.redis.batching import CommandBatcher
+from by_framework.redis.events import RedisEventLog
+from by_framework.redis.keys import KeySpace
+from by_framework.worker.event_writer import EventWriter
+
+
+@pytest.fixture
+async def event_log(redis: Redis, key_prefix: str):
+    batcher = CommandBatcher(redis)
+    yield RedisEventLog(redis, batcher, KeySpace(key_prefix), maxlen=100_000, ttl=60)
+    await batcher.aclose()
+
+
+async def stream_values(redis: Redis, key_prefix: str, session_id: str) -> list[bytes]:
+    entries = await redis.xrange(KeySpace(key_prefix).session_data_stream(session_id))
+    return [fields[b"e"] for _, fields in entries]
+
+
+async def test_events_land_in_order_and_flush_waits_for_all(
+    redis: Redis, key_prefix: str, event_log: RedisEventLog
+) -> None:
+    writer = EventWriter(event_log, "s1", backlog=16)
+    for i in range(1000):
+        await writer.put(str(i).encode())  # returns at once unless 16 are queued
+    await writer.flush()
+    assert await stream_values(redis, key_prefix, "s1") == [str(i).encode() for i in range(1000)]
+
+
+async def test_a_full_backlog_holds_the_task_back(
+    redis: Redis, key_prefix: str, event_log: RedisEventLog
+) -> None:
+    writer = EventWriter(event_log, "s2", backlog=2)
+    # Hold the write in flight: the batcher's pipeline waits on this client's BLPOP.
+    blocker = asyncio.create_task(event_log._batcher.execute(("BLPOP", f"{key_prefix}:b", 1)))
+    await asyncio.sleep(0.05)
+    await writer.put(b"a")
+    await asyncio.sleep(0.05)  # taken by the writer, which now waits behind the BLPOP
+    await writer.put(b"b")
+    await writer.put(b"c")  # backlog 2 full
+    third = asyncio.create_task(writer.put(b"d"))
+    await asyncio.sleep(0.1)
+    assert not third.done()
+    await redis.rpush(f"{key_prefix}:b", 1)
+    await blocker
+    await asyncio.wait_for(third, 5)
+    await writer.flush()
+    assert await stream_values(redis, key_prefix, "s2") == [b"a", b"b", b"c", b"d"]
+
+
+async def test_a_refused_write_is_raised_at_the_next_emit_and_at_flush(
+    redis: Redis, key_prefix: str, event_log: RedisEventLog
+) -> None:
+    await redis.set(KeySpace(key_prefix).session_data_stream("s3"), "not a stream")
+    writer = EventWriter(event_log, "s3")
+    await writer.put(b"x")
+    with pytest.raises(EventWriteError, match=r"session 's3'.*WRONGTYPE"):
+        await writer.flush()
+    with pytest.raises(EventWriteError, match="WRONGTYPE"):
+        await writer.put(b"y")
+
+
+async def test_closing_abandons_what_is_queued_without_hanging(
+    redis: Redis, key_prefix: str, event_log: RedisEventLog
+) -> None:
+    writer = EventWriter(event_log, "s4", backlog=1)
+    blocker = asyncio.create_task(event_log._batcher.execute(("BLPOP", f"{key_prefix}:b", 2)))
+    await asyncio.sleep(0.05)
+    await writer.put(b"a")
+    await writer.put(b"b")
+    await asyncio.wait_for(writer.aclose(), 5)
+    await asyncio.wait_for(writer.flush(), 1)  # nothing left to wait for
+    blocker.cancel()

@@ -9,6 +9,7 @@ import asyncio
 import logging
 from typing import Any
 
+from by_framework.history.memory import MemoryHistoryStore
 from by_framework.ports import HistoryStore
 from by_framework.protocol import AgentState, AgentTaskResult, MessageHeader, ResumeCommand
 
@@ -24,9 +25,12 @@ ASSISTANT = "assistant"
 class TurnRecorder:
     """Records a worker's turns in the history store."""
 
-    def __init__(self, store: HistoryStore, timeout: float | None = None) -> None:
+    def __init__(self, store: HistoryStore) -> None:
         self.store = store
-        self.timeout = APPEND_TIMEOUT if timeout is None else timeout
+        # The built-in memory store answers without waiting on anything: no timer per write
+        # (two per task on the hot path). Any other store, a subclass included, may hang on I/O
+        # and is bounded.
+        self.timeout = None if type(store) is MemoryHistoryStore else APPEND_TIMEOUT
 
     async def incoming(self, header: MessageHeader, command: Any, run: int) -> None:
         """The command a run starts with: the user's (or calling agent's) message, or the
@@ -74,8 +78,11 @@ class TurnRecorder:
         metadata.update(extra)
         key = f"{header.message_id}:{run}:{kind}"
         try:
-            async with asyncio.timeout(self.timeout):
+            if self.timeout is None:
                 await self.store.append(header.session_id, role, content, metadata, key=key)
+            else:
+                async with asyncio.timeout(self.timeout):
+                    await self.store.append(header.session_id, role, content, metadata, key=key)
         except TimeoutError:
             log.warning(
                 "history: the %s of task %s (session %s) was not recorded: no answer in %gs",

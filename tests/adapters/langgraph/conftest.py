@@ -13,13 +13,14 @@ PG_URL = os.environ.get("BYF_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.
 @pytest.fixture
 def checkpointer_url() -> Iterator[str]:
     """A ``postgresql://`` URL whose connections use a schema of this test's own."""
-    psycopg = pytest.importorskip("psycopg")  # the adapter's "postgres" extra
+    import psycopg  # the adapter's "postgres" extra, which `make install` installs
+
     schema = f"byf_lg_{uuid.uuid4().hex[:12]}"
     try:
         with psycopg.connect(PG_URL, autocommit=True, connect_timeout=5) as connection:
             connection.execute(f'CREATE SCHEMA "{schema}"')
     except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {PG_URL}: {exc}")
+        pytest.fail(f"no PostgreSQL at {PG_URL} (set BYF_TEST_POSTGRES_URL): {exc}")
     separator = "&" if "?" in PG_URL else "?"
     yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
     with psycopg.connect(PG_URL, autocommit=True) as connection:

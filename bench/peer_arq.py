@@ -13,17 +13,16 @@ the start of its last poll: at the default a job sent to an idle worker waits up
 measured at its best rather than its default: lower delays gave it no more throughput here.
 """
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from importlib.metadata import version
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker, func
 
-from bench.measure import CONCURRENCY, Driver, Mark, collect_streams, follow_stream, one_by_one
-from bench.peers import Peer, completion_stream, main, ready_key
+from bench.measure import CONCURRENCY, Driver
+from bench.peers import Peer, completion_driver, completion_stream, main, ready_key
 
 POLL_DELAY_S = 0.002
 FUNCTION = "noop"
@@ -81,15 +80,8 @@ async def connect(url: str, prefix: str) -> AsyncIterator[Driver]:
         await redis.enqueue_job(FUNCTION, _job_id=_job_id(prefix, session, key))
         return key
 
-    async def collect(sessions: Sequence[str], count: int) -> None:
-        streams = [completion_stream(prefix, session) for session in sessions]
-        await collect_streams(redis, streams, count)
-
-    async def follow(session: str, marks: asyncio.Queue[Mark]) -> None:
-        await follow_stream(redis, completion_stream(prefix, session), marks)
-
     try:
-        yield Driver(send, one_by_one(send), collect, follow)
+        yield completion_driver(redis, prefix, send)
     finally:
         await redis.aclose()
 

@@ -9,7 +9,7 @@ task id carries the run's prefix, the session and the task's key; so does every 
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from importlib.metadata import version
 from typing import Any
 
@@ -23,12 +23,8 @@ from bench.measure import (
     IN_FLIGHT,
     SESSIONS,
     Driver,
-    Mark,
-    collect_streams,
-    follow_stream,
-    one_by_one,
 )
-from bench.peers import Peer, completion_stream, main, ready_key
+from bench.peers import Peer, completion_driver, completion_stream, main, ready_key
 
 RESULT_TTL_S = 3_600
 TASK = "noop"
@@ -92,15 +88,8 @@ async def connect(url: str, prefix: str) -> AsyncIterator[Driver]:
         await task.kicker().with_task_id(f"{prefix}:{session}:{key}").kiq()
         return key
 
-    async def collect(sessions: Sequence[str], count: int) -> None:
-        streams = [completion_stream(prefix, session) for session in sessions]
-        await collect_streams(redis, streams, count)
-
-    async def follow(session: str, marks: asyncio.Queue[Mark]) -> None:
-        await follow_stream(redis, completion_stream(prefix, session), marks)
-
     try:
-        yield Driver(send, one_by_one(send), collect, follow)
+        yield completion_driver(redis, prefix, send)
     finally:
         await broker.shutdown()
         await redis.aclose()

@@ -17,13 +17,22 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from redis.asyncio import Redis
 
-from bench.measure import Driver, Figures, delete_keys, measure
+from bench.measure import (
+    Driver,
+    Figures,
+    Mark,
+    collect_streams,
+    delete_keys,
+    follow_stream,
+    measure,
+    one_by_one,
+)
 from bench.procs import Child, children, wait_ready
 
 
@@ -37,6 +46,22 @@ class Peer:
 
 def completion_stream(prefix: str, session: str) -> str:
     return f"{prefix}:done:{session}"
+
+
+def completion_driver(
+    redis: Redis, prefix: str, send: Callable[[str, str], Awaitable[str]]
+) -> Driver:
+    """A peer's driver: ``send(session, key)`` enqueues a task; its completion is the entry the
+    peer's post-completion hook XADDs to the session's completion stream."""
+
+    async def collect(sessions: Sequence[str], count: int) -> None:
+        streams = [completion_stream(prefix, session) for session in sessions]
+        await collect_streams(redis, streams, count)
+
+    async def follow(session: str, marks: asyncio.Queue[Mark]) -> None:
+        await follow_stream(redis, completion_stream(prefix, session), marks)
+
+    return Driver(send, one_by_one(send), collect, follow)
 
 
 def ready_key(prefix: str, name: str) -> str:

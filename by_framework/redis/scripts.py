@@ -5,7 +5,7 @@ as JSON (only ours, so cjson's round trip is safe), field ``<message_id>:r`` hol
 the run's result event, untouched by Lua (cjson would turn an empty list into ``{}``).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from hashlib import sha1
 
 
@@ -13,10 +13,11 @@ from hashlib import sha1
 class Script:
     name: str
     source: str
+    sha: str = field(init=False)
+    """Its SHA1, taken once: EVALSHA names the script three times per task."""
 
-    @property
-    def sha(self) -> str:
-        return sha1(self.source.encode()).hexdigest()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", sha1(self.source.encode()).hexdigest())
 
 
 # Shared Lua helpers, prepended to the scripts that use them.

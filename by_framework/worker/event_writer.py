@@ -24,44 +24,34 @@ class EventWriter:
         self._session_id = session_id
         self._backlog = backlog
         self._queued: list[bytes] = []
-        self._room = asyncio.Event()
-        self._room.set()
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._writing: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
 
     async def put(self, event: bytes) -> None:
-        """Queue the event for writing; wait only while the backlog is full."""
+        """Queue the event for writing; with a full backlog, first wait until it is written."""
         self._raise_error()
-        while len(self._queued) >= self._backlog:
-            self._room.clear()
-            await self._room.wait()
-            self._raise_error()
+        if len(self._queued) >= self._backlog:
+            await self.flush()
         self._queued.append(event)
-        self._idle.clear()
         if self._writing is None:
             self._writing = asyncio.create_task(self._write_queued(), name="event-writer")
 
     async def flush(self) -> None:
         """Return once every queued event is written; raise if one could not be."""
-        await self._idle.wait()
+        if self._writing is not None:
+            await asyncio.wait({self._writing})  # cancelling the caller leaves the writer be
         self._raise_error()
 
     async def aclose(self) -> None:
         """Stop writing (events still queued are dropped): for a run that is being abandoned."""
         if self._writing is not None:
             await cancel_and_wait(self._writing)
-            self._writing = None
         self._queued.clear()
-        self._idle.set()
-        self._room.set()
 
     async def _write_queued(self) -> None:
         try:
             while self._queued:
                 batch, self._queued = self._queued, []
-                self._room.set()
                 try:
                     await self._events.append(self._session_id, *batch)
                 except Exception as exc:  # outages are waited out inside append: this is final
@@ -69,8 +59,6 @@ class EventWriter:
                     self._queued.clear()
         finally:
             self._writing = None
-            self._idle.set()
-            self._room.set()
 
     def _raise_error(self) -> None:
         if self._error is not None:

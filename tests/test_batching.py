@@ -4,9 +4,10 @@ import asyncio
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError, ResponseError
+from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
 from by_framework.redis.batching import CommandBatcher, evalsha
+from by_framework.redis.connection import create_redis
 from by_framework.redis.scripts import RELEASE_LOCK
 
 
@@ -58,3 +59,24 @@ async def test_closing_fails_waiting_callers_instead_of_leaving_them_hanging(
     await batcher.aclose()
     with pytest.raises(ConnectionError, match="closed before this command's reply"):
         await asyncio.wait_for(waiting, 1)
+
+
+async def test_a_flush_without_replies_in_time_fails_and_the_next_reads_its_own(
+    redis_url: str, key_prefix: str
+) -> None:
+    """The whole flush is bounded by the client's socket timeout; the connection it was cut
+    on is dropped, so a late reply is never read as another command's."""
+    client = create_redis(url=redis_url, socket_timeout=0.2)
+    batcher = CommandBatcher(client)
+    try:
+        with pytest.raises(TimeoutError, match=r"no reply to 1 commands within 0.2s"):
+            await batcher.execute(("BLPOP", f"{key_prefix}:empty", 1))
+        assert await batcher.execute(
+            ("SET", f"{key_prefix}:k", "v"), ("GET", f"{key_prefix}:k")
+        ) == [
+            True,
+            b"v",
+        ]
+    finally:
+        await batcher.aclose()
+        await client.aclose()

@@ -4,19 +4,31 @@ On this kind of machine one awaited round trip costs the Python client far more 
 on the command, so a worker running many tasks sends their chunks, state transitions and acks in one
 pipeline per flush. One flush is in flight at a time; whatever callers queue meanwhile goes in the
 next one. A single caller's commands stay together and in order.
+
+A flush is one write and its replies read back on a connection of the client's pool, bounded as a
+whole by the client's socket timeout. redis-py's own pipeline would arm a timer per reply (its
+socket timeout) — a tenth of a busy worker's CPU. A flush cut short disconnects its connection
+(redis-py does so for any read or write that is interrupted), so no reply is ever read by the
+wrong caller.
 """
 
 import asyncio
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.common.aio import cancel_and_wait
 from by_framework.redis.scripts import ALL_SCRIPTS, Script
 
 RedisCommand = tuple[Any, ...]
+
+DEFAULT_REPLY_TIMEOUT = 5.0
+"""Seconds a flush may wait for its replies when the client sets no ``socket_timeout`` (redis-py's
+own default)."""
 
 _SOURCES = {script.sha: script.source for script in ALL_SCRIPTS}
 
@@ -28,6 +40,8 @@ def evalsha(script: Script, keys: Sequence[str], args: Sequence[Any]) -> RedisCo
 class CommandBatcher:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        options = redis.connection_pool.connection_kwargs
+        self._reply_timeout = options.get("socket_timeout", DEFAULT_REPLY_TIMEOUT)
         self._queue: list[tuple[Sequence[RedisCommand], asyncio.Future[list[Any]]]] = []
         self._wakeup = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -67,13 +81,11 @@ class CommandBatcher:
     async def _flush(
         self, batch: list[tuple[Sequence[RedisCommand], asyncio.Future[list[Any]]]]
     ) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        for commands, _ in batch:
-            for command in commands:
-                pipe.execute_command(*command)
         try:
-            replies = await pipe.execute(raise_on_error=False)
-        except Exception as exc:  # connection lost: every caller of this flush sees it
+            replies = await self._exchange(
+                [command for commands, _ in batch for command in commands]
+            )
+        except Exception as exc:  # connection lost or timed out: every caller of this flush sees it
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
@@ -88,6 +100,36 @@ class CommandBatcher:
                 future.set_result(await self._settle(commands, mine))
             except Exception as exc:
                 future.set_exception(exc)
+
+    async def _exchange(self, commands: list[RedisCommand]) -> list[Any]:
+        """Send the commands in one write, read their replies (an error reply in its place,
+        as an exception), each through redis-py's reply callback for its command."""
+        try:
+            async with asyncio.timeout(self._reply_timeout):
+                return await self._send_and_read(commands)
+        except TimeoutError:
+            raise RedisTimeoutError(
+                f"Redis sent no reply to {len(commands)} commands within {self._reply_timeout:g}s"
+            ) from None
+
+    async def _send_and_read(self, commands: list[RedisCommand]) -> list[Any]:
+        pool = self._redis.connection_pool
+        callbacks = self._redis.response_callbacks
+        connection = await pool.get_connection()
+        try:
+            await connection.send_packed_command(connection.pack_commands(commands))
+            replies: list[Any] = []
+            for command in commands:
+                try:
+                    reply = await connection.read_response(timeout=math.inf)  # no timer per reply
+                except ResponseError as error:
+                    replies.append(error)
+                    continue
+                callback = callbacks.get(command[0])
+                replies.append(reply if callback is None else callback(reply))
+            return replies
+        finally:
+            await pool.release(connection)
 
     async def _settle(self, commands: Sequence[RedisCommand], replies: list[Any]) -> list[Any]:
         """One caller's replies; scripts Redis forgot (restart, SCRIPT FLUSH) are loaded, rerun."""

@@ -8,6 +8,9 @@ from typing import Any
 MAX_PAGE = 1000
 """The largest ``limit`` of one ``HistoryStore.list`` call."""
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+"""Built once: ``json.dumps`` with options builds an encoder on every call."""
+
 # A \u0000 escape that is not itself an escaped backslash followed by "u0000".
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -17,13 +20,16 @@ def encode_json(value: Any, what: str = "content") -> str:
     backend accepts and refuses the same values: non-JSON values, NaN / infinities, NUL
     characters and unpaired surrogates."""
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"history {what} must be JSON: {exc}") from None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"history {what} holds an unpaired surrogate (not valid UTF-8)") from None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"history {what} holds an unpaired surrogate (not valid UTF-8)"
+            ) from None
     if "\\u0000" in text and _NUL_ESCAPE.search(text):
         raise ValueError(f"history {what} holds a NUL character (U+0000), which cannot be stored")
     return text

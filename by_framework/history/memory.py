@@ -105,7 +105,15 @@ class MemoryHistoryStore:
             dropped = session.messages.pop(0)
             if dropped.key is not None:
                 session.keys.pop(dropped.key, None)
-        return self._message(session_id, stored)
+        return HistoryMessage(
+            session_id=session_id,
+            position=stored.position,
+            role=role,
+            content=_as_stored(content, encoded),
+            metadata=_as_stored(dict(metadata or {}), encoded_metadata),
+            key=key,
+            created_at=stored.created_at,
+        )
 
     async def list(
         self, session_id: str, after: str | None = None, limit: int = 100
@@ -142,3 +150,20 @@ class MemoryHistoryStore:
             key=stored.key,
             created_at=stored.created_at,
         )
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # exact types: no subclass surprises
+
+
+def _as_stored(value: Any, encoded: str) -> Any:
+    """``value`` as reading it back would give it: the value itself (a copy of a flat dict) when
+    JSON keeps it unchanged — scalars, dicts of them with text keys, as a task's turns mostly
+    are — else decoded from what was stored. Either way the caller shares nothing with the
+    store, and appends skip most of a decode."""
+    if type(value) in _SCALARS:
+        return value
+    if type(value) is dict and all(
+        type(k) is str and type(v) in _SCALARS for k, v in value.items()
+    ):
+        return dict(value)
+    return json.loads(encoded)

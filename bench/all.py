@@ -157,11 +157,11 @@ def main() -> None:
     peers, notes = run._peers(args.arq_python)
     started = time.perf_counter()
     try:
-        url, stop_redis = run._local_redis_url()
+        url, stop_redis = run.local_redis_url()
         try:
             with tempfile.TemporaryDirectory(prefix="by-framework-all-") as logs:
                 prefix = f"all-{uuid.uuid4().hex[:12]}"
-                version = asyncio.run(run._redis_version(url))
+                version = asyncio.run(run.redis_version(url))
                 try:
                     results = _run_all(url, prefix, Path(logs), peers, args)
                 finally:

@@ -35,7 +35,7 @@ if __package__ in (None, ""):  # run as a script: make the ``bench`` package imp
 from bench import targets
 from bench.measure import delete_keys
 from bench.procs import BenchError, Child, children, deadline, wait_ready
-from bench.run import _local_redis_url, _redis_version
+from bench.run import local_redis_url, redis_version
 
 WORKER_CLASS = "bench.agents.ChunkAgent"
 AGENT_TYPE = "bench-chunks"
@@ -121,11 +121,11 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     try:
-        url, stop_redis = _local_redis_url()
+        url, stop_redis = local_redis_url()
         try:
             with tempfile.TemporaryDirectory(prefix="by-framework-chunks-") as logs:
                 prefix = f"chunks-{uuid.uuid4().hex[:12]}"
-                version = asyncio.run(_redis_version(url))
+                version = asyncio.run(redis_version(url))
                 repeats = QUICK_REPEATS if args.quick else REPEATS
                 try:
                     report = run(url, prefix, Path(logs), repeats)

@@ -61,7 +61,7 @@ if __package__ in (None, ""):  # run as a script: make the ``bench`` package imp
 
 from bench.measure import delete_keys, percentile
 from bench.procs import BenchError, Child, children, deadline, wait_ready
-from bench.run import _local_redis_url, _redis_version
+from bench.run import local_redis_url, redis_version
 
 PARENT_CLASS = "bench.agents.FanoutParentAgent"
 PARENT_TYPE = "bench-parent"
@@ -363,11 +363,11 @@ def main() -> None:
     fanouts, chains = (((100, 10), (1000, 3)), 1) if args.quick else (((100, 30), (1000, 10)), 3)
     started = time.perf_counter()
     try:
-        url, stop_redis = _local_redis_url()
+        url, stop_redis = local_redis_url()
         try:
             with tempfile.TemporaryDirectory(prefix="by-framework-fanout-") as logs:
                 plan = Plan(url, f"fanout-{uuid.uuid4().hex[:12]}", fanouts, chains, Path(logs))
-                version = asyncio.run(_redis_version(url))
+                version = asyncio.run(redis_version(url))
                 try:
                     report = _run(plan)
                 finally:

@@ -41,9 +41,12 @@ class Child:
 
 
 @contextlib.contextmanager
-def children(commands: dict[str, list[str]], logs: Path) -> Iterator[list[Child]]:
-    """One process per command, run from the project root; all stopped (SIGTERM) on exit."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def children(
+    commands: dict[str, list[str]], logs: Path, env: dict[str, str] | None = None
+) -> Iterator[list[Child]]:
+    """One process per command, run from the project root (``env``: variables to add); those
+    still running are stopped (SIGTERM) on exit."""
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     started: list[Child] = []
     try:
         for name, command in commands.items():
@@ -52,7 +55,7 @@ def children(commands: dict[str, list[str]], logs: Path) -> Iterator[list[Child]
                 process = subprocess.Popen(
                     command,
                     cwd=ROOT,
-                    env=env,
+                    env=environ,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -60,10 +63,16 @@ def children(commands: dict[str, list[str]], logs: Path) -> Iterator[list[Child]
             started.append(Child(name, process, log))
         yield started
     finally:
-        for child in started:
-            child.process.terminate()
-        for child in started:
-            _reap(child)
+        stop_children(started)
+
+
+def stop_children(started: Sequence[Child]) -> None:
+    """SIGTERM the children still running and reap them (SIGKILL after STOP_TIMEOUT_S)."""
+    running = [child for child in started if child.process.poll() is None]
+    for child in running:
+        child.process.terminate()
+    for child in running:
+        _reap(child)
 
 
 def _reap(child: Child) -> None:
@@ -71,7 +80,9 @@ def _reap(child: Child) -> None:
         code = child.process.wait(STOP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         child.process.kill()
-        code = child.process.wait()
+        child.process.wait()
+        print(f"warning: {child.name} ignored SIGTERM; killed", file=sys.stderr)
+        return
     if code not in (0, -signal.SIGTERM):
         print(
             f"warning: {child.name} exited with status {code}:\n{child.log_tail()}", file=sys.stderr

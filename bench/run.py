@@ -293,7 +293,7 @@ def _measure_peer(plan: Plan, peer: PeerCommand, workers: int) -> Figures:
 # Redis, keys, report
 
 
-def _local_redis_url() -> tuple[str, Callable[[], None]]:
+def local_redis_url() -> tuple[str, Callable[[], None]]:
     """The Redis URL and how to stop the embedded server started for it (a no-op if none)."""
     url, server = resolve_redis_url()
     stop = server.stop if server is not None else lambda: None
@@ -304,7 +304,7 @@ def _local_redis_url() -> tuple[str, Callable[[], None]]:
     return url, stop
 
 
-async def _redis_version(url: str) -> str:
+async def redis_version(url: str) -> str:
     redis = Redis.from_url(url)
     try:
         return str((await redis.info("server"))["redis_version"])
@@ -365,12 +365,12 @@ def main() -> None:
     peers, notes = _peers(args.arq_python)
     started = time.perf_counter()
     try:
-        url, stop_redis = _local_redis_url()
+        url, stop_redis = local_redis_url()
         try:
             with tempfile.TemporaryDirectory(prefix="by-framework-bench-") as logs:
                 prefix = f"bench-{uuid.uuid4().hex[:12]}"
                 plan = Plan(url, prefix, tasks, samples, Path(logs), peers)
-                version = asyncio.run(_redis_version(url))
+                version = asyncio.run(redis_version(url))
                 try:
                     figures = _run(plan)
                 finally:

@@ -35,7 +35,6 @@ import functools
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -66,8 +65,8 @@ if __package__ in (None, ""):  # run as a script: make the ``bench`` package imp
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.measure import delete_keys
-from bench.procs import ROOT, BenchError, Child, stop_task, wait_ready
-from bench.run import _local_redis_url, _redis_version
+from bench.procs import BenchError, Child, children, stop_children, stop_task, wait_ready
+from bench.run import local_redis_url, redis_version
 
 GROUP = str(Settings.model_fields["consumer_group"].default)
 
@@ -100,7 +99,6 @@ BUSY_TIMEOUT_S = 15.0
 RECOVERY_TIMEOUT_S = 60.0
 SETTLE_S = 3.0  # after the last end: room for a duplicate run to show up
 
-STOP_TIMEOUT_S = 15.0
 WORKER_SHUTDOWN_S = 5.0
 SCAN_BATCH = 1_000
 
@@ -134,54 +132,14 @@ def _workers(
     flags: Sequence[str],
 ) -> Iterator[list[Child]]:
     """One CLI worker process per id; whichever still run are stopped (SIGTERM) on exit."""
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), **env}
-    children: list[Child] = []
-    try:
-        for worker_id in worker_ids:
-            command = [
-                sys.executable, "-m", "by_framework",
-                "--worker-class", worker_class,
-                "--worker-id", worker_id,
-                "--redis-url", url,
-                "--key-prefix", prefix,
-                "--shutdown-timeout", str(WORKER_SHUTDOWN_S),
-                *flags,
-            ]  # fmt: skip
-            log = logs / f"{worker_id}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    command,
-                    cwd=ROOT,
-                    env=environ,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            children.append(Child(worker_id, process, log))
-        yield children
-    finally:
-        _stop_children(children)
-
-
-def _stop_children(children: Sequence[Child]) -> None:
-    """SIGTERM the children still running and reap them (SIGKILL after STOP_TIMEOUT_S)."""
-    running = [child for child in children if child.process.returncode is None]
-    for child in running:
-        if child.process.poll() is None:
-            child.process.terminate()
-    for child in running:
-        try:
-            code = child.process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-            child.process.wait()
-            print(f"warning: {child.name} ignored SIGTERM; killed", file=sys.stderr)
-            continue
-        if code not in (0, -signal.SIGTERM, -signal.SIGKILL):
-            print(
-                f"warning: {child.name} exited with status {code}:\n{child.log_tail()}",
-                file=sys.stderr,
-            )
+    options = ["--redis-url", url, "--key-prefix", prefix]
+    options += ["--shutdown-timeout", str(WORKER_SHUTDOWN_S), *flags]
+    command = [sys.executable, "-m", "by_framework", "--worker-class", worker_class]
+    commands = {
+        worker_id: [*command, "--worker-id", worker_id, *options] for worker_id in worker_ids
+    }
+    with children(commands, logs, env) as started:
+        yield started
 
 
 async def _wait_online(client: GatewayClient, children: Sequence[Child]) -> None:
@@ -338,7 +296,7 @@ async def _memory_part(url: str, prefix: str, tasks: int, children: list[Child])
         peak.value = max(peak.value, end.used_memory)
         await asyncio.sleep(max(0.0, done + RETENTION_S + RETENTION_MARGIN_S - time.monotonic()))
         retained = await snapshot()
-        await asyncio.to_thread(_stop_children, children)
+        await asyncio.to_thread(stop_children, children)
         stopped = await snapshot()
     finally:
         await client.aclose()
@@ -640,11 +598,11 @@ def main() -> None:
         parser.error("--tasks must be at least 1")
     started = time.perf_counter()
     try:
-        url, stop_redis = _local_redis_url()
+        url, stop_redis = local_redis_url()
         try:
             with tempfile.TemporaryDirectory(prefix="by-framework-soak-") as logs:
                 prefix = f"soak-{uuid.uuid4().hex[:12]}"
-                version = asyncio.run(_redis_version(url))
+                version = asyncio.run(redis_version(url))
                 try:
                     memory = _run_memory(url, f"{prefix}:mem", tasks, Path(logs))
                     recovery = _run_recovery(url, f"{prefix}:kill", Path(logs))

@@ -19,7 +19,7 @@ from by_framework.tracing.port import (
     TraceProvider,
     TraceProviderFactory,
 )
-from by_framework.tracing.tracer import Span, Tracer
+from by_framework.tracing.tracer import Span, Tracer, child_span
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -35,6 +35,7 @@ __all__ = [
     "TraceProvider",
     "TraceProviderFactory",
     "Tracer",
+    "child_span",
     "discover_tracer",
     "trace_id_of",
 ]

@@ -4,8 +4,9 @@ A provider that raises is logged and skipped, never passed on: tracing must not 
 """
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 
 from by_framework.tracing.ids import new_span_id, trace_id_of
@@ -137,3 +138,16 @@ class Span:
             self.end()
         else:
             self.end(f"{type(exc).__name__}: {exc}")
+
+
+@contextlib.contextmanager
+def child_span(
+    parent: Span | None, kind: SpanKind, name: str, attributes: Attributes | None = None
+) -> Iterator[Span | None]:
+    """A span under ``parent`` for the block (ended as ``Span`` ends it), or None when there is
+    no parent: the worker does not trace, and nothing is recorded."""
+    if parent is None:
+        yield None
+        return
+    with parent.child(kind, name, attributes) as span:
+        yield span

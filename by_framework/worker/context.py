@@ -20,7 +20,7 @@ from by_framework.protocol import (
     StreamChunkEvent,
     encode_event,
 )
-from by_framework.tracing import Span
+from by_framework.tracing import Span, child_span
 from by_framework.worker.event_writer import EventWriter
 from by_framework.worker.subcalls import SubCalls
 from by_framework.worker.workspace import Workspace
@@ -199,11 +199,8 @@ class AgentContext:
         """Put the question on the session stream and return the result that suspends this task
         (status WAITING_USER): ``return await context.ask_user(...)``. The answer comes back as a
         ``ResumeCommand`` to ``process_command``, on any worker of this agent type."""
-        if self.span is None:
+        with child_span(self.span, "ask_user", "ask_user", {"byf.prompt_chars": len(event.prompt)}):
             await self.emit(event)
-        else:
-            with self.span.child("ask_user", "ask_user", {"byf.prompt_chars": len(event.prompt)}):
-                await self.emit(event)
         return AgentTaskResult(
             status=AgentState.WAITING_USER,
             content=event.prompt,

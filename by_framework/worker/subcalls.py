@@ -28,7 +28,7 @@ from by_framework.errors import (
 from by_framework.ports import Orchestration, SubCall
 from by_framework.protocol import AgentTaskResult, AskAgentCommand, MessageHeader, encode_command
 from by_framework.protocol.ids import sub_call_id
-from by_framework.tracing import Span
+from by_framework.tracing import Span, child_span
 
 T = TypeVar("T")
 
@@ -129,16 +129,13 @@ class SubCalls:
         timeout: float | None,
         extra_payload: dict[str, Any] | None,
     ) -> AgentTaskResult | str:
-        if self.span is None:
-            return await self._call_agent(
-                target_agent_type, content, wait_for_reply, timeout, extra_payload, None
-            )
         attributes = {"byf.target_agent_type": target_agent_type, "byf.wait": wait_for_reply}
-        with self.span.child("call_agent", f"call_agent {target_agent_type}", attributes) as span:
+        name = f"call_agent {target_agent_type}"
+        with child_span(self.span, "call_agent", name, attributes) as span:
             reply = await self._call_agent(
                 target_agent_type, content, wait_for_reply, timeout, extra_payload, span
             )
-            if isinstance(reply, AgentTaskResult):
+            if span is not None and isinstance(reply, AgentTaskResult):
                 span.set({"byf.status": reply.status.value})
             return reply
 
@@ -185,18 +182,17 @@ class SubCalls:
     async def dispatch_group(
         self, calls: Sequence[dict[str, Any]], wait_for_reply: bool
     ) -> dict[str, Any]:
-        if self.span is None:
-            return await self._dispatch_group(calls, wait_for_reply, None)
-        with self.span.child(
-            "dispatch_group", "dispatch_group", {"byf.wait": wait_for_reply}
+        with child_span(
+            self.span, "dispatch_group", "dispatch_group", {"byf.wait": wait_for_reply}
         ) as span:
             group = await self._dispatch_group(calls, wait_for_reply, span)
-            span.set(
-                {
-                    "byf.task_group_id": group["task_group_id"],
-                    "byf.calls": len(group["message_ids"]),
-                }
-            )
+            if span is not None:
+                span.set(
+                    {
+                        "byf.task_group_id": group["task_group_id"],
+                        "byf.calls": len(group["message_ids"]),
+                    }
+                )
             return group
 
     async def _dispatch_group(

@@ -42,11 +42,13 @@ class Verdict:
 @dataclass(frozen=True, slots=True)
 class FinalEvents:
     """The encoded events a run ends with: its result and the end-of-task marker, after an
-    optional state event (CANCELLED)."""
+    optional state event (CANCELLED), after ``leading``: the task's own events not yet written
+    (they travel with the outcome rather than in a write of their own)."""
 
     result: bytes
     end: bytes
     state: bytes | None = None
+    leading: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

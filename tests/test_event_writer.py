@@ -78,3 +78,26 @@ async def test_closing_abandons_what_is_queued_without_hanging(
     await asyncio.wait_for(writer.aclose(), 5)
     await asyncio.wait_for(writer.flush(), 1)  # nothing left to wait for
     blocker.cancel()
+
+
+async def test_take_hands_over_what_is_queued_after_the_write_in_flight(
+    redis: Redis, key_prefix: str, event_log: RedisEventLog
+) -> None:
+    writer = EventWriter(event_log, "s5")
+    await writer.put(b"a")
+    assert await writer.take() == [b"a"]  # not written yet: handed over, never written here
+    await asyncio.sleep(0.05)
+    assert await stream_values(redis, key_prefix, "s5") == []
+
+    blocker = asyncio.create_task(event_log._batcher.execute(("BLPOP", f"{key_prefix}:b", 2)))
+    await asyncio.sleep(0.05)
+    await writer.put(b"b")
+    await asyncio.sleep(0.05)  # the writer took "b" and waits behind the BLPOP
+    await writer.put(b"c")
+    taking = asyncio.create_task(writer.take())
+    await asyncio.sleep(0.1)
+    assert not taking.done()  # "b" is in flight: take waits for it
+    await redis.rpush(f"{key_prefix}:b", 1)
+    await blocker
+    assert await asyncio.wait_for(taking, 5) == []  # the writer wrote "c" after "b"
+    assert await stream_values(redis, key_prefix, "s5") == [b"b", b"c"]

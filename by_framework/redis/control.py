@@ -231,6 +231,7 @@ class RedisControlPlane:
             events.state or "",
             self._keys.worker_notices_prefix(),
             self._keys.task_group(header.session_id, ""),
+            *events.leading,
         ]
         (reply,) = await self._batcher.execute(evalsha(FINISH, keys, args))
         return reply == b"ok"

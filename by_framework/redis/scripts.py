@@ -158,11 +158,11 @@ set_status(rec, ARGV[4], now)
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec), ARGV[1] .. ':r', ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[8])
 redis.call('EXPIRE', KEYS[4], ARGV[8])
-if ARGV[13] ~= '' then
-  append_events(KEYS[2], ARGV[9], ARGV[10], ARGV[13], ARGV[6], ARGV[7])
-else
-  append_events(KEYS[2], ARGV[9], ARGV[10], ARGV[6], ARGV[7])
-end
+local events = {unpack(ARGV, 16)}  -- the task's own events not yet written, first
+if ARGV[13] ~= '' then events[#events + 1] = ARGV[13] end
+events[#events + 1] = ARGV[6]
+events[#events + 1] = ARGV[7]
+append_events(KEYS[2], ARGV[9], ARGV[10], unpack(events))
 redis.call('XACK', KEYS[3], ARGV[11], ARGV[12])
 if ARGV[4] ~= 'waiting_user' then notify_parent(KEYS[1], rec, ARGV[14], ARGV[15]) end
 return 'ok'

@@ -139,6 +139,11 @@ class AgentContext:
         """Wait until every event emitted so far is on the session stream."""
         await self._events.flush()
 
+    async def take_events(self) -> list[bytes]:
+        """The worker's, at the task's end: the emitted events not yet written, handed over to
+        be written with the outcome (after any write in flight)."""
+        return await self._events.take()
+
     async def close_events(self) -> None:
         """Stop writing this task's events (those not yet written are dropped): for a run
         that is handed back unfinished."""

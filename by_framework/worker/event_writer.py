@@ -25,6 +25,7 @@ class EventWriter:
         self._backlog = backlog
         self._queued: list[bytes] = []
         self._writing: asyncio.Task[None] | None = None
+        self._in_flight = False  # the writer has taken a batch and waits for its reply
         self._error: BaseException | None = None
 
     async def put(self, event: bytes) -> None:
@@ -42,6 +43,16 @@ class EventWriter:
             await asyncio.wait({self._writing})  # cancelling the caller leaves the writer be
         self._raise_error()
 
+    async def take(self) -> list[bytes]:
+        """For the task's end: let a write in flight finish, then hand over what is still
+        queued, for the caller to write with the task's outcome, in one step. Raises as
+        ``flush`` does."""
+        if self._in_flight and self._writing is not None:
+            await asyncio.wait({self._writing})
+        taken, self._queued = self._queued, []
+        self._raise_error()
+        return taken
+
     async def aclose(self) -> None:
         """Stop writing (events still queued are dropped): for a run that is being abandoned."""
         if self._writing is not None:
@@ -52,11 +63,14 @@ class EventWriter:
         try:
             while self._queued:
                 batch, self._queued = self._queued, []
+                self._in_flight = True
                 try:
                     await self._events.append(self._session_id, *batch)
                 except Exception as exc:  # outages are waited out inside append: this is final
                     self._error = exc
                     self._queued.clear()
+                finally:
+                    self._in_flight = False
         finally:
             self._writing = None
 

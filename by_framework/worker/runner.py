@@ -371,8 +371,7 @@ class WorkerRunner:
         if context.cancel_reason is not None:  # a cancelled task ends CANCELLED, whatever it says
             result.status = AgentState.CANCELLED
             result.error = result.error or context.cancel_reason
-        await self._flush_events(context)
-        events = self._final_events(context, result)
+        events = self._final_events(context, result, await self._unwritten_events(context))
         if verdict.action == "run":  # recorded before anyone can see the outcome and answer it
             await self._turns.outcome(header, result, run_number)
         finished = await self._retrying(
@@ -575,8 +574,18 @@ class WorkerRunner:
         except EventWriteError as exc:  # Redis refused them: nothing to retry, the task goes on
             log.error("task %s: %s", context.message_id, exc)
 
+    async def _unwritten_events(self, context: AgentContext) -> tuple[bytes, ...]:
+        """The task's own events not written yet: they go with its outcome, in one step."""
+        try:
+            return tuple(await context.take_events())
+        except EventWriteError as exc:  # Redis refused them: nothing to retry, the task goes on
+            log.error("task %s: %s", context.message_id, exc)
+            return ()
+
     @staticmethod
-    def _final_events(context: AgentContext, result: AgentTaskResult) -> FinalEvents:
+    def _final_events(
+        context: AgentContext, result: AgentTaskResult, leading: tuple[bytes, ...] = ()
+    ) -> FinalEvents:
         state = None  # written first, so numbered first
         if result.status is AgentState.CANCELLED:
             state = context.encode(StateChangeEvent(state="cancelled", detail=result.error))
@@ -590,6 +599,7 @@ class WorkerRunner:
             result=encoded_result,
             end=context.encode(TaskEndEvent(status=result.status)),
             state=state,
+            leading=leading,
         )
 
     # Background duties

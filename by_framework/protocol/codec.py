@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import to_json
 
 from by_framework.errors import InvalidContentError
 from by_framework.protocol.commands import Command
@@ -60,6 +61,7 @@ class SessionEvent(EventEnvelope):
     stream_id: str
 
 
+_COMMAND_START = b'{"v":%d,"header":' % ENVELOPE_VERSION
 _command_envelope = TypeAdapter(CommandEnvelope)
 _event_envelope = TypeAdapter(EventEnvelope)
 
@@ -68,12 +70,15 @@ def encode_command(header: MessageHeader, command: BaseModel) -> bytes:
     """The entry bytes; ``InvalidContentError`` (a TypeError) naming the problem when content
     cannot travel as JSON."""
     try:
-        body = {
-            "v": ENVELOPE_VERSION,
-            "header": header.model_dump(mode="json", exclude_none=True),
-            "command": command.model_dump(mode="json"),
-        }
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        return b"".join(
+            (
+                _COMMAND_START,
+                header.__pydantic_serializer__.to_json(header, exclude_none=True),
+                b',"command":',
+                command.__pydantic_serializer__.to_json(command),
+                b"}",
+            )
+        )
     except (TypeError, ValueError) as exc:
         raise InvalidContentError(
             f"command content is not JSON-serializable: {exc}; send str, numbers, lists or dicts"
@@ -89,9 +94,9 @@ def encode_event(
         "agent_type": agent_type,
         "seq": seq,
         "ts": time.time() if ts is None else ts,
-        "event": event.model_dump(mode="json"),
+        "event": event,
     }
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return to_json(body)
 
 
 def decode_command(

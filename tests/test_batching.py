@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+from redis.exceptions import ConnectionError, DataError, ResponseError, TimeoutError
 
 from by_framework.redis.batching import CommandBatcher, evalsha
 from by_framework.redis.connection import create_redis
@@ -80,3 +80,56 @@ async def test_a_flush_without_replies_in_time_fails_and_the_next_reads_its_own(
     finally:
         await batcher.aclose()
         await client.aclose()
+
+
+async def test_a_command_that_cannot_be_sent_fails_only_its_caller(
+    redis: Redis, key_prefix: str
+) -> None:
+    batcher = CommandBatcher(redis)
+    try:
+        good, bad = await asyncio.gather(
+            batcher.execute(("SET", f"{key_prefix}:a", 1)),
+            batcher.execute(("SET", f"{key_prefix}:b", None)),
+            return_exceptions=True,
+        )
+    finally:
+        await batcher.aclose()
+    assert good == [True]
+    assert isinstance(bad, DataError) and "cannot send ('SET'" in str(bad)
+    assert await redis.exists(f"{key_prefix}:b") == 0
+
+
+async def test_a_connection_redis_closed_between_flushes_is_replaced_before_the_next(
+    redis: Redis, key_prefix: str
+) -> None:
+    batcher = CommandBatcher(redis)
+    try:
+        (connection_id,) = await batcher.execute(("CLIENT", "ID"))
+        assert await redis.client_kill_filter(_id=connection_id) == 1
+        await asyncio.sleep(0.2)  # the close reaches this process
+        assert await batcher.execute(
+            ("SET", f"{key_prefix}:k", "v"), ("GET", f"{key_prefix}:k")
+        ) == [True, b"v"]
+        (new_id,) = await batcher.execute(("CLIENT", "ID"))
+        assert new_id != connection_id
+    finally:
+        await batcher.aclose()
+
+
+async def test_a_connection_closed_during_a_flush_fails_that_flush_and_the_next_reconnects(
+    redis: Redis, key_prefix: str
+) -> None:
+    """A flush whose connection is closed under it fails with a ConnectionError (its callers
+    retry: it cannot know what Redis ran); the next flush connects again."""
+    batcher = CommandBatcher(redis)
+    try:
+        (connection_id,) = await batcher.execute(("CLIENT", "ID"))
+        blocked = asyncio.create_task(batcher.execute(("BLPOP", f"{key_prefix}:never", 5)))
+        await asyncio.sleep(0.1)  # the flush is in flight
+        await redis.client_kill_filter(_id=connection_id)
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(blocked, 2)
+        assert await batcher.execute(("SET", f"{key_prefix}:k", "w")) == [True]
+        assert await redis.get(f"{key_prefix}:k") == b"w"
+    finally:
+        await batcher.aclose()

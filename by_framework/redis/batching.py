@@ -5,11 +5,15 @@ on the command, so a worker running many tasks sends their chunks, state transit
 pipeline per flush. One flush is in flight at a time; whatever callers queue meanwhile goes in the
 next one. A single caller's commands stay together and in order.
 
-A flush is one write and its replies read back on a connection of the client's pool, bounded as a
-whole by the client's socket timeout. redis-py's own pipeline would arm a timer per reply (its
-socket timeout) — a tenth of a busy worker's CPU. A flush cut short disconnects its connection
-(redis-py does so for any read or write that is interrupted), so no reply is ever read by the
+A flush is one write and its replies read back, bounded as a whole by the client's socket timeout,
+on a connection the batcher takes from the client's pool once and keeps (one flush at a time needs
+no more). redis-py's own pipeline would arm a timer per reply (its socket timeout) — a tenth of a
+busy worker's CPU — and take the connection from the pool for every flush. A connection Redis
+closed between flushes is connected again before the next write; a flush cut short disconnects
+it (redis-py does so for any read or write that is interrupted), so no reply is ever read by the
 wrong caller.
+Commands are packed by hiredis when they are queued: a command that cannot be packed fails its
+own caller only.
 """
 
 import asyncio
@@ -17,14 +21,17 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from hiredis import pack_command
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError, NoScriptError, ResponseError
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError, DataError, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.common.aio import cancel_and_wait
 from by_framework.redis.scripts import ALL_SCRIPTS, Script
 
 RedisCommand = tuple[Any, ...]
+_Queued = tuple[Sequence[RedisCommand], bytes, "asyncio.Future[list[Any]]"]
 
 DEFAULT_REPLY_TIMEOUT = 5.0
 """Seconds a flush may wait for its replies when the client sets no ``socket_timeout`` (redis-py's
@@ -37,19 +44,28 @@ def evalsha(script: Script, keys: Sequence[str], args: Sequence[Any]) -> RedisCo
     return ("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
+def _pack(command: RedisCommand) -> bytes:
+    try:
+        return pack_command(command)
+    except TypeError as exc:  # an argument that is not str, bytes, int or float
+        raise DataError(f"cannot send {command!r} to Redis: {exc}") from None
+
+
 class CommandBatcher:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         options = redis.connection_pool.connection_kwargs
         self._reply_timeout = options.get("socket_timeout", DEFAULT_REPLY_TIMEOUT)
-        self._queue: list[tuple[Sequence[RedisCommand], asyncio.Future[list[Any]]]] = []
+        self._queue: list[_Queued] = []
         self._wakeup = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self._connection: AbstractConnection | None = None
 
     async def execute(self, *commands: RedisCommand) -> list[Any]:
         """Run the commands in order, in the next pipeline; return their replies."""
+        packed = b"".join([_pack(command) for command in commands])
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._queue.append((commands, future))
+        self._queue.append((commands, packed, future))
         self._wakeup.set()
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_forever(), name="redis-batcher")
@@ -59,9 +75,12 @@ class CommandBatcher:
         if self._flusher is not None:
             await cancel_and_wait(self._flusher)
             self._flusher = None
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await self._redis.connection_pool.release(connection)
 
     async def _flush_forever(self) -> None:
-        batch: list[tuple[Sequence[RedisCommand], asyncio.Future[list[Any]]]] = []
+        batch: list[_Queued] = []
         try:
             while True:
                 await self._wakeup.wait()
@@ -72,26 +91,25 @@ class CommandBatcher:
         except BaseException:
             # Closed or cancelled mid-flight: no caller may wait forever for a reply.
             closed = ConnectionError("the Redis engine closed before this command's reply came")
-            for _, future in [*batch, *self._queue]:
+            for _, _, future in [*batch, *self._queue]:
                 if not future.done():
                     future.set_exception(closed)
             self._queue = []
             raise
 
-    async def _flush(
-        self, batch: list[tuple[Sequence[RedisCommand], asyncio.Future[list[Any]]]]
-    ) -> None:
+    async def _flush(self, batch: list[_Queued]) -> None:
         try:
             replies = await self._exchange(
-                [command for commands, _ in batch for command in commands]
+                [command for commands, _, _ in batch for command in commands],
+                b"".join([packed for _, packed, _ in batch]),
             )
         except Exception as exc:  # connection lost or timed out: every caller of this flush sees it
-            for _, future in batch:
+            for _, _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
         position = 0
-        for commands, future in batch:
+        for commands, _, future in batch:
             mine = replies[position : position + len(commands)]
             position += len(commands)
             if future.done():
@@ -101,35 +119,38 @@ class CommandBatcher:
             except Exception as exc:
                 future.set_exception(exc)
 
-    async def _exchange(self, commands: list[RedisCommand]) -> list[Any]:
-        """Send the commands in one write, read their replies (an error reply in its place,
-        as an exception), each through redis-py's reply callback for its command."""
+    async def _exchange(self, commands: list[RedisCommand], packed: bytes) -> list[Any]:
+        """Send the commands (``packed``) in one write, read their replies (an error reply in
+        its place, as an exception), each through redis-py's reply callback for its command."""
         try:
             async with asyncio.timeout(self._reply_timeout):
-                return await self._send_and_read(commands)
+                return await self._send_and_read(commands, packed)
         except TimeoutError:
             raise RedisTimeoutError(
                 f"Redis sent no reply to {len(commands)} commands within {self._reply_timeout:g}s"
             ) from None
 
-    async def _send_and_read(self, commands: list[RedisCommand]) -> list[Any]:
-        pool = self._redis.connection_pool
+    async def _send_and_read(self, commands: list[RedisCommand], packed: bytes) -> list[Any]:
+        if self._connection is None:
+            self._connection = await self._redis.connection_pool.get_connection()
+        connection = self._connection
+        if connection.is_connected and await connection.can_read():
+            # Redis closed it (restart, idle timeout; no reply is owed between flushes): it is
+            # not written to, and is connected again below. (redis-py's pool skips this check
+            # when its maintenance notifications are on, as they are by default.)
+            await connection.disconnect()
         callbacks = self._redis.response_callbacks
-        connection = await pool.get_connection()
-        try:
-            await connection.send_packed_command(connection.pack_commands(commands))
-            replies: list[Any] = []
-            for command in commands:
-                try:
-                    reply = await connection.read_response(timeout=math.inf)  # no timer per reply
-                except ResponseError as error:
-                    replies.append(error)
-                    continue
-                callback = callbacks.get(command[0])
-                replies.append(reply if callback is None else callback(reply))
-            return replies
-        finally:
-            await pool.release(connection)
+        await connection.send_packed_command(packed, check_health=False)  # connects if dropped
+        replies: list[Any] = []
+        for command in commands:
+            try:
+                reply = await connection.read_response(timeout=math.inf)  # no timer per reply
+            except ResponseError as error:
+                replies.append(error)
+                continue
+            callback = callbacks.get(command[0])
+            replies.append(reply if callback is None else callback(reply))
+        return replies
 
     async def _settle(self, commands: Sequence[RedisCommand], replies: list[Any]) -> list[Any]:
         """One caller's replies; scripts Redis forgot (restart, SCRIPT FLUSH) are loaded, rerun."""

@@ -1,6 +1,7 @@
 """Send -> worker -> events read by a client, on the real Redis, with the worker in this loop."""
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -174,6 +175,15 @@ async def test_bad_calls_raise_errors_that_say_what_to_do(
             await client.send_message("echo", "   ", "hi")
         with pytest.raises(InvalidContentError, match="not JSON-serializable"):
             await client.send_message("echo", "sess-6", {"when": object()})
+        with pytest.raises(InvalidContentError, match="not JSON-serializable"):
+            await client.send_message("echo", "sess-6", "hi", metadata={"when": object()})
+        # Metadata travels as JSON does: a date becomes its ISO text, in the record too.
+        dated = await client.send_message(
+            "echo", "sess-6", "hi", metadata={"at": datetime(2026, 11, 30, tzinfo=UTC)}
+        )
+        assert (await client.wait_for_result(dated.message_id, timeout=10)).content == "hi"
+        record = await client.get_task(dated.message_id)
+        assert record is not None and record.metadata == {"at": "2026-11-30T00:00:00Z"}
         with pytest.raises(TaskNotFoundError, match="never sent"):
             await client.wait_for_result("no-such-task", timeout=1)
         slow = await client.send_message("echo", "sess-6", {"sleep": 1.0})

@@ -1,14 +1,16 @@
 """Identifiers: 128-bit random, so that ids from many clients never collide; sub-call ids derived
 deterministically, so that a re-run of a task finds the children it dispatched before."""
 
+import os
 import uuid
 
 _SUB_CALLS = uuid.UUID("6f1c3d52-8a0e-4f7b-9a55-2b0c7d4e9f10")
 
 
 def new_id() -> str:
-    """A fresh uuid4 in hex (32 characters)."""
-    return uuid.uuid4().hex
+    """128 random bits in hex (32 characters), as a uuid4's hex but without building a UUID (a
+    quarter of the time: two per message sent)."""
+    return os.urandom(16).hex()
 
 
 def sub_call_id(parent_message_id: str, run: int, call: int, kind: str = "call") -> str:

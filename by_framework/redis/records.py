@@ -4,6 +4,7 @@ import json
 import time
 from typing import Any
 
+from pydantic_core import to_json
 from redis.asyncio import Redis
 
 from by_framework.protocol import AgentState, MessageHeader
@@ -36,7 +37,7 @@ def new_record(header: MessageHeader, now: float | None = None, *, reply: bool =
         "reply": reply,
         "timeline": [[AgentState.QUEUED.value, at]],
     }
-    return json.dumps(record, separators=(",", ":")).encode()
+    return to_json(record)
 
 
 def parse_record(raw: bytes, result_event: bytes | None) -> TaskRecord:

@@ -11,7 +11,7 @@ _ZERO_TRACE = "0" * 32
 
 def trace_id_of(header_trace_id: str) -> str:
     """The 32-hex-digit trace id of a header's ``trace_id``: itself when it already is one (the
-    engine's default, a uuid4 in hex), else a digest of it, the same in every process."""
+    engine's default, 32 random hex digits), else a digest of it, the same in every process."""
     if _TRACE_ID.fullmatch(header_trace_id) and header_trace_id != _ZERO_TRACE:
         return header_trace_id
     return hashlib.sha256(header_trace_id.encode()).hexdigest()[:32]

@@ -6,14 +6,13 @@ pipeline per flush. One flush is in flight at a time; whatever callers queue mea
 next one. A single caller's commands stay together and in order.
 
 A flush is one write and its replies read back, bounded as a whole by the client's socket timeout,
-on a connection the batcher takes from the client's pool once and keeps (one flush at a time needs
-no more). redis-py's own pipeline would arm a timer per reply (its socket timeout) — a tenth of a
-busy worker's CPU — and take the connection from the pool for every flush. A connection Redis
-closed between flushes is connected again before the next write; a flush cut short disconnects
-it (redis-py does so for any read or write that is interrupted), so no reply is ever read by the
-wrong caller.
-Commands are packed by hiredis when they are queued: a command that cannot be packed fails its
-own caller only.
+on a connection of the batcher's own, made like the pool's but without a socket timeout of its own
+(one flush at a time needs no more). redis-py bounds each write and each reply with that timeout (a
+timer, and a task per write) and takes a connection from the pool for every pipeline: together a
+sixth of a busy worker's CPU. A connection Redis closed between flushes is connected again before
+the next write; a flush cut short disconnects it (redis-py does so for any read or write that is
+interrupted), so no reply is ever read by the wrong caller. Commands are packed by hiredis when
+they are queued: a command that cannot be packed fails its own caller only.
 """
 
 import asyncio
@@ -77,7 +76,7 @@ class CommandBatcher:
             self._flusher = None
         if self._connection is not None:
             connection, self._connection = self._connection, None
-            await self._redis.connection_pool.release(connection)
+            await connection.disconnect()
 
     async def _flush_forever(self) -> None:
         batch: list[_Queued] = []
@@ -132,7 +131,10 @@ class CommandBatcher:
 
     async def _send_and_read(self, commands: list[RedisCommand], packed: bytes) -> list[Any]:
         if self._connection is None:
-            self._connection = await self._redis.connection_pool.get_connection()
+            pool = self._redis.connection_pool
+            # The flush as a whole is bounded (see _exchange): no timer per write or reply.
+            options = {**pool.connection_kwargs, "socket_timeout": None}
+            self._connection = pool.connection_class(**options)
         connection = self._connection
         if connection.is_connected and await connection.can_read():
             # Redis closed it (restart, idle timeout; no reply is owed between flushes): it is

@@ -9,6 +9,8 @@ import asyncio
 import logging
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+
 from by_framework.history.memory import MemoryHistoryStore
 from by_framework.ports import HistoryStore
 from by_framework.protocol import AgentState, AgentTaskResult, MessageHeader, ResumeCommand
@@ -27,10 +29,10 @@ class TurnRecorder:
 
     def __init__(self, store: HistoryStore) -> None:
         self.store = store
-        # The built-in memory store answers without waiting on anything: no timer per write
-        # (two per task on the hot path). Any other store, a subclass included, may hang on I/O
-        # and is bounded.
-        self.timeout = None if type(store) is MemoryHistoryStore else APPEND_TIMEOUT
+        # The built-in memory store waits on nothing: its turns are written by its synchronous
+        # ``record``, with no timer and no message built to be thrown away (two writes per task,
+        # on the hot path). Any other store, a subclass included, may hang on I/O and is bounded.
+        self._record = store.record if type(store) is MemoryHistoryStore else None
 
     async def incoming(self, header: MessageHeader, command: Any, run: int) -> None:
         """The command a run starts with: the user's (or calling agent's) message, or the
@@ -55,7 +57,8 @@ class TurnRecorder:
             extra["status"] = result.status.value
             if result.error:
                 extra["error"] = result.error
-        content = result.model_dump(mode="json")["content"]  # as the session stream has it
+        # As the session stream has it (what model_dump(mode="json") gives, without the rest).
+        content = to_jsonable_python(result.content, inf_nan_mode="null")
         await self._append(header, run, kind, ASSISTANT, content, extra)
 
     async def _append(
@@ -78,15 +81,15 @@ class TurnRecorder:
         metadata.update(extra)
         key = f"{header.message_id}:{run}:{kind}"
         try:
-            if self.timeout is None:
-                await self.store.append(header.session_id, role, content, metadata, key=key)
+            if self._record is not None:
+                self._record(header.session_id, role, content, metadata, key=key)
             else:
-                async with asyncio.timeout(self.timeout):
+                async with asyncio.timeout(APPEND_TIMEOUT):
                     await self.store.append(header.session_id, role, content, metadata, key=key)
         except TimeoutError:
             log.warning(
                 "history: the %s of task %s (session %s) was not recorded: no answer in %gs",
-                kind, header.message_id, header.session_id, self.timeout,
+                kind, header.message_id, header.session_id, APPEND_TIMEOUT,
             )  # fmt: skip
         except Exception as exc:  # history is a record, not a reason to fail the task
             log.warning(

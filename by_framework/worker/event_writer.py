@@ -25,6 +25,7 @@ class EventWriter:
         self._backlog = backlog
         self._queued: list[bytes] = []
         self._writing: asyncio.Task[None] | None = None
+        self._scheduled = False  # a start of the writer is due on the next loop turn
         self._in_flight = False  # the writer has taken a batch and waits for its reply
         self._error: BaseException | None = None
 
@@ -34,11 +35,15 @@ class EventWriter:
         if len(self._queued) >= self._backlog:
             await self.flush()
         self._queued.append(event)
-        if self._writing is None:
-            self._writing = asyncio.create_task(self._write_queued(), name="event-writer")
+        if self._writing is None and not self._scheduled:
+            # Started on the next loop turn, not here: a task that emits and then ends without
+            # waiting hands its events to ``take`` first, and no writer is made for nothing.
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._start)
 
     async def flush(self) -> None:
         """Return once every queued event is written; raise if one could not be."""
+        self._start()
         if self._writing is not None:
             await asyncio.wait({self._writing})  # cancelling the caller leaves the writer be
         self._raise_error()
@@ -58,6 +63,11 @@ class EventWriter:
         if self._writing is not None:
             await cancel_and_wait(self._writing)
         self._queued.clear()
+
+    def _start(self) -> None:
+        self._scheduled = False
+        if self._writing is None and self._queued:
+            self._writing = asyncio.create_task(self._write_queued(), name="event-writer")
 
     async def _write_queued(self) -> None:
         try:

@@ -99,37 +99,70 @@ async def test_a_command_that_cannot_be_sent_fails_only_its_caller(
     assert await redis.exists(f"{key_prefix}:b") == 0
 
 
-async def test_a_connection_redis_closed_between_flushes_is_replaced_before_the_next(
-    redis: Redis, key_prefix: str
+async def _kill_batcher_connections(
+    redis: Redis, name: str, command: str | None = None
+) -> set[int]:
+    """Close the connections of the client named ``name`` (those last running ``command``)."""
+    killed = set()
+    for client in await redis.client_list():
+        if client["name"] == name and command in (None, client["cmd"]):
+            await redis.client_kill_filter(_id=client["id"])
+            killed.add(int(client["id"]))
+    return killed
+
+
+async def test_connections_redis_closed_between_flushes_are_replaced_before_the_next(
+    redis_url: str, redis: Redis, key_prefix: str
 ) -> None:
-    batcher = CommandBatcher(redis)
+    name = f"{key_prefix}-batcher"
+    client = create_redis(url=redis_url, client_name=name)
+    batcher = CommandBatcher(client)
     try:
-        (connection_id,) = await batcher.execute(("CLIENT", "ID"))
-        assert await redis.client_kill_filter(_id=connection_id) == 1
+        await asyncio.gather(*(batcher.execute(("CLIENT", "ID")) for _ in range(50)))
+        killed = await _kill_batcher_connections(redis, name)
+        assert killed
         await asyncio.sleep(0.2)  # the close reaches this process
         assert await batcher.execute(
             ("SET", f"{key_prefix}:k", "v"), ("GET", f"{key_prefix}:k")
         ) == [True, b"v"]
-        (new_id,) = await batcher.execute(("CLIENT", "ID"))
-        assert new_id != connection_id
+        ids = await asyncio.gather(*(batcher.execute(("CLIENT", "ID")) for _ in range(50)))
+        assert not {connection_id for (connection_id,) in ids} & killed
     finally:
         await batcher.aclose()
+        await client.aclose()
 
 
 async def test_a_connection_closed_during_a_flush_fails_that_flush_and_the_next_reconnects(
-    redis: Redis, key_prefix: str
+    redis_url: str, redis: Redis, key_prefix: str
 ) -> None:
     """A flush whose connection is closed under it fails with a ConnectionError (its callers
     retry: it cannot know what Redis ran); the next flush connects again."""
-    batcher = CommandBatcher(redis)
+    name = f"{key_prefix}-batcher"
+    client = create_redis(url=redis_url, client_name=name)
+    batcher = CommandBatcher(client)
     try:
-        (connection_id,) = await batcher.execute(("CLIENT", "ID"))
         blocked = asyncio.create_task(batcher.execute(("BLPOP", f"{key_prefix}:never", 5)))
         await asyncio.sleep(0.1)  # the flush is in flight
-        await redis.client_kill_filter(_id=connection_id)
+        assert await _kill_batcher_connections(redis, name, "blpop")
         with pytest.raises(ConnectionError):
             await asyncio.wait_for(blocked, 2)
-        assert await batcher.execute(("SET", f"{key_prefix}:k", "w")) == [True]
-        assert await redis.get(f"{key_prefix}:k") == b"w"
+        for _ in range(3):  # whichever connection each flush goes out on
+            assert await batcher.execute(("INCR", f"{key_prefix}:k")) != []
+        assert await redis.get(f"{key_prefix}:k") == b"3"
+    finally:
+        await batcher.aclose()
+        await client.aclose()
+
+
+async def test_a_flush_goes_out_while_another_waits_for_its_replies(
+    redis: Redis, key_prefix: str
+) -> None:
+    """FLUSHES_IN_FLIGHT flushes travel at once: one held up by Redis does not hold up the next."""
+    batcher = CommandBatcher(redis)
+    try:
+        blocked = asyncio.create_task(batcher.execute(("BLPOP", f"{key_prefix}:later", 5)))
+        await asyncio.sleep(0.1)  # the first flush is in flight, waiting on BLPOP
+        assert await asyncio.wait_for(batcher.execute(("RPUSH", f"{key_prefix}:later", 1)), 1)
+        assert await asyncio.wait_for(blocked, 1) == [(f"{key_prefix}:later".encode(), b"1")]
     finally:
         await batcher.aclose()

@@ -6,7 +6,7 @@ import pytest
 from redis.asyncio import Redis
 
 from by_framework.errors import EventWriteError
-from by_framework.redis.batching import CommandBatcher
+from by_framework.redis.batching import FLUSHES_IN_FLIGHT, CommandBatcher
 from by_framework.redis.events import RedisEventLog
 from by_framework.redis.keys import KeySpace
 from by_framework.worker.event_writer import EventWriter
@@ -17,6 +17,21 @@ async def event_log(redis: Redis, key_prefix: str):
     batcher = CommandBatcher(redis)
     yield RedisEventLog(redis, batcher, KeySpace(key_prefix), maxlen=100_000, ttl=60)
     await batcher.aclose()
+
+
+async def hold_flushes(event_log: RedisEventLog, key: str, seconds: int) -> list[asyncio.Task]:
+    """Hold every flush the batcher can have in flight on a BLPOP of ``key``: a write queued now
+    waits behind them. Pushing FLUSHES_IN_FLIGHT values to ``key`` lets them go."""
+    blockers = []
+    for _ in range(FLUSHES_IN_FLIGHT):  # one by one: each goes out in a flush of its own
+        blockers.append(asyncio.create_task(event_log._batcher.execute(("BLPOP", key, seconds))))
+        await asyncio.sleep(0.05)
+    return blockers
+
+
+async def release(redis: Redis, key: str, blockers: list[asyncio.Task]) -> None:
+    await redis.rpush(key, *[1] * len(blockers))
+    await asyncio.gather(*blockers)
 
 
 async def stream_values(redis: Redis, key_prefix: str, session_id: str) -> list[bytes]:
@@ -38,9 +53,8 @@ async def test_a_full_backlog_holds_the_task_back(
     redis: Redis, key_prefix: str, event_log: RedisEventLog
 ) -> None:
     writer = EventWriter(event_log, "s2", backlog=2)
-    # Hold the write in flight: the batcher's pipeline waits on this client's BLPOP.
-    blocker = asyncio.create_task(event_log._batcher.execute(("BLPOP", f"{key_prefix}:b", 1)))
-    await asyncio.sleep(0.05)
+    # Hold the write in flight: the batcher's pipelines wait on this client's BLPOPs.
+    blockers = await hold_flushes(event_log, f"{key_prefix}:b", 1)
     await writer.put(b"a")
     await asyncio.sleep(0.05)  # taken by the writer, which now waits behind the BLPOP
     await writer.put(b"b")
@@ -48,8 +62,7 @@ async def test_a_full_backlog_holds_the_task_back(
     third = asyncio.create_task(writer.put(b"d"))
     await asyncio.sleep(0.1)
     assert not third.done()
-    await redis.rpush(f"{key_prefix}:b", 1)
-    await blocker
+    await release(redis, f"{key_prefix}:b", blockers)
     await asyncio.wait_for(third, 5)
     await writer.flush()
     assert await stream_values(redis, key_prefix, "s2") == [b"a", b"b", b"c", b"d"]
@@ -71,13 +84,12 @@ async def test_closing_abandons_what_is_queued_without_hanging(
     redis: Redis, key_prefix: str, event_log: RedisEventLog
 ) -> None:
     writer = EventWriter(event_log, "s4", backlog=1)
-    blocker = asyncio.create_task(event_log._batcher.execute(("BLPOP", f"{key_prefix}:b", 2)))
-    await asyncio.sleep(0.05)
+    blockers = await hold_flushes(event_log, f"{key_prefix}:b", 2)
     await writer.put(b"a")
     await writer.put(b"b")
     await asyncio.wait_for(writer.aclose(), 5)
     await asyncio.wait_for(writer.flush(), 1)  # nothing left to wait for
-    blocker.cancel()
+    await release(redis, f"{key_prefix}:b", blockers)
 
 
 async def test_take_hands_over_what_is_queued_after_the_write_in_flight(
@@ -89,15 +101,13 @@ async def test_take_hands_over_what_is_queued_after_the_write_in_flight(
     await asyncio.sleep(0.05)
     assert await stream_values(redis, key_prefix, "s5") == []
 
-    blocker = asyncio.create_task(event_log._batcher.execute(("BLPOP", f"{key_prefix}:b", 2)))
-    await asyncio.sleep(0.05)
+    blockers = await hold_flushes(event_log, f"{key_prefix}:b", 2)
     await writer.put(b"b")
     await asyncio.sleep(0.05)  # the writer took "b" and waits behind the BLPOP
     await writer.put(b"c")
     taking = asyncio.create_task(writer.take())
     await asyncio.sleep(0.1)
     assert not taking.done()  # "b" is in flight: take waits for it
-    await redis.rpush(f"{key_prefix}:b", 1)
-    await blocker
+    await release(redis, f"{key_prefix}:b", blockers)
     assert await asyncio.wait_for(taking, 5) == []  # the writer wrote "c" after "b"
     assert await stream_values(redis, key_prefix, "s5") == [b"b", b"c"]

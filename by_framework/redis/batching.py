@@ -2,14 +2,16 @@
 
 On this kind of machine one awaited round trip costs the Python client far more than Redis spends
 on the command, so a worker running many tasks sends their chunks, state transitions and acks in one
-pipeline per flush. One flush is in flight at a time; whatever callers queue meanwhile goes in the
-next one. A single caller's commands stay together and in order.
+pipeline per flush. Two flushes are in flight at most, each on its own connection; whatever callers
+queue meanwhile goes in the next one. A single caller's commands stay together and in order (one
+caller's commands travel in one flush); commands of different callers are ordered only by their
+callers' awaits.
 
 A flush is one write and its replies read back, bounded as a whole by the client's socket timeout,
-on a connection of the batcher's own, made like the pool's but without a socket timeout of its own
-(one flush at a time needs no more). redis-py bounds each write and each reply with that timeout (a
-timer, and a task per write) and takes a connection from the pool for every pipeline: together a
-sixth of a busy worker's CPU. A connection Redis closed between flushes is connected again before
+on a connection of the batcher's own, made like the pool's but without a socket timeout of its own.
+redis-py bounds each write and each reply with that timeout (a timer, and a task per write) and
+takes a connection from the pool for every pipeline: together a sixth of a busy worker's CPU. A
+connection Redis closed between flushes is connected again before
 the next write; a flush cut short disconnects it (redis-py does so for any read or write that is
 interrupted), so no reply is ever read by the wrong caller. Commands are packed by hiredis when
 they are queued: a command that cannot be packed fails its own caller only.
@@ -36,6 +38,10 @@ DEFAULT_REPLY_TIMEOUT = 5.0
 """Seconds a flush may wait for its replies when the client sets no ``socket_timeout`` (redis-py's
 own default)."""
 
+FLUSHES_IN_FLIGHT = 2
+"""Flushes in flight at once, each on its own connection: while Redis runs one, the worker goes on
+with its tasks and the next flush is already on its way, instead of the two taking turns."""
+
 _SOURCES = {script.sha: script.source for script in ALL_SCRIPTS}
 
 
@@ -57,8 +63,7 @@ class CommandBatcher:
         self._reply_timeout = options.get("socket_timeout", DEFAULT_REPLY_TIMEOUT)
         self._queue: list[_Queued] = []
         self._wakeup = asyncio.Event()
-        self._flusher: asyncio.Task[None] | None = None
-        self._connection: AbstractConnection | None = None
+        self._flushers: list[asyncio.Task[None]] = []
 
     async def execute(self, *commands: RedisCommand) -> list[Any]:
         """Run the commands in order, in the next pipeline; return their replies."""
@@ -66,27 +71,31 @@ class CommandBatcher:
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._queue.append((commands, packed, future))
         self._wakeup.set()
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_forever(), name="redis-batcher")
+        if not self._flushers:
+            self._flushers = [
+                asyncio.create_task(self._flush_forever(), name="redis-batcher")
+                for _ in range(FLUSHES_IN_FLIGHT)
+            ]
         return await future
 
     async def aclose(self) -> None:
-        if self._flusher is not None:
-            await cancel_and_wait(self._flusher)
-            self._flusher = None
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            await connection.disconnect()
+        flushers, self._flushers = self._flushers, []
+        for flusher in flushers:
+            await cancel_and_wait(flusher)
 
     async def _flush_forever(self) -> None:
         batch: list[_Queued] = []
+        connection: AbstractConnection | None = None
         try:
             while True:
                 await self._wakeup.wait()
-                self._wakeup.clear()
                 batch, self._queue = self._queue, []
+                self._wakeup.clear()
                 if batch:
-                    await self._flush(batch)
+                    if connection is None:
+                        connection = self._connect()
+                    await self._flush(batch, connection)
+                    batch = []
         except BaseException:
             # Closed or cancelled mid-flight: no caller may wait forever for a reply.
             closed = ConnectionError("the Redis engine closed before this command's reply came")
@@ -95,10 +104,20 @@ class CommandBatcher:
                     future.set_exception(closed)
             self._queue = []
             raise
+        finally:
+            if connection is not None:
+                await connection.disconnect()
 
-    async def _flush(self, batch: list[_Queued]) -> None:
+    def _connect(self) -> AbstractConnection:
+        """A connection made like the pool's, without a socket timeout: each flush is bounded
+        as a whole (see ``_exchange``), with no timer per write or reply."""
+        pool = self._redis.connection_pool
+        return pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
+
+    async def _flush(self, batch: list[_Queued], connection: AbstractConnection) -> None:
         try:
             replies = await self._exchange(
+                connection,
                 [command for commands, _, _ in batch for command in commands],
                 b"".join([packed for _, packed, _ in batch]),
             )
@@ -118,24 +137,22 @@ class CommandBatcher:
             except Exception as exc:
                 future.set_exception(exc)
 
-    async def _exchange(self, commands: list[RedisCommand], packed: bytes) -> list[Any]:
+    async def _exchange(
+        self, connection: AbstractConnection, commands: list[RedisCommand], packed: bytes
+    ) -> list[Any]:
         """Send the commands (``packed``) in one write, read their replies (an error reply in
         its place, as an exception), each through redis-py's reply callback for its command."""
         try:
             async with asyncio.timeout(self._reply_timeout):
-                return await self._send_and_read(commands, packed)
+                return await self._send_and_read(connection, commands, packed)
         except TimeoutError:
             raise RedisTimeoutError(
                 f"Redis sent no reply to {len(commands)} commands within {self._reply_timeout:g}s"
             ) from None
 
-    async def _send_and_read(self, commands: list[RedisCommand], packed: bytes) -> list[Any]:
-        if self._connection is None:
-            pool = self._redis.connection_pool
-            # The flush as a whole is bounded (see _exchange): no timer per write or reply.
-            options = {**pool.connection_kwargs, "socket_timeout": None}
-            self._connection = pool.connection_class(**options)
-        connection = self._connection
+    async def _send_and_read(
+        self, connection: AbstractConnection, commands: list[RedisCommand], packed: bytes
+    ) -> list[Any]:
         if connection.is_connected and await connection.can_read():
             # Redis closed it (restart, idle timeout; no reply is owed between flushes): it is
             # not written to, and is connected again below. (redis-py's pool skips this check

@@ -11,10 +11,10 @@ A flush is one write and its replies read back, bounded as a whole by the client
 on a connection of the batcher's own, made like the pool's but without a socket timeout of its own.
 redis-py bounds each write and each reply with that timeout (a timer, and a task per write) and
 takes a connection from the pool for every pipeline: together a sixth of a busy worker's CPU. A
-connection Redis closed between flushes is connected again before
-the next write; a flush cut short disconnects it (redis-py does so for any read or write that is
-interrupted), so no reply is ever read by the wrong caller. Commands are packed by hiredis when
-they are queued: a command that cannot be packed fails its own caller only.
+connection Redis closed between flushes is connected again before the next write; a flush cut
+short disconnects it (redis-py does so for any read or write that is interrupted), so no reply is
+ever read by the wrong caller. Commands are packed by hiredis when they are queued: a command that
+cannot be packed fails its own caller only.
 """
 
 import asyncio
@@ -93,7 +93,7 @@ class CommandBatcher:
                 self._wakeup.clear()
                 if batch:
                     if connection is None:
-                        connection = self._connect()
+                        connection = self._new_connection()
                     await self._flush(batch, connection)
                     batch = []
         except BaseException:
@@ -108,9 +108,10 @@ class CommandBatcher:
             if connection is not None:
                 await connection.disconnect()
 
-    def _connect(self) -> AbstractConnection:
-        """A connection made like the pool's, without a socket timeout: each flush is bounded
-        as a whole (see ``_exchange``), with no timer per write or reply."""
+    def _new_connection(self) -> AbstractConnection:
+        """A connection (unconnected until its first write) made like the pool's, but without a
+        socket timeout: each flush is bounded as a whole (see ``_exchange``), with no timer per
+        write or reply."""
         pool = self._redis.connection_pool
         return pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
 

@@ -66,13 +66,16 @@ def stop_all(*processes) -> None:  # type: ignore[no-untyped-def]
 async def test_sigkill_mid_task_the_task_finishes_on_another_worker(
     client: GatewayClient, settings: Settings
 ) -> None:
+    task_s = 3.0  # long enough for the survivor to start (slowly, on a busy machine) before it ends
     victim = worker_process(settings, "victim")
     await wait_online(client, "victim")
-    sent = await client.send_message("echo", "s-kill", {"n": 1, "sleep": 1.0})
+    sent = await client.send_message("echo", "s-kill", {"n": 1, "sleep": task_s})
     await asyncio.sleep(0.3)  # running on the victim, the only worker
     survivor = worker_process(settings, "survivor")
     try:
         await wait_online(client, "survivor")
+        running = await client.get_task(sent.message_id)
+        assert running is not None and running.status is AgentState.RUNNING, "ended before the kill"
         kill(victim)
         killed_at = time.monotonic()
         result = await client.wait_for_result(sent.message_id, timeout=30)
@@ -80,11 +83,11 @@ async def test_sigkill_mid_task_the_task_finishes_on_another_worker(
     finally:
         stop_all(survivor)
     record = await client.get_task(sent.message_id)
-    assert result.status is AgentState.COMPLETED and result.content == {"n": 1, "sleep": 1.0}
+    assert result.status is AgentState.COMPLETED and result.content == {"n": 1, "sleep": task_s}
     assert record is not None and record.worker_id == "survivor"
     assert record.delivery_count == 2
     assert [s for s, _ in record.timeline] == ["queued", "running", "running", "completed"]
-    bound = settings.lease_seconds + settings.sweep_interval + 1.0  # + the task's own second
+    bound = settings.lease_seconds + settings.sweep_interval + task_s  # + the task's own run
     print(f"recovered {recovered_in:.2f}s after SIGKILL (bound {bound:.2f}s + scheduling)")
     assert recovered_in < bound + 1.5
     counts = await tally(client, [sent])

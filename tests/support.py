@@ -8,6 +8,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from by_framework import (
     AgentTaskResult,
@@ -16,12 +17,32 @@ from by_framework import (
     Plugin,
     SendResponse,
     Settings,
+    StreamChunkEvent,
     TaskEndEvent,
     WorkerRunner,
 )
 from by_framework.redis.engine import RedisEngine
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+async def task_events(
+    client: GatewayClient, session_id: str, message_id: str, timeout: float = 20
+) -> list[Any]:
+    """Every event of the task, through its last run (one that did not end WAITING_USER)."""
+    seen: list[Any] = []
+    async for item in client.events(session_id, timeout=timeout):
+        if item.message_id != message_id:
+            continue
+        seen.append(item.event)
+        if isinstance(item.event, TaskEndEvent) and item.event.status != "waiting_user":
+            return seen
+    return seen
+
+
+def chunks(events: list[Any], kind: str = "text") -> list[str]:
+    """The content of the events that are chunks of ``kind``, in order."""
+    return [e.content for e in events if isinstance(e, StreamChunkEvent) and e.kind == kind]
 
 
 @contextlib.asynccontextmanager
@@ -71,6 +92,18 @@ def worker_process(
         *extra,
     ]  # fmt: skip
     return spawn(command, ROOT, {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+def process_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a recipe or script a test starts, as its user would set it: this
+    machine's, less any by-framework configuration from outside (``BYAI_*``, ``BYF_*``), plus
+    where Redis is, the test's own key prefix, the project on ``PYTHONPATH``, and ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BYAI_", "BYF_"))}
+    env.update(
+        REDIS_URL=str(settings.redis_url), BYAI_KEY_PREFIX=settings.key_prefix, PYTHONPATH=str(ROOT)
+    )
+    env.update(extra)
+    return env
 
 
 def spawn(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:

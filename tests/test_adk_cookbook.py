@@ -2,14 +2,13 @@
 a plain function) through the CLI, and its client script, against the real Redis."""
 
 import asyncio
-import os
 import subprocess
 import sys
 
 import pytest
 
 from by_framework import AgentState, GatewayClient, Settings
-from tests.support import ROOT, output_of, spawn, wait_online
+from tests.support import ROOT, output_of, process_env, spawn, wait_online
 
 pytest.importorskip("by_framework_langgraph")
 
@@ -22,13 +21,7 @@ WORKERS = {
 
 
 async def test_the_adk_cross_agent_recipe(client: GatewayClient, settings: Settings) -> None:
-    env = {
-        **os.environ,
-        "REDIS_URL": str(settings.redis_url),
-        "BYAI_KEY_PREFIX": settings.key_prefix,
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("BYAI_ADK_SESSION_URL", None)
+    env = process_env(settings)
     workers = [
         spawn(
             [sys.executable, "-m", "by_framework", "--worker-class", cls, "--worker-id", worker],

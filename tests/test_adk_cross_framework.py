@@ -15,8 +15,7 @@ from by_framework import (
     TaskResultEvent,
 )
 from tests.adk.agents import concierge_agent
-from tests.support import running_worker
-from tests.test_adk_worker import task_events
+from tests.support import running_worker, task_events
 
 pytest.importorskip("by_framework_langgraph")
 

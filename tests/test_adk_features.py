@@ -27,8 +27,8 @@ from tests.adk.agents import (
     survey_agent,
 )
 from tests.agents import EchoAgent
-from tests.support import running_worker
-from tests.test_adk_worker import chunks, results, task_events
+from tests.support import chunks, running_worker, task_events
+from tests.test_adk_worker import results
 
 
 async def test_two_questions_in_one_turn_are_asked_one_after_the_other(

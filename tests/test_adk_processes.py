@@ -2,7 +2,6 @@
 worker that asked goes away, and another one takes the answer to the agent."""
 
 import asyncio
-import os
 import subprocess
 import sys
 import uuid
@@ -25,8 +24,17 @@ from by_framework import (
 )
 from tests.adk.agents import UpperAgent
 from tests.agents import EchoAgent
-from tests.support import ROOT, output_of, running_worker, spawn, wait_online, worker_process
-from tests.test_adk_worker import chunks, task_events
+from tests.support import (
+    ROOT,
+    chunks,
+    output_of,
+    process_env,
+    running_worker,
+    spawn,
+    task_events,
+    wait_online,
+    worker_process,
+)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -241,12 +249,7 @@ serve_agent(
 async def test_serve_agent_serves_until_sigterm(client: GatewayClient, settings: Settings) -> None:
     """``serve_agent`` gives the worker its options (``session_url``) and ``run_worker`` the
     rest (``worker_id``, settings), serves, and stops cleanly on SIGTERM."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "REDIS_URL": str(settings.redis_url),
-        "BYAI_KEY_PREFIX": settings.key_prefix,
-    }
+    env = process_env(settings)
     process = spawn([sys.executable, "-c", SERVE], ROOT, env)
     try:
         await wait_online(client, "parrot-1")

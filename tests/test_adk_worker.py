@@ -18,7 +18,6 @@ from by_framework import (
     Settings,
     StateChangeEvent,
     StreamChunkEvent,
-    TaskEndEvent,
     TaskResultEvent,
 )
 from tests.adk.agents import (
@@ -32,23 +31,7 @@ from tests.adk.agents import (
     ticket_agent,
 )
 from tests.agents import EchoAgent
-from tests.support import running_worker
-
-
-async def task_events(client: GatewayClient, session_id: str, message_id: str) -> list[Any]:
-    """Every event of the task, through its last run (one that did not end WAITING_USER)."""
-    seen = []
-    async for item in client.events(session_id, timeout=15):
-        if item.message_id != message_id:
-            continue
-        seen.append(item.event)
-        if isinstance(item.event, TaskEndEvent) and item.event.status != "waiting_user":
-            return seen
-    return seen
-
-
-def chunks(events: list[Any], kind: str = "text") -> list[str]:
-    return [e.content for e in events if isinstance(e, StreamChunkEvent) and e.kind == kind]
+from tests.support import chunks, running_worker, task_events
 
 
 def results(events: list[Any]) -> list[Any]:

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 import pytest
 
 from by_framework import GatewayClient, Settings
-from tests.support import ROOT, output_of, spawn, wait_online
+from tests.support import ROOT, output_of, process_env, spawn, wait_online
 
 QUICKSTART = ROOT / "cookbook" / "01_quickstart"
 
@@ -55,13 +55,7 @@ POSTGRES_HISTORY = ROOT / "cookbook" / "postgres_history"
 async def test_the_postgres_history_recipe_switches_backend_by_env_var_alone(
     client: GatewayClient, settings: Settings, history_url: str
 ) -> None:
-    env = {
-        **os.environ,
-        "REDIS_URL": str(settings.redis_url),
-        "BYAI_KEY_PREFIX": settings.key_prefix,
-        "BYF_HISTORY_URL": history_url,
-        "PYTHONPATH": str(ROOT),
-    }
+    env = process_env(settings, BYF_HISTORY_URL=history_url)
     workers = [
         spawn([sys.executable, "notebook_agent.py"], POSTGRES_HISTORY, {**env, "BYAI_WORKER_ID": w})
         for w in ("notebook-1", "notebook-2")

@@ -5,7 +5,6 @@ shows, not only that it ran."""
 import asyncio
 import contextlib
 import json
-import os
 import re
 import shutil
 import signal
@@ -15,23 +14,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from by_framework import AgentState, GatewayClient, Settings
-from tests.support import ROOT, output_of, spawn, wait_online
+from tests.support import ROOT, output_of, process_env, spawn, wait_online
 
 COOKBOOK = ROOT / "cookbook"
-
-
-def recipe_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment a user of the recipe would set: where Redis is, and (here) the test's
-    own key prefix."""
-    env = {
-        **os.environ,
-        "REDIS_URL": str(settings.redis_url),
-        "BYAI_KEY_PREFIX": settings.key_prefix,
-        "PYTHONPATH": str(ROOT),
-        **extra,
-    }
-    env.pop("BYF_HISTORY_URL", None)
-    return env
 
 
 @contextlib.asynccontextmanager
@@ -79,7 +64,7 @@ def start_tail(recipe: Path, env: dict[str, str], session: str, out: Path) -> su
 
 async def test_scatter_gather_research_team(client: GatewayClient, settings: Settings) -> None:
     recipe = COOKBOOK / "04_scatter_gather"
-    env = recipe_env(settings)
+    env = process_env(settings)
     team = [
         ("researcher-1", "researcher.ResearcherAgent", ""),
         ("researcher-2", "researcher.ResearcherAgent", ""),
@@ -118,7 +103,7 @@ async def test_human_approval_ask_user_then_resume(
     client: GatewayClient, settings: Settings
 ) -> None:
     recipe = COOKBOOK / "05_human_approval"
-    env = recipe_env(settings)
+    env = process_env(settings)
     async with workers(client, recipe, env, ("deployer-1", "deployer.DeployerAgent", "")):
         approved = await script(
             recipe, env, "approve.py", "v1.4.2", "--answer", "yes", "--approver", "alice"
@@ -145,7 +130,7 @@ async def test_human_approval_ask_user_then_resume(
 
 async def test_cancel_a_running_tree(client: GatewayClient, settings: Settings) -> None:
     recipe = COOKBOOK / "06_cancel_tree"
-    env = recipe_env(settings)
+    env = process_env(settings)
     async with workers(client, recipe, env, ("surveyor-1", "survey.SurveyWorker", "")):
         lines = await script(recipe, env, "cancel.py", "--session", "survey")
 
@@ -175,7 +160,7 @@ async def test_hot_reloaded_plugin(
 ) -> None:
     recipe = tmp_path / "08_hot_reload_plugin"  # a copy: the test edits its greeting file
     shutil.copytree(COOKBOOK / "08_hot_reload_plugin", recipe)
-    env = recipe_env(settings)
+    env = process_env(settings)
     greeter = ("greeter-1", "greeter.GreeterAgent", "--plugin-dir plugins")
     async with workers(client, recipe, env, greeter):
         before = await script(recipe, env, "greet.py", "Ada")
@@ -192,7 +177,7 @@ async def test_scale_out_several_workers_and_a_live_tail(
     client: GatewayClient, settings: Settings, tmp_path: Path
 ) -> None:
     recipe = COOKBOOK / "09_scale_out"
-    env = recipe_env(settings, BYAI_WORKER_CONCURRENCY="1")
+    env = process_env(settings, BYAI_WORKER_CONCURRENCY="1")
     resizers = [(f"resizer-{n}", "resizer.ResizerAgent", "") for n in (1, 2, 3)]
     tailed = tmp_path / "tail.jsonl"
     tail = start_tail(recipe, env, "photos", tailed)

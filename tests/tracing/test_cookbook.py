@@ -4,7 +4,6 @@ collector) and its client script, against the real Redis. The collector's printe
 check: one trace, each task under the call that made it, across three processes."""
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import sys
 import pytest
 
 from by_framework import GatewayClient, Settings
-from tests.support import ROOT, output_of, spawn, wait_online
+from tests.support import ROOT, output_of, process_env, spawn, wait_online
 
 RECIPE = ROOT / "cookbook" / "tracing"
 TEAM = {"planner-1": "team:planner", "researcher-1": "team:researcher", "writer-1": "team:writer"}
@@ -24,12 +23,7 @@ PROVIDER_VARIABLES = (
 
 def recipe_env(settings: Settings) -> dict[str, str]:
     """Where Redis is and the test's own key prefix; no tracing variables from outside."""
-    env = {
-        **os.environ,
-        "REDIS_URL": str(settings.redis_url),
-        "BYAI_KEY_PREFIX": settings.key_prefix,
-        "PYTHONPATH": str(ROOT),
-    }
+    env = process_env(settings)
     for name in PROVIDER_VARIABLES:
         env.pop(name, None)
     return env

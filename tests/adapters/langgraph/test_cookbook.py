@@ -4,14 +4,13 @@ worker that asked the question is stopped before the answer is typed and the oth
 the conversation."""
 
 import asyncio
-import os
 import subprocess
 import sys
 
 import pytest
 
 from by_framework import GatewayClient, Settings, StreamChunkEvent
-from tests.support import ROOT, output_of, spawn, wait_online
+from tests.support import ROOT, output_of, process_env, spawn, wait_online
 
 RECIPE = ROOT / "cookbook" / "langgraph_worker"
 QUESTION = "Book a weekend in Oslo? [yes/no] "
@@ -39,14 +38,7 @@ def expected(asker: str, finisher: str) -> list[str]:
 
 @pytest.fixture
 def recipe_env(settings: Settings) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "REDIS_URL": str(settings.redis_url),
-        "BYAI_KEY_PREFIX": settings.key_prefix,
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("BYAI_LANGGRAPH_CHECKPOINTER_URL", None)
-    return env
+    return process_env(settings)
 
 
 async def test_the_langgraph_recipe_on_one_worker_with_its_state_in_memory(

@@ -13,25 +13,9 @@ from by_framework import (
     Settings,
     StateChangeEvent,
     StreamChunkEvent,
-    TaskEndEvent,
 )
 from tests.adapters.langgraph import graphs
-from tests.support import running_worker
-
-
-async def events_of(client: GatewayClient, session_id: str, message_id: str) -> list[Any]:
-    """Every event of the task's runs, up to the end of the run that finished it."""
-    seen: list[Any] = []
-    async for item in client.events(session_id, timeout=20):
-        if item.message_id == message_id:
-            seen.append(item.event)
-            if isinstance(item.event, TaskEndEvent) and item.event.status != "waiting_user":
-                return seen
-    return seen
-
-
-def chunks(events: list[Any], kind: str = "text") -> list[str]:
-    return [e.content for e in events if isinstance(e, StreamChunkEvent) and e.kind == kind]
+from tests.support import chunks, running_worker, task_events
 
 
 async def test_a_create_agent_graph_streams_its_tokens_and_answers_once(
@@ -41,7 +25,7 @@ async def test_a_create_agent_graph_streams_its_tokens_and_answers_once(
     async with running_worker(worker, settings):
         sent = await client.send_message("lg-chat", "s-chat", "hello there")
         result = await client.wait_for_result(sent.message_id, timeout=20)
-        events = await events_of(client, "s-chat", sent.message_id)
+        events = await task_events(client, "s-chat", sent.message_id)
     assert result.status is AgentState.COMPLETED
     assert result.content == "turn 1: you said hello there"
     tokens = chunks(events)
@@ -66,7 +50,7 @@ async def test_interrupt_asks_the_user_and_the_resume_goes_on(
         assert pending["value"]["options"] == ["yes", "no"]
         await client.resume(sent.message_id, "s-approve", content="yes")
         result = await client.wait_for_result(sent.message_id, timeout=20)
-        events = await events_of(client, "s-approve", sent.message_id)
+        events = await task_events(client, "s-approve", sent.message_id)
     assert result.status is AgentState.COMPLETED, result.error
     assert result.content["outcome"] == "a plan for launch: yes"
     assert result.content["topic"] == "launch"
@@ -105,7 +89,7 @@ async def test_remote_agents_of_one_turn_run_as_one_group_and_reply_to_their_cal
     ):
         sent = await client.send_message("lg-researcher", "s-research", "bonjour")
         result = await client.wait_for_result(sent.message_id, timeout=20)
-        events = await events_of(client, "s-research", sent.message_id)
+        events = await task_events(client, "s-research", sent.message_id)
         parent = await client.get_task(sent.message_id)
         assert parent is not None
         children = [await client.get_task(child) for child in parent.children]
@@ -149,9 +133,9 @@ async def test_a_graceful_cancel_stops_the_running_graph(
         started = asyncio.get_running_loop().time()
         result = await client.wait_for_result(sent.message_id, timeout=20)
         stopped_in = asyncio.get_running_loop().time() - started
-        events = await events_of(client, "s-tick", sent.message_id)
+        events = await task_events(client, "s-tick", sent.message_id)
         await asyncio.sleep(0.3)
-        after = await events_of(client, "s-tick", sent.message_id)
+        after = await task_events(client, "s-tick", sent.message_id)
     print(f"cancel: stopped in {stopped_in:.2f}s after {len(chunks(events))} ticks")
     assert result.status is AgentState.CANCELLED
     assert result.error == "enough"

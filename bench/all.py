@@ -18,12 +18,8 @@ Run from the project root:  .venv/bin/python bench/all.py [--quick] [--tasks N] 
 """
 
 import argparse
-import asyncio
-import os
 import sys
-import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +27,8 @@ if __package__ in (None, ""):  # run as a script: make the ``bench`` package imp
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import chunks, fanout, run, soak, targets
-from bench.measure import METHOD, Figures, delete_keys
-from bench.procs import BenchError
+from bench.measure import METHOD, Figures
+from bench.session import bench_session
 from bench.targets import Target
 
 FANOUT_SIZE = 100
@@ -156,23 +152,11 @@ def main() -> None:
         parser.error("--tasks must be at least 1")
     peers, notes = run._peers(args.arq_python)
     started = time.perf_counter()
-    try:
-        url, stop_redis = run.local_redis_url()
-        try:
-            with tempfile.TemporaryDirectory(prefix="by-framework-all-") as logs:
-                prefix = f"all-{uuid.uuid4().hex[:12]}"
-                version = asyncio.run(run.redis_version(url))
-                try:
-                    results = _run_all(url, prefix, Path(logs), peers, args)
-                finally:
-                    asyncio.run(delete_keys(url, prefix))
-        finally:
-            stop_redis()
-    except BenchError as exc:
-        raise SystemExit(f"bench/all: {exc}") from None
+    with bench_session("all") as session:
+        results = _run_all(session.url, session.prefix, session.logs, peers, args)
     header = (
-        f"by-framework, every benchmark side by side: Redis {version} at {url}, "
-        f"{os.cpu_count()} CPUs, {time.perf_counter() - started:.0f} s"
+        f"by-framework, every benchmark side by side: {session.machine}, "
+        f"{time.perf_counter() - started:.0f} s"
         + (" (--quick: fewer tasks and repetitions)" if args.quick else "")
     )
     _print(results, header, notes)

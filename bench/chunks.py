@@ -18,12 +18,9 @@ Run from the project root:  .venv/bin/python bench/chunks.py [--quick]
 import argparse
 import asyncio
 import functools
-import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +30,8 @@ if __package__ in (None, ""):  # run as a script: make the ``bench`` package imp
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import targets
-from bench.measure import delete_keys
 from bench.procs import BenchError, Child, children, deadline, wait_ready
-from bench.run import local_redis_url, redis_version
+from bench.session import bench_session
 
 WORKER_CLASS = "bench.agents.ChunkAgent"
 AGENT_TYPE = "bench-chunks"
@@ -120,25 +116,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_REPEATS} repetitions")
     args = parser.parse_args()
     started = time.perf_counter()
-    try:
-        url, stop_redis = local_redis_url()
-        try:
-            with tempfile.TemporaryDirectory(prefix="by-framework-chunks-") as logs:
-                prefix = f"chunks-{uuid.uuid4().hex[:12]}"
-                version = asyncio.run(redis_version(url))
-                repeats = QUICK_REPEATS if args.quick else REPEATS
-                try:
-                    report = run(url, prefix, Path(logs), repeats)
-                finally:
-                    asyncio.run(delete_keys(url, prefix))
-        finally:
-            stop_redis()
-    except BenchError as exc:
-        raise SystemExit(f"chunks: {exc}") from None
-    print(
-        f"by-framework chunk bench: Redis {version} at {url}, {os.cpu_count()} CPUs, "
-        f"{time.perf_counter() - started:.0f} s"
-    )
+    with bench_session("chunks") as session:
+        repeats = QUICK_REPEATS if args.quick else REPEATS
+        report = run(session.url, session.prefix, session.logs, repeats)
+    print(f"by-framework chunk bench: {session.machine}, {time.perf_counter() - started:.0f} s")
     print("\n".join(report.lines()))
     print("\n".join(targets.render([targets.chunk_rate(report.median)])))
 

@@ -33,12 +33,9 @@ Run from the project root:  .venv/bin/python bench/fanout.py [--quick]
 import argparse
 import asyncio
 import functools
-import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +56,9 @@ from by_framework.redis.scripts import DISPATCH
 if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.measure import delete_keys, percentile
+from bench.measure import percentile
 from bench.procs import BenchError, Child, children, deadline, wait_ready
-from bench.run import local_redis_url, redis_version
+from bench.session import bench_session
 
 PARENT_CLASS = "bench.agents.FanoutParentAgent"
 PARENT_TYPE = "bench-parent"
@@ -362,25 +359,11 @@ def main() -> None:
     args = parser.parse_args()
     fanouts, chains = (((100, 10), (1000, 3)), 1) if args.quick else (((100, 30), (1000, 10)), 3)
     started = time.perf_counter()
-    try:
-        url, stop_redis = local_redis_url()
-        try:
-            with tempfile.TemporaryDirectory(prefix="by-framework-fanout-") as logs:
-                plan = Plan(url, f"fanout-{uuid.uuid4().hex[:12]}", fanouts, chains, Path(logs))
-                version = asyncio.run(redis_version(url))
-                try:
-                    report = _run(plan)
-                finally:
-                    asyncio.run(delete_keys(url, plan.prefix))
-        finally:
-            stop_redis()
-    except BenchError as exc:
-        raise SystemExit(f"fanout: {exc}") from None
+    with bench_session("fanout") as session:
+        plan = Plan(session.url, session.prefix, fanouts, chains, session.logs)
+        report = _run(plan)
     defaults = Settings()
-    print(
-        f"by-framework fan-out bench: Redis {version} at {url}, {os.cpu_count()} CPUs, "
-        f"{time.perf_counter() - started:.0f} s"
-    )
+    print(f"by-framework fan-out bench: {session.machine}, {time.perf_counter() - started:.0f} s")
     print(
         f"settings: 1 parent worker ({PARENT_CLASS}), {CHILD_WORKERS} child workers "
         f"({CHILD_CLASS}: returns completed, no events of its own), real processes via the CLI, "

@@ -36,19 +36,15 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ResponseError
 
 from by_framework import GatewayClient, StreamChunkEvent, TaskEndEvent, init_redis
-from by_framework.redis.embedded import resolve_redis_url
 
 if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -64,7 +60,6 @@ from bench.measure import (
     Figures,
     Mark,
     collect_streams,
-    delete_keys,
     follow_stream,
     measure,
     one_by_one,
@@ -80,6 +75,7 @@ from bench.procs import (
     stop_task,
     wait_ready,
 )
+from bench.session import bench_session
 
 WORKER_CLASS = "bench.agents.NoopAgent"
 AGENT_TYPE = "bench-noop"  # the agent type NoopAgent serves
@@ -293,25 +289,6 @@ def _measure_peer(plan: Plan, peer: PeerCommand, workers: int) -> Figures:
 # Redis, keys, report
 
 
-def local_redis_url() -> tuple[str, Callable[[], None]]:
-    """The Redis URL and how to stop the embedded server started for it (a no-op if none)."""
-    url, server = resolve_redis_url()
-    stop = server.stop if server is not None else lambda: None
-    host = urlsplit(url).hostname
-    if host not in ("127.0.0.1", "localhost"):
-        stop()
-        raise BenchError(f"the bench only talks to a Redis on 127.0.0.1, not {host!r} ({url})")
-    return url, stop
-
-
-async def redis_version(url: str) -> str:
-    redis = Redis.from_url(url)
-    try:
-        return str((await redis.info("server"))["redis_version"])
-    finally:
-        await redis.aclose()
-
-
 def _run(plan: Plan) -> list[Figures]:
     figures: list[Figures] = []
     for workers in (1, 2):
@@ -364,24 +341,12 @@ def main() -> None:
     tasks, samples = (1_000, 100) if args.quick else (5_000, 300)
     peers, notes = _peers(args.arq_python)
     started = time.perf_counter()
-    try:
-        url, stop_redis = local_redis_url()
-        try:
-            with tempfile.TemporaryDirectory(prefix="by-framework-bench-") as logs:
-                prefix = f"bench-{uuid.uuid4().hex[:12]}"
-                plan = Plan(url, prefix, tasks, samples, Path(logs), peers)
-                version = asyncio.run(redis_version(url))
-                try:
-                    figures = _run(plan)
-                finally:
-                    asyncio.run(delete_keys(url, plan.prefix))
-        finally:
-            stop_redis()
-    except BenchError as exc:
-        raise SystemExit(f"bench: {exc}") from None
+    with bench_session("bench") as session:
+        plan = Plan(session.url, session.prefix, tasks, samples, session.logs, peers)
+        figures = _run(plan)
     print(
-        f"by-framework bench: Redis {version} at {url}, {tasks} tasks, {samples} latency samples, "
-        f"{os.cpu_count()} CPUs, {time.perf_counter() - started:.0f} s"
+        f"by-framework bench: {session.machine}, {tasks} tasks, {samples} latency samples, "
+        f"{time.perf_counter() - started:.0f} s"
     )
     print("\n".join(f"  {line}" for line in (*METHOD, *notes)))
     print()

@@ -33,12 +33,9 @@ import asyncio
 import contextlib
 import functools
 import json
-import os
 import signal
 import sys
-import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -64,9 +61,8 @@ from by_framework.redis.keys import KeySpace
 if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.measure import delete_keys
 from bench.procs import BenchError, Child, children, stop_children, stop_task, wait_ready
-from bench.run import local_redis_url, redis_version
+from bench.session import bench_session
 
 GROUP = str(Settings.model_fields["consumer_group"].default)
 
@@ -597,25 +593,10 @@ def main() -> None:
     if tasks < 1:
         parser.error("--tasks must be at least 1")
     started = time.perf_counter()
-    try:
-        url, stop_redis = local_redis_url()
-        try:
-            with tempfile.TemporaryDirectory(prefix="by-framework-soak-") as logs:
-                prefix = f"soak-{uuid.uuid4().hex[:12]}"
-                version = asyncio.run(redis_version(url))
-                try:
-                    memory = _run_memory(url, f"{prefix}:mem", tasks, Path(logs))
-                    recovery = _run_recovery(url, f"{prefix}:kill", Path(logs))
-                finally:
-                    asyncio.run(delete_keys(url, prefix))
-        finally:
-            stop_redis()
-    except BenchError as exc:
-        raise SystemExit(f"soak: {exc}") from None
-    print(
-        f"by-framework soak: Redis {version} at {url}, {os.cpu_count()} CPUs, "
-        f"{time.perf_counter() - started:.0f} s"
-    )
+    with bench_session("soak") as session:
+        memory = _run_memory(session.url, f"{session.prefix}:mem", tasks, session.logs)
+        recovery = _run_recovery(session.url, f"{session.prefix}:kill", session.logs)
+    print(f"by-framework soak: {session.machine}, {time.perf_counter() - started:.0f} s")
     print()
     print("\n".join(_memory_lines(memory)))
     print()

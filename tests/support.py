@@ -40,6 +40,18 @@ async def task_events(
     return seen
 
 
+async def final_result(
+    client: GatewayClient, message_id: str, timeout: float = 20
+) -> AgentTaskResult:
+    """The task's result once it has ended for good (not just suspended, waiting for the user)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            record = await client.get_task(message_id)
+            if record is not None and record.status.is_terminal and record.result is not None:
+                return record.result
+            await asyncio.sleep(0.05)
+
+
 def chunks(events: list[Any], kind: str = "text") -> list[str]:
     """The content of the events that are chunks of ``kind``, in order."""
     return [e.content for e in events if isinstance(e, StreamChunkEvent) and e.kind == kind]

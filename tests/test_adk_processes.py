@@ -16,7 +16,6 @@ from by_framework_adk.questions import live_events
 
 from by_framework import (
     AgentState,
-    AgentTaskResult,
     AskUserEvent,
     GatewayClient,
     Settings,
@@ -27,6 +26,7 @@ from tests.agents import EchoAgent
 from tests.support import (
     ROOT,
     chunks,
+    final_result,
     output_of,
     process_env,
     running_worker,
@@ -85,7 +85,7 @@ async def test_long_running_tool_asks_and_another_worker_resumes(
         first.terminate()  # the worker that asked is gone: the resume can only go to payer-2
         assert await asyncio.to_thread(first.wait, 15) == 0, output_of(first)
         await client.resume(sent.message_id, "s-pay", content={"approved": True, "by": "alice"})
-        result = await _final_result(client, sent.message_id)
+        result = await final_result(client, sent.message_id)
         events = await task_events(client, "s-pay", sent.message_id)
     finally:
         for process in (first, second):
@@ -125,16 +125,6 @@ async def test_long_running_tool_asks_and_another_worker_resumes(
     ]
     assert answers == [("user", call["function_call_id"], {"approved": True, "by": "alice"})]
     await _close(store)
-
-
-async def _final_result(client: GatewayClient, message_id: str) -> AgentTaskResult:
-    """The result once the task has ended for good (not just suspended)."""
-    async with asyncio.timeout(20):
-        while True:
-            record = await client.get_task(message_id)
-            if record is not None and record.status.is_terminal and record.result is not None:
-                return record.result
-            await asyncio.sleep(0.05)
 
 
 def _stop(workers: list[subprocess.Popen[str]]) -> list[int]:
@@ -183,7 +173,7 @@ async def test_a_run_cut_off_by_a_crash_runs_again_without_repeating_its_sub_cal
         ):
             await asyncio.gather(*(wait_online(client, f"concierge-{n}") for n in (1, 2)))
             sent = await client.send_message("concierge", "s-crash", "greet", user_code="ada")
-            result = await _final_result(client, sent.message_id)
+            result = await final_result(client, sent.message_id)
     finally:
         codes = _stop(workers)
     assert codes.count(17) == 1, codes  # whichever worker took the task died, once
@@ -227,7 +217,7 @@ async def test_a_resume_cut_off_by_a_crash_gives_the_answer_again(
         asked = await client.wait_for_result(sent.message_id, timeout=15)
         assert asked.status is AgentState.WAITING_USER
         await client.resume(sent.message_id, "s-cut", content={"approved": True, "by": "bob"})
-        result = await _final_result(client, sent.message_id)
+        result = await final_result(client, sent.message_id)
     finally:
         codes = _stop(workers)
     assert codes.count(17) == 1, codes  # whichever worker took the answer in died, once

@@ -9,7 +9,6 @@ from pydantic import SecretStr
 
 from by_framework import (
     AgentState,
-    AgentTaskResult,
     AskAgentCommand,
     AskUserEvent,
     GatewayClient,
@@ -27,7 +26,7 @@ from by_framework.protocol import encode_command
 from by_framework.protocol.ids import sub_call_id
 from by_framework.redis.keys import KeySpace
 from tests.agents import EchoAgent, OrchestraAgent
-from tests.support import running_worker, wait_online, worker_process
+from tests.support import final_result, running_worker, wait_online, worker_process
 
 
 async def test_call_agent_returns_the_childs_reply_and_links_the_tree(
@@ -142,7 +141,7 @@ async def test_ask_user_then_resume_on_another_worker_process(
         await client.resume(sent.message_id, "s-ask", content="yes", reply_data={"by": "me"})
         with pytest.raises(TaskNotWaitingError, match=r"is (queued|running|completed)"):
             await client.resume(sent.message_id, "s-ask", content="again")
-        result = await _final_result(client, sent.message_id)
+        result = await final_result(client, sent.message_id)
         assert result.status is AgentState.COMPLETED
         assert result.content == {"answer": "yes", "pid": second.pid, "trace": sent.trace_id}
         record = await client.get_task(sent.message_id)
@@ -157,16 +156,6 @@ async def test_ask_user_then_resume_on_another_worker_process(
         await client.resume(sent.message_id, "s-ask", content="late")
     with pytest.raises(TaskNotWaitingError, match="no task"):
         await client.resume("no-such-task", "s-ask", content="?")
-
-
-async def _final_result(client: GatewayClient, message_id: str) -> AgentTaskResult:
-    """The result once the task has ended for good (not just suspended)."""
-    async with asyncio.timeout(15):
-        while True:
-            record = await client.get_task(message_id)
-            if record is not None and record.status.is_terminal and record.result is not None:
-                return record.result
-            await asyncio.sleep(0.05)
 
 
 async def test_cancel_a_tree_of_depth_three(client: GatewayClient, settings: Settings) -> None:
@@ -366,7 +355,7 @@ async def test_sub_calls_resumes_and_cancels_are_signed_when_signing_is_on(
             asked = await client.send_message("asker", "s-signed", {"op": "ask"})
             await client.wait_for_result(asked.message_id, timeout=10)
             await client.resume(asked.message_id, "s-signed", content="fine")
-            answered = await _final_result(client, asked.message_id)
+            answered = await final_result(client, asked.message_id)
             slow = await client.send_message("helper", "s-signed", {"op": "sleep", "seconds": 30})
             await _until_status(client, slow.message_id, AgentState.RUNNING)
             await client.cancel_task(slow.message_id, "s-signed")

@@ -171,14 +171,22 @@ class WorkerDirectory(Protocol):
     async def deregister(self, worker_id: str, agent_types: Sequence[str], token: str) -> None: ...
 
 
+class EventReader(Protocol):
+    """One follower of one session's events, from its first ``read`` to ``aclose``."""
+
+    async def read(self, after: str, count: int, block_ms: int | None) -> list[SessionEvent]:
+        """Up to ``count`` events after the stream id ``after``, waiting up to ``block_ms`` for
+        the first (None: not at all)."""
+
+    async def aclose(self) -> None: ...
+
+
 class EventLog(Protocol):
     """The data plane: per-session event streams."""
 
     async def append(self, session_id: str, *events: bytes) -> None: ...
 
-    async def read(
-        self, session_id: str, after: str, count: int, block_ms: int | None
-    ) -> list[SessionEvent]: ...
+    def reader(self, session_id: str) -> EventReader: ...
 
     async def last_id(self, session_id: str) -> str: ...
 

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio import Redis
+
 from by_framework import (
     AgentTaskResult,
     GatewayClient,
@@ -21,6 +23,7 @@ from by_framework import (
     TaskEndEvent,
     WorkerRunner,
 )
+from by_framework.protocol import encode_event
 from by_framework.redis.engine import RedisEngine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +53,17 @@ async def final_result(
             if record is not None and record.status.is_terminal and record.result is not None:
                 return record.result
             await asyncio.sleep(0.05)
+
+
+async def write_chunks(redis: Redis, settings: Settings, session_id: str, *texts: str) -> None:
+    """Text chunks of a task "m1" written straight to the session's stream, as a worker would."""
+    engine = RedisEngine(redis, settings)
+    try:
+        for seq, text in enumerate(texts, start=1):
+            chunk = StreamChunkEvent(content=text)
+            await engine.events.append(session_id, encode_event("m1", "echo", seq, chunk))
+    finally:
+        await engine.aclose()
 
 
 def chunks(events: list[Any], kind: str = "text") -> list[str]:

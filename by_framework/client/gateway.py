@@ -257,37 +257,42 @@ class GatewayClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         backoff = Backoff()
         last_seq: dict[str, int] = {}  # per task: the newest event of its current run
-        while True:
-            block_ms = READ_BLOCK_MS
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TaskTimeoutError(
-                        f"no end of task {until_message_id or '(any)'} on session {session_id!r} "
-                        f"within {timeout}s; the task goes on: read again with after={after!r}"
-                    )
-                block_ms = max(1, min(block_ms, int(left * 1000)))
-            try:
-                batch = await self._engine.events.read(session_id, after, READ_BATCH, block_ms)
-            except self._engine.transient_errors:
-                await backoff.pause()  # reconnect and resume from the last event seen
-                continue
-            backoff.reset()
-            for event in batch:
-                after = event.stream_id
-                if event.seq == 0:  # a run starts (or an engine error event)
-                    last_seq[event.message_id] = 0
-                elif event.seq <= last_seq.get(event.message_id, -1):
-                    continue  # a repeat written by a retry after a lost reply
-                else:
-                    last_seq[event.message_id] = event.seq
-                yield event
-                if (
-                    until_message_id is not None
-                    and event.message_id == until_message_id
-                    and isinstance(event.event, TaskEndEvent)
-                ):
-                    return
+        reader = self._engine.events.reader(session_id)
+        try:
+            while True:
+                block_ms = READ_BLOCK_MS
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TaskTimeoutError(
+                            f"no end of task {until_message_id or '(any)'} on session "
+                            f"{session_id!r} within {timeout}s; the task goes on: read again "
+                            f"with after={after!r}"
+                        )
+                    block_ms = max(1, min(block_ms, int(left * 1000)))
+                try:
+                    batch = await reader.read(after, READ_BATCH, block_ms)
+                except self._engine.transient_errors:
+                    await backoff.pause()  # reconnect and resume from the last event seen
+                    continue
+                backoff.reset()
+                for event in batch:
+                    after = event.stream_id
+                    if event.seq == 0:  # a run starts (or an engine error event)
+                        last_seq[event.message_id] = 0
+                    elif event.seq <= last_seq.get(event.message_id, -1):
+                        continue  # a repeat written by a retry after a lost reply
+                    else:
+                        last_seq[event.message_id] = event.seq
+                    yield event
+                    if (
+                        until_message_id is not None
+                        and event.message_id == until_message_id
+                        and isinstance(event.event, TaskEndEvent)
+                    ):
+                        return
+        finally:
+            await reader.aclose()
 
     async def wait_for_result(
         self, message_id: str, timeout: float | None = None

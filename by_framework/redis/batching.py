@@ -29,14 +29,11 @@ from redis.exceptions import ConnectionError, DataError, NoScriptError, Response
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.common.aio import cancel_and_wait
+from by_framework.redis.connection import reply_timeout
 from by_framework.redis.scripts import ALL_SCRIPTS, Script
 
 RedisCommand = tuple[Any, ...]
 _Queued = tuple[Sequence[RedisCommand], bytes, "asyncio.Future[list[Any]]"]
-
-DEFAULT_REPLY_TIMEOUT = 5.0
-"""Seconds a flush may wait for its replies when the client sets no ``socket_timeout`` (redis-py's
-own default)."""
 
 FLUSHES_IN_FLIGHT = 2
 """Flushes in flight at once, each on its own connection: while Redis runs one, the worker goes on
@@ -59,8 +56,7 @@ def _pack(command: RedisCommand) -> bytes:
 class CommandBatcher:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        options = redis.connection_pool.connection_kwargs
-        self._reply_timeout = options.get("socket_timeout", DEFAULT_REPLY_TIMEOUT)
+        self._reply_timeout = reply_timeout(redis)
         self._queue: list[_Queued] = []
         self._wakeup = asyncio.Event()
         self._flushers: list[asyncio.Task[None]] = []

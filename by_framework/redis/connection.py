@@ -11,6 +11,9 @@ from by_framework.redis.scripts import ALL_SCRIPTS
 
 _default_client: Redis | None = None
 
+DEFAULT_REPLY_TIMEOUT = 5.0
+"""Seconds to wait for a reply when the client sets no ``socket_timeout`` (redis-py's default)."""
+
 
 class _HiredisPacking:
     """Packs commands with hiredis: redis-py's asyncio connection packs them in Python, which
@@ -95,6 +98,11 @@ async def close_redis() -> None:
     if _default_client is not None:
         client, _default_client = _default_client, None
         await client.aclose()
+
+
+def reply_timeout(redis: Redis) -> float | None:
+    """How long the client's connections wait for a reply (None: for ever)."""
+    return redis.connection_pool.connection_kwargs.get("socket_timeout", DEFAULT_REPLY_TIMEOUT)
 
 
 async def load_scripts(redis: Redis) -> None:

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework import GatewayClient, NoOnlineWorkerError, SendResponse, Settings
 from by_framework.redis.embedded import redis_answers
+from by_framework.redis.engine import RedisEngine
 from tests.faults.test_reclaim import stop_all, tally
-from tests.support import wait_all, wait_online, worker_process
+from tests.support import wait_all, wait_online, worker_process, write_chunks
 
 
 class DurableRedis:
@@ -43,6 +45,11 @@ class DurableRedis:
                 return
             subprocess.run(["sleep", "0.05"], check=True)
         raise RuntimeError("the test's redis-server did not start")
+
+    def pause(self, stopped: bool) -> None:
+        """Stop the server (SIGSTOP): its connections stay open and nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP if stopped else signal.SIGCONT)
 
     def crash(self) -> None:
         assert self.process is not None
@@ -144,3 +151,33 @@ async def test_a_redis_crash_and_restart_loses_nothing(
     records = [await client.get_task(s.message_id) for s in sends]
     cut = sum(1 for r in records if r and r.started_at and r.started_at < crashed_at)
     assert cut >= 50, "the crash hit tasks in flight"  # they waited it out and finished
+
+
+async def test_a_follower_of_a_redis_that_stops_answering_gives_up_the_read_and_goes_on(
+    durable_redis: DurableRedis, settings: Settings
+) -> None:
+    """A peer that vanishes without closing the connection (a stopped host, a partition) must
+    not hang a follower for ever: its read is bounded by the block time plus the reply timeout,
+    and the connection, with a reply still owed on it, is dropped and made again."""
+    own = settings.model_copy(update={"redis_url": durable_redis.url})
+    redis = Redis.from_url(durable_redis.url, socket_timeout=0.5)
+    engine = RedisEngine(redis, own)
+    reader = engine.events.reader("s-stop")
+    try:
+        await write_chunks(redis, own, "s-stop", "a")
+        (first,) = await reader.read("0-0", 10, 1000)
+        durable_redis.pause(True)
+        try:
+            started = time.monotonic()
+            with pytest.raises(RedisTimeoutError, match=r"no reply to an XREAD within 1\.5s"):
+                await reader.read(first.stream_id, 10, 1000)
+            assert time.monotonic() - started < 5  # 1.5 s, on a busy machine a little more
+        finally:
+            durable_redis.pause(False)
+        await write_chunks(redis, own, "s-stop", "b")
+        (second,) = await reader.read(first.stream_id, 10, 1000)
+        assert second.event.content == "b"
+    finally:
+        await reader.aclose()
+        await engine.aclose()
+        await redis.aclose()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from by_framework import ErrorEvent, GatewayClient, Settings
-from by_framework.protocol import MalformedEntry, decode_command
+from by_framework.protocol import MalformedEntry, decode_command, decode_event
 from by_framework.redis.keys import KeySpace
 from tests.agents import EchoAgent
 from tests.support import running_worker
@@ -119,6 +119,41 @@ def test_the_decoder_accepts_or_names_the_problem_for_any_entry(
     else:
         assert envelope.header.session_id.strip()
         assert envelope.header.target_agent_type.strip()
+
+
+event_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "v": st.integers(-1, 3) | json_values,
+        "message_id": st.text() | json_values,
+        "seq": st.integers(-2, 5) | json_values,
+        "ts": st.floats(allow_nan=False) | json_values,
+        "stream_id": json_values,
+        "event": st.fixed_dictionaries(
+            {}, optional={"type": st.sampled_from(["chunk", "state", "end", "x"]) | json_values,
+                          "content": json_values, "state": json_values, "status": json_values}
+        ) | json_values,
+    },
+)  # fmt: skip
+
+
+@given(
+    st.one_of(
+        st.binary(max_size=300).map(lambda raw: {b"e": raw}),
+        json_values.map(lambda body: {b"e": json.dumps(body).encode()}),
+        event_like.map(lambda body: {b"e": json.dumps(body).encode()}),
+    )
+)
+@hypothesis_settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+def test_the_event_decoder_accepts_or_names_the_problem_for_any_entry(
+    fields: dict[bytes, bytes],
+) -> None:
+    try:
+        event = decode_event("7-1", fields)
+    except MalformedEntry as exc:
+        assert exc.reason.startswith("malformed entry: ")
+    else:
+        assert event.stream_id == "7-1"  # where it was read, whatever the entry says
 
 
 @given(

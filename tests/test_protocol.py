@@ -115,3 +115,5 @@ def test_event_round_trip() -> None:
     event = decode_event("1-0", {b"e": raw})
     assert (event.message_id, event.seq, event.stream_id) == ("m1", 3, "1-0")
     assert event.event == StreamChunkEvent(content="hi", kind="reasoning")
+    forged = raw[:-1] + b',"stream_id":"9-9"}'  # an entry cannot say where it was read
+    assert decode_event("1-0", {b"e": forged}).stream_id == "1-0"

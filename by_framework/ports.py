@@ -82,10 +82,8 @@ class TaskQueue(Protocol):
     async def prepare(self, streams: Sequence[str]) -> None:
         """Create the consumer group on each stream, from its start: nothing sent early is lost."""
 
-    async def fetch(
-        self, streams: Sequence[str], consumer: str, count: int, block_ms: int, *, own_pending: bool
-    ) -> list[Delivery]:
-        """New entries for this consumer (blocking up to ``block_ms``), or its own pending ones."""
+    def fetcher(self, streams: Sequence[str], consumer: str) -> "Fetcher":
+        """What one loop fetches the streams' entries for the consumer with."""
 
     async def begin(
         self,
@@ -169,6 +167,15 @@ class WorkerDirectory(Protocol):
         """Drop members that are not online (crashed workers); how many went."""
 
     async def deregister(self, worker_id: str, agent_types: Sequence[str], token: str) -> None: ...
+
+
+class Fetcher(Protocol):
+    """One loop's reads of a set of control streams for one consumer, until ``aclose``."""
+
+    async def fetch(self, count: int, block_ms: int, *, own_pending: bool) -> list[Delivery]:
+        """New entries for this consumer (blocking up to ``block_ms``), or its own pending ones."""
+
+    async def aclose(self) -> None: ...
 
 
 class EventReader(Protocol):

@@ -1,11 +1,15 @@
 """Creating the shared Redis client: a pool that waits when full instead of failing."""
 
+import asyncio
+import math
 from typing import Any
 from urllib.parse import urlsplit
 
+from hiredis import pack_command
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection
 from redis.connection import HiredisRespSerializer
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.redis.scripts import ALL_SCRIPTS
 
@@ -103,6 +107,48 @@ async def close_redis() -> None:
 def reply_timeout(redis: Redis) -> float | None:
     """How long the client's connections wait for a reply (None: for ever)."""
     return redis.connection_pool.connection_kwargs.get("socket_timeout", DEFAULT_REPLY_TIMEOUT)
+
+
+class HeldConnection:
+    """A pool connection held from the first ``call`` to ``aclose``, for a loop of blocking reads
+    (a session's follower, a worker's fetch loop).
+
+    redis-py's path for each command (a pool checkout under a lock, its retry wrapper, the reply
+    turned into dicts) cost a busy client more than decoding what it read. Here a command is
+    packed by hiredis, written, and its raw reply read back, bounded by its block time plus the
+    client's reply timeout. A call that fails or is cut short leaves the connection disconnected
+    (redis-py does so for any interrupted read), so no reply is left on it; the next call
+    connects it again.
+    """
+
+    def __init__(self, redis: Redis) -> None:
+        self._pool = redis.connection_pool
+        self._reply_timeout = reply_timeout(redis)
+        self._connection: AbstractConnection | None = None
+
+    async def call(self, command: tuple[Any, ...], block_ms: int | None = None) -> Any:
+        """The raw reply (RESP2 or RESP3, as the client speaks) to a command that may block for
+        up to ``block_ms``."""
+        packed = pack_command(command)
+        if self._connection is None:
+            self._connection = await self._pool.get_connection()
+        connection = self._connection
+        wait = None
+        if self._reply_timeout is not None:
+            wait = self._reply_timeout + (block_ms or 0) / 1000
+        try:
+            async with asyncio.timeout(wait):
+                await connection.send_packed_command(packed, check_health=False)
+                return await connection.read_response(timeout=math.inf)
+        except TimeoutError:  # the connection was disconnected when the read was cut short
+            raise RedisTimeoutError(
+                f"Redis sent no reply to {command[0]} within {wait:g}s"
+            ) from None
+
+    async def aclose(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await self._pool.release(connection)
 
 
 async def load_scripts(redis: Redis) -> None:

@@ -16,9 +16,11 @@ from by_framework.protocol import AgentTaskResult, MessageHeader
 from by_framework.protocol.codec import ENTRY_FIELD
 from by_framework.protocol.signing import SIGNATURE_FIELD, sign
 from by_framework.redis.batching import CommandBatcher, evalsha
+from by_framework.redis.connection import HeldConnection
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.orchestration import NOTICE_FIELD
 from by_framework.redis.records import new_record
+from by_framework.redis.replies import stream_entries
 from by_framework.redis.scripts import (
     BEGIN,
     ENQUEUE,
@@ -139,34 +141,8 @@ class RedisControlPlane:
             if isinstance(reply, ResponseError) and "BUSYGROUP" not in str(reply):
                 raise reply
 
-    async def fetch(
-        self, streams: Sequence[str], consumer: str, count: int, block_ms: int, *, own_pending: bool
-    ) -> list[Delivery]:
-        start = "0" if own_pending else ">"
-        reply = await self._redis.xreadgroup(
-            self._group,
-            consumer,
-            dict.fromkeys(streams, start),
-            count=count,
-            block=None if own_pending else block_ms,
-        )
-        deliveries = []
-        wakes = []
-        for stream, entries in reply or []:
-            name = stream.decode()
-            for entry_id, fields in entries:
-                if fields and WAKE_FIELD in fields:
-                    wakes.append(("XACK", name, self._group, entry_id))
-                elif fields and NOTICE_FIELD in fields:
-                    wakes.append(("XACK", name, self._group, entry_id))
-                    notice = fields[NOTICE_FIELD].decode(errors="replace")
-                    deliveries.append(Delivery(name, entry_id.decode(), {}, notice=notice))
-                else:
-                    # A pending entry deleted from the stream (trimmed) comes back with no fields.
-                    deliveries.append(Delivery(name, entry_id.decode(), fields or {}))
-        if wakes:
-            await self._batcher.execute(*wakes)
-        return deliveries
+    def fetcher(self, streams: Sequence[str], consumer: str) -> "RedisFetcher":
+        return RedisFetcher(self._redis, self._batcher, self._group, streams, consumer)
 
     async def begin(
         self,
@@ -345,3 +321,49 @@ class RedisControlPlane:
 
     async def wake(self, stream: str) -> None:
         await self._redis.xadd(stream, {WAKE_FIELD: b"1"})
+
+
+class RedisFetcher:
+    """XREADGROUPs a set of control streams for one consumer, on a connection held for the loop
+    that fetches (a worker's consumption loop, its notice loop)."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        batcher: CommandBatcher,
+        group: str,
+        streams: Sequence[str],
+        consumer: str,
+    ) -> None:
+        self._batcher = batcher
+        self._connection = HeldConnection(redis)
+        self._group = group
+        self._streams = list(streams)
+        self._consumer = consumer
+
+    async def fetch(self, count: int, block_ms: int, *, own_pending: bool) -> list[Delivery]:
+        start = "0" if own_pending else ">"
+        block = () if own_pending else ("BLOCK", block_ms)
+        command = ("XREADGROUP", "GROUP", self._group, self._consumer, "COUNT", count, *block,
+                   "STREAMS", *self._streams, *[start] * len(self._streams))  # fmt: skip
+        reply = await self._connection.call(command, None if own_pending else block_ms)
+        deliveries = []
+        wakes = []
+        for stream, entries in stream_entries(reply):
+            name = stream.decode()
+            for entry_id, fields in entries:
+                if WAKE_FIELD in fields:
+                    wakes.append(("XACK", name, self._group, entry_id))
+                elif NOTICE_FIELD in fields:
+                    wakes.append(("XACK", name, self._group, entry_id))
+                    notice = fields[NOTICE_FIELD].decode(errors="replace")
+                    deliveries.append(Delivery(name, entry_id.decode(), {}, notice=notice))
+                else:
+                    # A pending entry deleted from the stream (trimmed) comes back with no fields.
+                    deliveries.append(Delivery(name, entry_id.decode(), fields))
+        if wakes:
+            await self._batcher.execute(*wakes)
+        return deliveries
+
+    async def aclose(self) -> None:
+        await self._connection.aclose()

@@ -16,7 +16,7 @@ from by_framework.history.backends import redact
 from by_framework.plugins.base import Plugin
 from by_framework.plugins.configs import ConfigSet
 from by_framework.plugins.host import PluginHost
-from by_framework.ports import Delivery, Engine, FinalEvents, Verdict
+from by_framework.ports import Delivery, Engine, Fetcher, FinalEvents, Verdict
 from by_framework.protocol import (
     AgentState,
     AgentTaskResult,
@@ -215,16 +215,24 @@ class WorkerRunner:
 
     async def serve(self) -> None:
         control = self.engine.control
-        for delivery in await control.fetch(
-            self.streams, self.worker_id, OWN_PENDING_BATCH, 0, own_pending=True
-        ):
-            self._take(delivery)  # left pending by an earlier life of this worker id
-        for delivery in await control.fetch(
-            [self._notices], self.worker_id, OWN_PENDING_BATCH, 0, own_pending=True
-        ):
-            # Cancels for tasks that died with an earlier life of this worker id: their records
-            # carry the cancel, so a re-run ends CANCELLED at once. Nothing is left to stop.
-            await control.acknowledge(delivery)
+        notices = control.fetcher([self._notices], self.worker_id)
+        try:
+            for delivery in await notices.fetch(OWN_PENDING_BATCH, 0, own_pending=True):
+                # Cancels for tasks that died with an earlier life of this worker id: their
+                # records carry the cancel, so a re-run ends CANCELLED at once. Nothing is left
+                # to stop.
+                await control.acknowledge(delivery)
+        finally:
+            await notices.aclose()
+        fetcher = control.fetcher(self.streams, self.worker_id)
+        try:
+            for delivery in await fetcher.fetch(OWN_PENDING_BATCH, 0, own_pending=True):
+                self._take(delivery)  # left pending by an earlier life of this worker id
+            await self._fetch_forever(fetcher)
+        finally:
+            await fetcher.aclose()
+
+    async def _fetch_forever(self, fetcher: Fetcher) -> None:
         backoff = Backoff()
         while not self._stopping.is_set():
             await self._room.wait()
@@ -232,9 +240,7 @@ class WorkerRunner:
                 break
             count = min(self.settings.fetch_count, self.settings.max_concurrency - self._in_hand)
             try:
-                deliveries = await control.fetch(
-                    self.streams, self.worker_id, count, FETCH_BLOCK_MS, own_pending=False
-                )
+                deliveries = await fetcher.fetch(count, FETCH_BLOCK_MS, own_pending=False)
             except self.engine.transient_errors as exc:
                 log.warning("fetch failed (%s); retrying", exc)
                 await backoff.pause()
@@ -629,21 +635,23 @@ class WorkerRunner:
         """Read the notice stream whatever the load: wake-ups for waiting parents, and cancel
         commands (anything else there is rejected)."""
         backoff = Backoff()
-        while True:
-            try:
-                deliveries = await self.engine.control.fetch(
-                    [self._notices], self.worker_id, 100, FETCH_BLOCK_MS, own_pending=False
-                )
-            except self.engine.transient_errors as exc:
-                log.warning("reading notices failed (%s); retrying", exc)
-                await backoff.pause()
-                continue
-            backoff.reset()
-            for delivery in deliveries:
-                if delivery.notice is not None:
-                    self._waiters.wake(delivery.notice)
-                else:
-                    self._spawn(self._handle_notice(delivery))
+        fetcher = self.engine.control.fetcher([self._notices], self.worker_id)
+        try:
+            while True:
+                try:
+                    deliveries = await fetcher.fetch(100, FETCH_BLOCK_MS, own_pending=False)
+                except self.engine.transient_errors as exc:
+                    log.warning("reading notices failed (%s); retrying", exc)
+                    await backoff.pause()
+                    continue
+                backoff.reset()
+                for delivery in deliveries:
+                    if delivery.notice is not None:
+                        self._waiters.wake(delivery.notice)
+                    else:
+                        self._spawn(self._handle_notice(delivery))
+        finally:
+            await fetcher.aclose()
 
     async def _handle_notice(self, delivery: Delivery) -> None:
         envelope = self._decode(delivery)

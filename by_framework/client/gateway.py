@@ -1,9 +1,9 @@
 """GatewayClient: send commands, follow a session's output, look up tasks."""
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -31,6 +31,8 @@ from by_framework.protocol.records import TaskRecord
 from by_framework.redis.engine import RedisEngine
 from by_framework.redis.registry import WorkerRegistry
 from by_framework.settings import Settings
+
+T = TypeVar("T")
 
 READ_BATCH = 500
 READ_BLOCK_MS = 2_000  # within redis-py's default 5 s socket timeout
@@ -299,22 +301,37 @@ class GatewayClient:
     ) -> AgentTaskResult:
         """Block (without polling) until the task's run ends; its result.
 
-        A suspended task (waiting for the user) counts as ended: its status says so.
+        A suspended task (waiting for the user) counts as ended: its status says so. Like the
+        wait itself, its lookups wait out a lost connection (a Redis restart) until ``timeout``.
         """
-        session_id = await self._engine.tasks.session_of(message_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        tasks = self._engine.tasks
+        session_id = await self._looking_up(lambda: tasks.session_of(message_id), deadline)
         if session_id is None:
             raise TaskNotFoundError(f"no task {message_id!r}: never sent, or past its retention")
         # Take the stream position first: a run ending after it shows up in what follows it.
-        after = await self.last_event_id(session_id)
-        record = await self._engine.tasks.get(message_id)
+        after = await self._looking_up(lambda: self.last_event_id(session_id), deadline)
+        record = await self._looking_up(lambda: tasks.get(message_id), deadline)
         if record is not None and record.status.has_ended_run and record.result is not None:
             return record.result
-        async for _ in self.events(session_id, after, until_message_id=message_id, timeout=timeout):
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        async for _ in self.events(session_id, after, until_message_id=message_id, timeout=left):
             pass
-        record = await self._engine.tasks.get(message_id)
+        record = await self._looking_up(lambda: tasks.get(message_id), deadline)
         if record is None or record.result is None:
             raise TaskNotFoundError(f"task {message_id!r} ended but its record is gone")
         return record.result
+
+    async def _looking_up(self, lookup: Callable[[], Awaitable[T]], deadline: float | None) -> T:
+        """The lookup's answer, retried through connection trouble until ``deadline``."""
+        backoff = Backoff()
+        while True:
+            try:
+                return await lookup()
+            except self._engine.transient_errors:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                await backoff.pause()
 
     async def aclose(self) -> None:
         await self._engine.aclose()

@@ -29,7 +29,7 @@ from redis.exceptions import ConnectionError, DataError, NoScriptError, Response
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.common.aio import cancel_and_wait
-from by_framework.redis.connection import reply_timeout
+from by_framework.redis.connection import reply_timeout, unpooled_connection
 from by_framework.redis.scripts import ALL_SCRIPTS, Script
 
 RedisCommand = tuple[Any, ...]
@@ -89,7 +89,7 @@ class CommandBatcher:
                 self._wakeup.clear()
                 if batch:
                     if connection is None:
-                        connection = self._new_connection()
+                        connection = unpooled_connection(self._redis)
                     await self._flush(batch, connection)
                     batch = []
         except BaseException:
@@ -103,13 +103,6 @@ class CommandBatcher:
         finally:
             if connection is not None:
                 await connection.disconnect()
-
-    def _new_connection(self) -> AbstractConnection:
-        """A connection (unconnected until its first write) made like the pool's, but without a
-        socket timeout: each flush is bounded as a whole (see ``_exchange``), with no timer per
-        write or reply."""
-        pool = self._redis.connection_pool
-        return pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
 
     async def _flush(self, batch: list[_Queued], connection: AbstractConnection) -> None:
         try:

@@ -109,20 +109,27 @@ def reply_timeout(redis: Redis) -> float | None:
     return redis.connection_pool.connection_kwargs.get("socket_timeout", DEFAULT_REPLY_TIMEOUT)
 
 
-class HeldConnection:
-    """A pool connection held from the first ``call`` to ``aclose``, for a loop of blocking reads
-    (a session's follower, a worker's fetch loop).
+def unpooled_connection(redis: Redis) -> AbstractConnection:
+    """A connection (unconnected until its first write) made like the client's pool's, but outside
+    the pool and without a socket timeout: its user bounds each exchange as a whole. redis-py
+    bounds each write with that timeout by a task of its own (``wait_for``), and each reply by a
+    timer, on top of a pool checkout per command."""
+    pool = redis.connection_pool
+    return pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
 
-    redis-py's path for each command (a pool checkout under a lock, its retry wrapper, the reply
-    turned into dicts) cost a busy client more than decoding what it read. Here a command is
-    packed by hiredis, written, and its raw reply read back, bounded by its block time plus the
-    client's reply timeout. A call that fails or is cut short leaves the connection disconnected
-    (redis-py does so for any interrupted read), so no reply is left on it; the next call
-    connects it again.
+
+class HeldConnection:
+    """A connection of its own for a loop of blocking reads (a session's follower, a worker's
+    fetch loop), from the first ``call`` to ``aclose``.
+
+    A command is packed by hiredis, written, and its raw reply read back, bounded by its block
+    time plus the client's reply timeout. A call that fails or is cut short leaves the
+    connection disconnected (redis-py does so for any interrupted read or write), so no reply
+    is ever left on it; the next call connects it again.
     """
 
     def __init__(self, redis: Redis) -> None:
-        self._pool = redis.connection_pool
+        self._redis = redis
         self._reply_timeout = reply_timeout(redis)
         self._connection: AbstractConnection | None = None
 
@@ -131,14 +138,14 @@ class HeldConnection:
         up to ``block_ms``."""
         packed = pack_command(command)
         if self._connection is None:
-            self._connection = await self._pool.get_connection()
+            self._connection = unpooled_connection(self._redis)
         connection = self._connection
         wait = None
         if self._reply_timeout is not None:
             wait = self._reply_timeout + (block_ms or 0) / 1000
         try:
             async with asyncio.timeout(wait):
-                await connection.send_packed_command(packed, check_health=False)
+                await connection.send_packed_command(packed, check_health=False)  # connects
                 return await connection.read_response(timeout=math.inf)
         except TimeoutError:  # the connection was disconnected when the read was cut short
             raise RedisTimeoutError(
@@ -148,7 +155,7 @@ class HeldConnection:
     async def aclose(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            await self._pool.release(connection)
+            await connection.disconnect()
 
 
 async def load_scripts(redis: Redis) -> None:

@@ -181,9 +181,9 @@ class Fetcher(Protocol):
 class EventReader(Protocol):
     """One follower of one session's events, from its first ``read`` to ``aclose``."""
 
-    async def read(self, after: str, count: int, block_ms: int | None) -> list[SessionEvent]:
+    async def read(self, after: str, count: int, block_ms: int) -> list[SessionEvent]:
         """Up to ``count`` events after the stream id ``after``, waiting up to ``block_ms`` for
-        the first (None: not at all)."""
+        the first."""
 
     async def aclose(self) -> None: ...
 

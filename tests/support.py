@@ -24,6 +24,7 @@ from by_framework import (
     WorkerRunner,
 )
 from by_framework.protocol import encode_event
+from by_framework.protocol.ids import new_id
 from by_framework.redis.engine import RedisEngine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,12 +57,14 @@ async def final_result(
 
 
 async def write_chunks(redis: Redis, settings: Settings, session_id: str, *texts: str) -> None:
-    """Text chunks of a task "m1" written straight to the session's stream, as a worker would."""
+    """Text chunks written straight to the session's stream, as a worker would, all of one task
+    (a new one on each call: readers drop an event whose task already had its sequence number)."""
     engine = RedisEngine(redis, settings)
+    message_id = new_id()
     try:
         for seq, text in enumerate(texts, start=1):
             chunk = StreamChunkEvent(content=text)
-            await engine.events.append(session_id, encode_event("m1", "echo", seq, chunk))
+            await engine.events.append(session_id, encode_event(message_id, "echo", seq, chunk))
     finally:
         await engine.aclose()
 

@@ -79,6 +79,7 @@ class RedisEngine:
         await load_scripts(self.redis)
 
     async def aclose(self) -> None:
+        await self.events.aclose()
         await self.batcher.aclose()
         if self._owns_client:
             await self.redis.aclose()

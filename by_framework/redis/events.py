@@ -1,18 +1,13 @@
 """Session data streams: bounded (MAXLEN ~), expiring (TTL refreshed on every write)."""
 
-import time
-from typing import Any
-
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.common.aio import Backoff
-from by_framework.protocol import ErrorEvent, MalformedEntry, SessionEvent, decode_event
 from by_framework.redis.batching import CommandBatcher
-from by_framework.redis.connection import HeldConnection
+from by_framework.redis.feed import FeedFollower, SessionFeed
 from by_framework.redis.keys import KeySpace
-from by_framework.redis.replies import stream_entries
 
 
 class RedisEventLog:
@@ -24,6 +19,7 @@ class RedisEventLog:
         self._keys = keys
         self._maxlen = maxlen
         self._ttl = ttl
+        self._feed = SessionFeed(redis, batcher, keys)
 
     async def append(self, session_id: str, *events: bytes) -> None:
         """Append, waiting out a Redis outage (the caller may cancel). A reply lost to a dropped
@@ -40,45 +36,13 @@ class RedisEventLog:
             except (RedisConnectionError, RedisTimeoutError):
                 await backoff.pause()
 
-    def reader(self, session_id: str) -> "RedisEventReader":
-        return RedisEventReader(self._redis, self._keys.session_data_stream(session_id))
+    def reader(self, session_id: str) -> FeedFollower:
+        return self._feed.follower(self._keys.session_data_stream(session_id))
+
+    async def aclose(self) -> None:
+        await self._feed.aclose()
 
     async def last_id(self, session_id: str) -> str:
         """Id of the newest event, or "0-0": reading after it sees only what comes next."""
         newest = await self._redis.xrevrange(self._keys.session_data_stream(session_id), count=1)
         return newest[0][0].decode() if newest else "0-0"
-
-
-class RedisEventReader:
-    """XREADs one session stream on a connection held for the follower's whole iteration."""
-
-    def __init__(self, redis: Redis, stream: str) -> None:
-        self._stream = stream
-        self._connection = HeldConnection(redis)
-
-    async def read(self, after: str, count: int, block_ms: int | None) -> list[SessionEvent]:
-        block: tuple[Any, ...] = () if block_ms is None else ("BLOCK", block_ms)
-        command = ("XREAD", "COUNT", count, *block, "STREAMS", self._stream, after)
-        reply = await self._connection.call(command, block_ms)
-        return [
-            _decode(entry_id.decode(), fields)
-            for _, entries in stream_entries(reply)
-            for entry_id, fields in entries
-        ]
-
-    async def aclose(self) -> None:
-        await self._connection.aclose()
-
-
-def _decode(stream_id: str, fields: dict[bytes, bytes]) -> SessionEvent:
-    """A malformed entry becomes an ErrorEvent in its place, so readers see it and move past it."""
-    try:
-        return decode_event(stream_id, fields)
-    except MalformedEntry as exc:
-        return SessionEvent(
-            stream_id=stream_id,
-            message_id="",
-            seq=0,
-            ts=time.time(),
-            event=ErrorEvent(error=f"unreadable event {stream_id}: {exc.reason}"),
-        )

@@ -48,6 +48,10 @@ class KeySpace:
         """A scatter-gather group: its children in dispatch order and how many are still out."""
         return f"{self.prefix}:session:{{{session_id}}}:task_group:{group_id}"
 
+    def feed_wake(self, feed_id: str) -> str:
+        """A client's session feed is woken here when a follower joins (``redis/feed.py``)."""
+        return f"{self.prefix}:client:{feed_id}:wake"
+
     def task_index(self, message_id: str) -> str:
         """message id -> session id, so a task can be found from its id alone."""
         return f"{self.prefix}:task:{message_id}"

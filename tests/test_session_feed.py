@@ -1,0 +1,194 @@
+"""Following sessions through a client's feed: one blocking read for all its followers, each
+handed its own events in order from its own position, whoever joins, leaves, lags or fails."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from by_framework import GatewayClient, Settings, StreamChunkEvent
+from by_framework.protocol import encode_event
+from by_framework.redis import feed
+from by_framework.redis.connection import HeldConnection
+from by_framework.redis.engine import RedisEngine
+from by_framework.redis.keys import KeySpace
+from tests.support import write_chunks
+
+NAMED = "feed-under-test"
+
+
+async def read_texts(client: GatewayClient, session: str, count: int, after: str = "0-0") -> list:
+    texts = []
+    async for item in client.events(session, after, timeout=5):
+        assert isinstance(item.event, StreamChunkEvent)
+        texts.append(item.event.content)
+        if len(texts) == count:
+            break
+    return texts
+
+
+@pytest.fixture
+async def named(redis_url: str, settings: Settings) -> AsyncIterator[GatewayClient]:
+    """A client whose connections are named, to be found in CLIENT LIST."""
+    redis = Redis.from_url(redis_url, client_name=NAMED)
+    client = GatewayClient(redis, settings=settings)
+    yield client
+    await client.aclose()
+    await redis.aclose()
+
+
+async def blocked_reads(redis: Redis) -> list[int]:
+    """Ids of the named client's connections blocked in XREAD."""
+    return [c["id"] for c in await redis.client_list()
+            if c["name"] == NAMED and c["cmd"] == "xread" and "b" in c["flags"]]  # fmt: skip
+
+
+@pytest.fixture
+def long_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feed's read blocks far longer than the tests wait: only a wake-up ends it early."""
+    monkeypatch.setattr(feed, "READ_BLOCK_MS", 60_000)
+
+
+@pytest.mark.usefixtures("long_reads")
+async def test_followers_share_one_read_and_each_gets_its_own_events(
+    named: GatewayClient, redis: Redis, settings: Settings
+) -> None:
+    sessions = [f"s-many-{i}" for i in range(20)]
+    followers = [asyncio.create_task(read_texts(named, s, 2)) for s in sessions]
+    await asyncio.sleep(0.5)  # all twenty joined
+    assert len(await blocked_reads(redis)) == 1
+    for session in sessions:
+        await write_chunks(redis, settings, session, f"{session}/a", f"{session}/b")
+    assert await asyncio.gather(*followers) == [[f"{s}/a", f"{s}/b"] for s in sessions]
+
+
+@pytest.mark.usefixtures("long_reads")
+async def test_a_follower_that_joins_behind_the_blocked_read_gets_every_event(
+    redis: Redis, settings: Settings
+) -> None:
+    engine = RedisEngine(redis, settings)
+    ahead, behind = engine.events.reader("s-behind"), engine.events.reader("s-behind")
+    try:
+        await write_chunks(redis, settings, "s-behind", "a", "b")
+        first = await ahead.read("0-0", 10, 1000)
+        waiting = asyncio.create_task(ahead.read(first[-1].stream_id, 10, 5000))
+        await asyncio.sleep(0.3)  # the feed now reads s-behind after "b", for `ahead`
+        # "c" written without letting this loop run (a blocking client): the read that brings
+        # it is answered, and not yet handed out, when `behind` joins from the start. "c" alone
+        # must not be taken for all that comes after 0-0.
+        chunk = encode_event("m2", "echo", 1, StreamChunkEvent(content="c"))
+        with SyncRedis.from_url(settings.redis_url or "") as blocking:
+            blocking.xadd(
+                KeySpace(settings.key_prefix).session_data_stream("s-behind"), {"e": chunk}
+            )
+        from_start = await behind.read("0-0", 10, 5000)
+        assert [e.event.content for e in from_start] == ["a", "b", "c"]
+        assert [e.event.content for e in await waiting] == ["c"]
+    finally:
+        await ahead.aclose()
+        await behind.aclose()
+        await engine.aclose()
+
+
+@pytest.mark.usefixtures("long_reads")
+async def test_a_follower_that_breaks_off_leaves_the_others_reading(
+    named: GatewayClient, redis: Redis, settings: Settings
+) -> None:
+    await write_chunks(redis, settings, "s-quit", "x")
+    assert await read_texts(named, "s-quit", 1) == ["x"]  # joined, took one, broke off
+    staying = asyncio.create_task(read_texts(named, "s-stay", 1))
+    await asyncio.sleep(0.3)
+    await write_chunks(redis, settings, "s-quit", "y")
+    await write_chunks(redis, settings, "s-stay", "z")
+    assert await staying == ["z"]
+    assert await read_texts(named, "s-quit", 2) == ["x", "y"]  # a new follower, from the start
+
+
+async def test_a_slow_follower_holds_back_neither_the_others_nor_memory(
+    redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feed, "BACKLOG", 10)
+    monkeypatch.setattr(feed, "READ_COUNT", 5)
+    engine = RedisEngine(redis, settings)
+    slow, fast = engine.events.reader("s-slow"), engine.events.reader("s-fast")
+    try:
+        await write_chunks(redis, settings, "s-slow", *map(str, range(100)))
+        (first,) = await slow.read("0-0", 1, 1000)  # joined; then it takes nothing for a while
+        await write_chunks(redis, settings, "s-fast", *map(str, range(100)))
+        taken, after = [], "0-0"
+        while len(taken) < 100:
+            batch = await fast.read(after, 7, 1000)
+            taken += [e.event.content for e in batch]
+            after = batch[-1].stream_id
+        assert taken == [str(i) for i in range(100)]
+        assert slow.waiting <= 10 + 5  # stopped reading for it at its backlog, within a read
+        rest, after = [first.event.content], first.stream_id
+        while len(rest) < 100:
+            batch = await slow.read(after, 3, 1000)
+            rest += [e.event.content for e in batch]
+            after = batch[-1].stream_id
+        assert rest == [str(i) for i in range(100)]  # read again for it as it caught up
+    finally:
+        await slow.aclose()
+        await fast.aclose()
+        await engine.aclose()
+
+
+async def test_a_session_key_that_is_not_a_stream_fails_its_follower_only(
+    named: GatewayClient, redis: Redis, settings: Settings
+) -> None:
+    keys = KeySpace(settings.key_prefix)
+    await redis.set(keys.session_data_stream("s-wrong"), "not a stream")
+    good = asyncio.create_task(read_texts(named, "s-good", 1))
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await read_texts(named, "s-wrong", 1)
+    await write_chunks(redis, settings, "s-good", "fine")
+    assert await good == ["fine"]
+
+
+async def test_a_closed_client_follows_nothing(redis: Redis, settings: Settings) -> None:
+    client = GatewayClient(redis, settings=settings)
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="this client is closed"):
+        await read_texts(client, "s-closed", 1)
+
+
+async def test_a_position_that_is_not_a_stream_id_is_refused(named: GatewayClient) -> None:
+    with pytest.raises(ValueError, match="not a stream id: 'latest'"):
+        await read_texts(named, "s-any", 1, after="latest")
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+async def test_events_read_alike_in_both_protocols(
+    redis_url: str, settings: Settings, protocol: int
+) -> None:
+    redis = Redis.from_url(redis_url, protocol=protocol)
+    client = GatewayClient(redis, settings=settings)
+    try:
+        await write_chunks(redis, settings, "s-resp", "one", "two", "three")
+        assert await read_texts(client, "s-resp", 3) == ["one", "two", "three"]
+    finally:
+        await client.aclose()
+        await redis.aclose()
+
+
+async def test_a_call_cut_short_leaves_no_reply_behind(redis: Redis, settings: Settings) -> None:
+    stream = KeySpace(settings.key_prefix).session_data_stream("s-cut")
+    connection = HeldConnection(redis)
+    try:
+        cut = asyncio.create_task(
+            connection.call(("XREAD", "BLOCK", 2000, "STREAMS", stream, "0-0"), 2000)
+        )
+        await asyncio.sleep(0.3)  # blocked in XREAD after 0-0
+        cut.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cut
+        await redis.xadd(stream, {"e": "a"})
+        # Had the cut XREAD stayed on the connection, Redis would answer it now, and this call
+        # would take that answer for its own.
+        assert await connection.call(("XLEN", stream)) == 1
+    finally:
+        await connection.aclose()

@@ -107,6 +107,7 @@ class SessionFeed:
                 continue
             backoff.reset()
             self._hand_out(positions, entries)
+            await asyncio.sleep(0)  # the followers take their events before the next read goes
 
     def _positions(self) -> dict[str, tuple[int, int]]:
         """Each stream to read, from the earliest position of its followers that take more."""

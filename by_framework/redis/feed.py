@@ -46,7 +46,7 @@ class SessionFeed:
         self._connection = HeldConnection(redis)
         self._wake_stream = keys.feed_wake(new_id())
         self._wake_position = "0-0"
-        self._followers: set[FeedFollower] = set()
+        self._followers: dict[str, set[FeedFollower]] = {}  # by stream
         self._changed = asyncio.Event()  # a follower joined, or may be read for again
         self._reading: dict[str, tuple[int, int]] = {}  # the blocked read: stream -> position
         self._task: asyncio.Task[None] | None = None
@@ -66,7 +66,7 @@ class SessionFeed:
         """Read for the follower from its position on; wake the blocked read if it misses it."""
         if self._closed:
             raise RuntimeError("this client is closed: follow sessions with an open one")
-        self._followers.add(follower)
+        self._followers.setdefault(follower.stream, set()).add(follower)
         self._changed.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._read_forever(), name="session-feed")
@@ -79,14 +79,18 @@ class SessionFeed:
             )
 
     def _leave(self, follower: "FeedFollower") -> None:
-        self._followers.discard(follower)
+        followers = self._followers.get(follower.stream, set())
+        followers.discard(follower)
+        if not followers:
+            self._followers.pop(follower.stream, None)
 
     async def _read_forever(self) -> None:
         try:
             await self._read_until_cancelled()
         except Exception as exc:  # a surprise: no follower may wait for ever on a dead feed
-            for follower in self._followers:
-                follower.fail(exc)
+            for followers in self._followers.values():
+                for follower in followers:
+                    follower.fail(exc)
             raise
 
     async def _read_until_cancelled(self) -> None:
@@ -112,12 +116,10 @@ class SessionFeed:
     def _positions(self) -> dict[str, tuple[int, int]]:
         """Each stream to read, from the earliest position of its followers that take more."""
         positions: dict[str, tuple[int, int]] = {}
-        for follower in self._followers:
-            if follower.full or follower.error is not None:
-                continue
-            known = positions.get(follower.stream)
-            if known is None or follower.position < known:
-                positions[follower.stream] = follower.position
+        for stream, followers in self._followers.items():
+            wanted = [f.position for f in followers if not f.full and f.error is None]
+            if wanted:
+                positions[stream] = min(wanted)
         return positions
 
     async def _read(
@@ -159,8 +161,8 @@ class SessionFeed:
         for stream, read in entries.items():
             events = [_decode(entry_id, fields) for entry_id, fields in read]
             start = positions[stream]
-            for follower in self._followers:
-                if follower.stream == stream and start <= follower.position and not follower.full:
+            for follower in self._followers.get(stream, ()):
+                if start <= follower.position and not follower.full:
                     follower.deliver(events)
 
     async def _fail_unreadable(
@@ -178,9 +180,10 @@ class SessionFeed:
         bad = {
             s for s, kind in zip(positions, kinds, strict=True) if kind not in (b"stream", b"none")
         }
-        for follower in self._followers:
-            if follower.stream in bad or not bad:
-                follower.fail(error)
+        for stream, followers in self._followers.items():
+            if stream in bad or not bad:
+                for follower in followers:
+                    follower.fail(error)
 
 
 class FeedFollower:

@@ -35,7 +35,7 @@ from by_framework.settings import Settings
 T = TypeVar("T")
 
 READ_BATCH = 500
-READ_BLOCK_MS = 2_000  # within redis-py's default 5 s socket timeout
+READ_BLOCK_MS = 2_000  # how long a follower waits for events before it checks its deadline
 
 
 class Interceptor(Protocol):

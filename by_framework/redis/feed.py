@@ -32,7 +32,7 @@ from by_framework.redis.connection import HeldConnection
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.replies import stream_entries
 
-READ_BLOCK_MS = 2_000  # within redis-py's default 5 s socket timeout
+READ_BLOCK_MS = 2_000  # a read for followers that have all left lingers at most this long
 READ_COUNT = 500  # entries per stream per read
 BACKLOG = 2_000
 """Events a follower may have waiting, not yet taken, before the feed stops reading for it."""

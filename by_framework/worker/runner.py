@@ -43,7 +43,7 @@ from by_framework.worker.workspace import Workspace
 log = logging.getLogger("by_framework.worker")
 T = TypeVar("T")
 
-# Blocking reads must end well within the client's socket timeout (redis-py's default: 5 s).
+# How long a fetch blocks: a stop that no wake-up reaches is seen within this.
 FETCH_BLOCK_MS = 2_000
 OWN_PENDING_BATCH = 10_000
 EARLY_CANCELS_KEPT = 1_000  # cancels that found no run here yet; the oldest go first

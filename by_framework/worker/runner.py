@@ -239,15 +239,21 @@ class WorkerRunner:
             if self._stopping.is_set():
                 break
             count = min(self.settings.fetch_count, self.settings.max_concurrency - self._in_hand)
-            try:
-                deliveries = await fetcher.fetch(count, FETCH_BLOCK_MS, own_pending=False)
-            except self.engine.transient_errors as exc:
-                log.warning("fetch failed (%s); retrying", exc)
-                await backoff.pause()
-                continue
-            backoff.reset()
-            for delivery in deliveries:
+            for delivery in await self._fetched(fetcher, count, backoff, "fetch"):
                 self._take(delivery)
+
+    async def _fetched(
+        self, fetcher: Fetcher, count: int, backoff: Backoff, what: str
+    ) -> list[Delivery]:
+        """The next deliveries; none after a failed fetch, which is logged and paused after."""
+        try:
+            deliveries = await fetcher.fetch(count, FETCH_BLOCK_MS, own_pending=False)
+        except self.engine.transient_errors as exc:
+            log.warning("%s failed (%s); retrying", what, exc)
+            await backoff.pause()
+            return []
+        backoff.reset()
+        return deliveries
 
     async def shutdown(self) -> None:
         self._stopping.set()
@@ -638,14 +644,7 @@ class WorkerRunner:
         fetcher = self.engine.control.fetcher([self._notices], self.worker_id)
         try:
             while True:
-                try:
-                    deliveries = await fetcher.fetch(100, FETCH_BLOCK_MS, own_pending=False)
-                except self.engine.transient_errors as exc:
-                    log.warning("reading notices failed (%s); retrying", exc)
-                    await backoff.pause()
-                    continue
-                backoff.reset()
-                for delivery in deliveries:
+                for delivery in await self._fetched(fetcher, 100, backoff, "reading notices"):
                     if delivery.notice is not None:
                         self._waiters.wake(delivery.notice)
                     else:

@@ -1,4 +1,5 @@
-"""Creating the shared Redis client: a pool that waits when full instead of failing."""
+"""Creating the shared Redis client (a pool that waits when full instead of failing), and the
+connections of their own that blocking reads and the command batcher use beside its pool."""
 
 import asyncio
 import math

@@ -2,6 +2,7 @@
 handed its own events in order from its own position, whoever joins, leaves, lags or fails."""
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 
 import pytest
@@ -9,7 +10,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from by_framework import GatewayClient, Settings, StreamChunkEvent
+from by_framework import GatewayClient, Settings, StreamChunkEvent, TaskTimeoutError
 from by_framework.protocol import encode_event
 from by_framework.redis import feed
 from by_framework.redis.connection import HeldConnection
@@ -192,3 +193,50 @@ async def test_a_call_cut_short_leaves_no_reply_behind(redis: Redis, settings: S
         assert await connection.call(("XLEN", stream)) == 1
     finally:
         await connection.aclose()
+
+
+async def test_followers_joining_and_leaving_at_random_each_see_exactly_their_events(
+    named: GatewayClient, redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While events stream into five sessions, forty followers join from the start or from an
+    event already seen, take a few events, and leave; a small backlog makes some of them pause.
+    Each must have seen the very next events of its session after its position, in order."""
+    monkeypatch.setattr(feed, "BACKLOG", 8)
+    monkeypatch.setattr(feed, "READ_COUNT", 5)
+    keys = KeySpace(settings.key_prefix)
+    sessions = [f"s-churn-{i}" for i in range(5)]
+    rng = random.Random(7)
+    seen_ids: dict[str, list[str]] = {s: [] for s in sessions}
+    runs: list[tuple[str, str, list[str]]] = []  # session, start, ids read
+
+    async def write() -> None:
+        for n in range(200):
+            await write_chunks(redis, settings, sessions[n % 5], str(n))
+            if n % 20 == 0:
+                await asyncio.sleep(0.01)
+
+    async def follow(index: int) -> None:
+        await asyncio.sleep(rng.random() * 0.5)
+        session = rng.choice(sessions)
+        known = seen_ids[session]
+        start = rng.choice(known) if known and rng.random() < 0.5 else "0-0"
+        wanted, got = rng.randint(1, 30), []
+        try:
+            async for item in named.events(session, start, timeout=1):
+                got.append(item.stream_id)
+                known.append(item.stream_id)
+                if len(got) == wanted:
+                    break
+                if rng.random() < 0.1:
+                    await asyncio.sleep(0.05)  # a slow taker
+        except TaskTimeoutError:
+            pass  # fewer events than it wanted were written after its start
+        runs.append((session, start, got))
+
+    await asyncio.gather(write(), *(follow(i) for i in range(40)))
+    for session, start, got in runs:
+        stream = await redis.xrange(keys.session_data_stream(session))
+        ids = [entry_id.decode() for entry_id, _ in stream]
+        first = 0 if start == "0-0" else ids.index(start) + 1
+        assert got == ids[first : first + len(got)], (session, start)
+    assert sum(len(got) for _, _, got in runs) > 200

@@ -11,7 +11,7 @@ from by_framework_history_postgres import SCHEMA_VERSION, PostgresHistoryStore
 from by_framework import ConfigurationError, MemoryHistoryStore, open_history_store
 from by_framework.history import backends
 from by_framework.history.conformance import WORKERS, HistoryStoreConformance
-from by_framework.ports import HistoryMessage, HistoryStore
+from by_framework.ports import HistoryStore
 
 
 class TestMemoryHistory(HistoryStoreConformance):
@@ -59,38 +59,6 @@ async def test_memory_history_is_bounded() -> None:
         await store.append(session, "user", "x")
     assert (await store.list("s-b")).messages == []
     assert len((await store.list("s-long")).messages) == 5
-
-
-async def test_memory_record_stores_what_append_would_and_refuses_what_it_refuses() -> None:
-    """``record`` (the worker's turn recorder uses it) is ``append`` without the message built
-    to return: same checks, same idempotency by key, same stored form."""
-    recorded, appended = MemoryHistoryStore(), MemoryHistoryStore()
-    turns = [
-        ("user", {"text": "hi", "n": [1, 2]}, {"kind": "message"}, "t1:0:message"),
-        ("assistant", "hello", {"kind": "result", "status": "completed"}, "t1:0:result"),
-        ("assistant", "again", {"kind": "result"}, "t1:0:result"),  # same key: kept once
-    ]
-    for role, content, metadata, key in turns:
-        recorded.record("s-1", role, content, metadata, key=key)
-        await appended.append("s-1", role, content, metadata, key=key)
-
-    def comparable(messages: list[HistoryMessage]) -> list[tuple[object, ...]]:
-        return [(m.position, m.role, m.content, m.metadata, m.key) for m in messages]
-
-    kept = (await recorded.list("s-1")).messages
-    assert comparable(kept) == comparable((await appended.list("s-1")).messages)
-    assert [m.content for m in kept] == [{"text": "hi", "n": [1, 2]}, "hello"]
-    for bad, message in [
-        ((("s-1", "", "x"), {}), "non-empty role"),
-        ((("s-1", "user", float("nan")), {}), "must be JSON"),
-        ((("s-1", "user", "a\x00b"), {}), "NUL"),
-        ((("s-1", "user", "x", {"at": object()}), {}), "metadata must be JSON"),
-        ((("s-1", "user", "x"), {"key": ""}), "non-empty key"),
-    ]:
-        args, options = bad
-        with pytest.raises((TypeError, ValueError), match=message):
-            recorded.record(*args, **options)
-    assert len((await recorded.list("s-1")).messages) == 2
 
 
 # Choosing a backend by URL

@@ -83,45 +83,9 @@ class MemoryHistoryStore:
         *,
         key: str | None = None,
     ) -> HistoryMessage:
-        stored, is_new = self._store(session_id, role, content, metadata, key)
-        if not is_new:
-            return self._message(session_id, stored)
-        return HistoryMessage(
-            session_id=session_id,
-            position=stored.position,
-            role=role,
-            content=_as_stored(content, stored.content),
-            metadata=_as_stored(dict(metadata or {}), stored.metadata),
-            key=key,
-            created_at=stored.created_at,
-        )
-
-    def record(
-        self,
-        session_id: str,
-        role: str,
-        content: Any,
-        metadata: Mapping[str, Any] | None = None,
-        *,
-        key: str | None = None,
-    ) -> None:
-        """``append`` for a writer that does not read the message back (the worker's turn
-        recorder): the same checks and the same store, without building the message to return,
-        a third of an append's cost. Synchronous: nothing in it waits."""
-        self._store(session_id, role, content, metadata, key)
-
-    def _store(
-        self,
-        session_id: str,
-        role: str,
-        content: Any,
-        metadata: Mapping[str, Any] | None,
-        key: str | None,
-    ) -> tuple[_Stored, bool]:
-        """The message stored under ``key`` already (and False), else the one stored now."""
         check_append(session_id, role, key)
         encoded, encoded_metadata = encode_json(content), encode_metadata(metadata)
-        # Nothing awaits from here on: appends of concurrent tasks cannot interleave.
+        # No await from here on: appends of concurrent tasks cannot interleave.
         session = self._sessions.get(session_id)
         if session is None:
             session = self._sessions[session_id] = _Session()
@@ -129,7 +93,7 @@ class MemoryHistoryStore:
                 self._sessions.popitem(last=False)
         self._sessions.move_to_end(session_id)
         if key is not None and key in session.keys:
-            return session.keys[key], False
+            return self._message(session_id, session.keys[key])
         session.last_position += 1
         stored = _Stored(
             session.last_position, role, encoded, encoded_metadata, key, datetime.now(UTC)
@@ -141,7 +105,15 @@ class MemoryHistoryStore:
             dropped = session.messages.pop(0)
             if dropped.key is not None:
                 session.keys.pop(dropped.key, None)
-        return stored, True
+        return HistoryMessage(
+            session_id=session_id,
+            position=stored.position,
+            role=role,
+            content=_as_stored(content, encoded),
+            metadata=_as_stored(dict(metadata or {}), encoded_metadata),
+            key=key,
+            created_at=stored.created_at,
+        )
 
     async def list(
         self, session_id: str, after: str | None = None, limit: int = 100

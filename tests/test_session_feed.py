@@ -21,7 +21,9 @@ from tests.support import write_chunks
 NAMED = "feed-under-test"
 
 
-async def read_texts(client: GatewayClient, session: str, count: int, after: str = "0-0") -> list:
+async def read_texts(
+    client: GatewayClient, session: str, count: int, after: str = "0-0"
+) -> list[str]:
     texts = []
     async for item in client.events(session, after, timeout=5):
         assert isinstance(item.event, StreamChunkEvent)

@@ -53,6 +53,16 @@ def _pack(command: RedisCommand) -> bytes:
         raise DataError(f"cannot send {command!r} to Redis: {exc}") from None
 
 
+async def _closed_by_redis(connection: AbstractConnection) -> bool:
+    """Whether an idle connection has something to read (no reply is owed between flushes, so
+    that is Redis closing it) or is broken. redis-py answers True for a closed socket up to 8.1
+    and raises ConnectionError from 8.2 on: either way it is not written to again."""
+    try:
+        return await connection.can_read()
+    except (ConnectionError, OSError):
+        return True
+
+
 class CommandBatcher:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
@@ -112,6 +122,9 @@ class CommandBatcher:
                 b"".join([packed for _, packed, _ in batch]),
             )
         except Exception as exc:  # connection lost or timed out: every caller of this flush sees it
+            # Never reused after a failed exchange, whatever the client library did with it: a
+            # reply still owed on it would reach the next flush's callers.
+            await connection.disconnect()
             for _, _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
@@ -143,7 +156,7 @@ class CommandBatcher:
     async def _send_and_read(
         self, connection: AbstractConnection, commands: list[RedisCommand], packed: bytes
     ) -> list[Any]:
-        if connection.is_connected and await connection.can_read():
+        if connection.is_connected and await _closed_by_redis(connection):
             # Redis closed it (restart, idle timeout; no reply is owed between flushes): it is
             # not written to, and is connected again below. (redis-py's pool skips this check
             # when its maintenance notifications are on, as they are by default.)

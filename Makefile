@@ -4,20 +4,35 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench bench-all chunks soak fanout
+.PHONY: install lock demo test lint format bench bench-all chunks soak fanout
 
 # The core and every extension package (adapters, history, tracing), editable, in one resolve.
 # (The tracing packages must resolve together with google-adk, which caps OpenTelemetry.)
 PACKAGES := -e ".[dev,bench]" -e "adapters/langgraph[postgres,test]" -e "adapters/adk[db]" \
 	-e history/postgres -e tracing/langfuse -e tracing/phoenix
-$(STAMP): pyproject.toml adapters/langgraph/pyproject.toml adapters/adk/pyproject.toml \
-		history/postgres/pyproject.toml tracing/langfuse/pyproject.toml tracing/phoenix/pyproject.toml
+PYPROJECTS := pyproject.toml adapters/langgraph/pyproject.toml adapters/adk/pyproject.toml \
+	history/postgres/pyproject.toml tracing/langfuse/pyproject.toml tracing/phoenix/pyproject.toml
+# Every dependency at the version the suite last passed with (`make lock` refreshes it, on
+# purpose); CI also runs the suite on the newest and the lowest redis-py and pydantic allowed.
+CONSTRAINTS ?= constraints.txt
+$(STAMP): $(PYPROJECTS) $(CONSTRAINTS)
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(PACKAGES)
+	$(PY) -m pip install -q -c $(CONSTRAINTS) $(PACKAGES)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# A fresh resolve of every package at the newest versions their ranges allow, written to
+# constraints.txt; run `make test` on it before committing the new file.
+lock:
+	rm -rf .venv-lock
+	python3 -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q --upgrade pip
+	.venv-lock/bin/python -m pip install -q $(PACKAGES)
+	{ echo "# make lock: every dependency at the version the test suite passed with."; \
+	  .venv-lock/bin/python -m pip freeze --exclude-editable; } > constraints.txt
+	rm -rf .venv-lock
 
 demo: $(STAMP)
 	$(PY) -m by_framework demo

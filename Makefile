@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock demo test lint format bench bench-all chunks soak fanout
+.PHONY: install lock demo test lint format bench bench-all chunks soak fault-soak fanout
 
 # The core and every extension package (adapters, history, tracing), editable, in one resolve.
 # (The tracing packages must resolve together with google-adk, which caps OpenTelemetry.)
@@ -67,6 +67,9 @@ chunks: $(STAMP)
 
 soak: $(STAMP)
 	$(PY) bench/soak.py
+
+fault-soak: $(STAMP)
+	$(PY) bench/fault_soak.py
 
 fanout: $(STAMP)
 	$(PY) bench/fanout.py

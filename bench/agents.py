@@ -1,9 +1,10 @@
 """The agent the benchmark runs in real worker processes."""
 
+import asyncio
 import time
 from typing import Any
 
-from by_framework import AgentContext, AgentTaskResult, GatewayWorker
+from by_framework import AgentContext, AgentTaskResult, AskUserEvent, GatewayWorker, ResumeCommand
 
 
 class NoopAgent(GatewayWorker):
@@ -81,3 +82,49 @@ class ChunkAgent(GatewayWorker):
         for _ in range(int(command.content["n"])):
             await context.emit_chunk("tok ")
         return {"status": "completed"}
+
+
+FAULT_SOAK_AGENT_TYPE = "fault-soak"
+
+
+class FaultSoakAgent(GatewayWorker):
+    """Every task of ``bench/fault_soak.py``, on one agent type. Content: {"op", ...}.
+
+    - "plain" and "child": sleeps ``sleep`` seconds, streams a chunk, completes;
+    - "call": ``calls`` ``call_agent`` round trips to a "child" sleeping ``sleep`` seconds, one
+      after another;
+    - "group": one ``dispatch_group`` of ``n`` such children, then ``collect_group_results``;
+    - "ask": asks the user; the resume completes it with the answer.
+
+    Parents return how many of their children completed (the sub-calls are issued in a fixed
+    order, as the re-run rule asks).
+    """
+
+    def get_agent_types(self) -> list[str]:
+        return [FAULT_SOAK_AGENT_TYPE]
+
+    async def process_command(self, command: Any, context: AgentContext) -> Any:
+        if isinstance(command, ResumeCommand):
+            return {"status": "completed", "content": {"answer": command.content}}
+        content = command.content
+        op = content["op"]
+        if op in ("plain", "child"):
+            await asyncio.sleep(float(content["sleep"]))
+            await context.emit_chunk(op)
+            return {"status": "completed"}
+        if op == "ask":
+            return await context.ask_user(AskUserEvent(prompt="go on?"))
+        child = {"op": "child", "sleep": content["sleep"]}
+        if op == "call":
+            completed = 0
+            for _ in range(int(content["calls"])):
+                reply = await context.call_agent(FAULT_SOAK_AGENT_TYPE, child)
+                completed += isinstance(reply, AgentTaskResult) and reply.status == "completed"
+            return {"status": "completed", "content": {"children_completed": completed}}
+        if op == "group":
+            calls = [{"target_agent_type": FAULT_SOAK_AGENT_TYPE, "content": child}]
+            group = await context.dispatch_group(calls * int(content["n"]))
+            results = await context.collect_group_results(group["task_group_id"])
+            completed = sum(result["status"] == "completed" for result in results.values())
+            return {"status": "completed", "content": {"children_completed": completed}}
+        raise ValueError(f"unknown op {op!r}")

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -46,24 +47,45 @@ def children(
 ) -> Iterator[list[Child]]:
     """One process per command, run from the project root (``env``: variables to add); those
     still running are stopped (SIGTERM) on exit."""
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     started: list[Child] = []
     try:
         for name, command in commands.items():
-            log = logs / f"{name}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    command,
-                    cwd=ROOT,
-                    env=environ,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            started.append(Child(name, process, log))
+            started.append(spawn(name, command, logs / f"{name}.log", env))
         yield started
     finally:
         stop_children(started)
+
+
+def spawn(name: str, command: list[str], log: Path, env: dict[str, str] | None = None) -> Child:
+    """One process run from the project root (``env``: variables to add), its output in ``log``;
+    the caller stops it."""
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=environ,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return Child(name, process, log)
+
+
+def worker_command(
+    url: str, prefix: str, worker_class: str, worker_id: str, flags: Sequence[str]
+) -> list[str]:
+    """The CLI command of one by-framework worker process (``python -m by_framework``)."""
+    options = ["--redis-url", url, "--key-prefix", prefix, *flags]
+    command = [sys.executable, "-m", "by_framework", "--worker-class", worker_class]
+    return [*command, "--worker-id", worker_id, *options]
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def stop_children(started: Sequence[Child]) -> None:

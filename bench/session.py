@@ -33,12 +33,15 @@ class BenchSession:
 
 
 @contextlib.contextmanager
-def bench_session(name: str) -> Iterator[BenchSession]:
-    """A run of the benchmark ``name`` on a Redis of this machine (REDIS_URL, else
-    127.0.0.1:6379, else an embedded redis-server, stopped at the end). The run's keys are
-    deleted when it ends, however it ends; a ``BenchError`` ends the program with its message."""
+def bench_session(
+    name: str, redis: Callable[[], tuple[str, Callable[[], None]]] | None = None
+) -> Iterator[BenchSession]:
+    """A run of the benchmark ``name`` on a Redis of this machine: the one ``redis()`` starts
+    (its URL and how to stop it), else ``local_redis_url()`` (REDIS_URL, else 127.0.0.1:6379,
+    else an embedded redis-server, stopped at the end). The run's keys are deleted when it ends,
+    however it ends; a ``BenchError`` ends the program with its message."""
     try:
-        url, stop_redis = local_redis_url()
+        url, stop_redis = (redis or local_redis_url)()
         try:
             with tempfile.TemporaryDirectory(prefix=f"by-framework-{name}-") as logs:
                 prefix = f"{name}-{uuid.uuid4().hex[:12]}"

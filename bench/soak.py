@@ -61,7 +61,15 @@ from by_framework.redis.keys import KeySpace
 if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.procs import BenchError, Child, children, stop_children, stop_task, wait_ready
+from bench.procs import (
+    BenchError,
+    Child,
+    children,
+    stop_children,
+    stop_task,
+    wait_ready,
+    worker_command,
+)
 from bench.session import bench_session
 
 GROUP = str(Settings.model_fields["consumer_group"].default)
@@ -128,11 +136,10 @@ def _workers(
     flags: Sequence[str],
 ) -> Iterator[list[Child]]:
     """One CLI worker process per id; whichever still run are stopped (SIGTERM) on exit."""
-    options = ["--redis-url", url, "--key-prefix", prefix]
-    options += ["--shutdown-timeout", str(WORKER_SHUTDOWN_S), *flags]
-    command = [sys.executable, "-m", "by_framework", "--worker-class", worker_class]
+    options = ["--shutdown-timeout", str(WORKER_SHUTDOWN_S), *flags]
     commands = {
-        worker_id: [*command, "--worker-id", worker_id, *options] for worker_id in worker_ids
+        worker_id: worker_command(url, prefix, worker_class, worker_id, options)
+        for worker_id in worker_ids
     }
     with children(commands, logs, env) as started:
         yield started
@@ -378,7 +385,7 @@ async def _wait_busy(probe: Redis, control: str, names: set[str]) -> None:
         raise BenchError(f"not every worker held a task within {BUSY_TIMEOUT_S:g} s") from None
 
 
-async def _held_by(probe: Redis, control: str, consumer: str) -> set[str]:
+async def held_by(probe: Redis, control: str, consumer: str) -> set[str]:
     """Message ids of the control entries pending for ``consumer``."""
     rows = await probe.xpending_range(control, GROUP, "-", "+", 10_000, consumername=consumer)
     pipe = probe.pipeline(transaction=False)
@@ -425,7 +432,7 @@ async def _recovery_part(url: str, prefix: str, children: list[Child]) -> Recove
         victim.process.send_signal(signal.SIGKILL)
         killed_at = time.perf_counter()
         await asyncio.to_thread(victim.process.wait, 10)
-        held = await _held_by(probe, control, victim.name)
+        held = await held_by(probe, control, victim.name)
         if not held:
             raise BenchError(f"{victim.name} held no task when it was killed")
         wanted = {sent.message_id for sent in sends}

@@ -12,14 +12,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from by_framework.client.gateway import GatewayClient
-from by_framework.errors import ByFrameworkError
-from by_framework.protocol import TaskEndEvent
+from by_framework.errors import ByFrameworkError, ConfigurationError
+from by_framework.protocol import EventGap, SessionEvent, TaskEndEvent
 from by_framework.redis.dead_letter import DeadLetterNotFoundError, DeadLetters
 from by_framework.redis.embedded import EmbeddedRedisError, resolve_redis_url
 from by_framework.redis.engine import RedisEngine
+from by_framework.redis.probe import check_redis
 from by_framework.settings import Settings, reference_table
 from by_framework.worker.base import GatewayWorker
-from by_framework.worker.run import run_worker
+from by_framework.worker.run import EXIT_CONFIG, run_worker
 
 SUBCOMMANDS = ("config", "dev", "demo", "send", "tail", "dead-letter")
 
@@ -29,17 +30,22 @@ def load_worker_class(path: str) -> type[GatewayWorker] | GatewayWorker:
     e.g. a ``CallableWorker``), importable from the current dir."""
     module_name, _, class_name = path.replace(":", ".").rpartition(".")
     if not module_name:
-        raise SystemExit(f"by-framework: --worker-class wants module.Class, got {path!r}")
+        raise ConfigurationError(f"--worker-class wants module.Class, got {path!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         worker_class = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
-        raise SystemExit(f"by-framework: cannot load worker class {path!r}: {exc}") from None
+        raise ConfigurationError(
+            f"--worker-class {path!r} cannot be loaded ({exc}); give a module.Class importable "
+            "from the current directory"
+        ) from None
     if isinstance(worker_class, GatewayWorker):
         return worker_class
     if not (isinstance(worker_class, type) and issubclass(worker_class, GatewayWorker)):
-        raise SystemExit(f"by-framework: {path!r} is not a GatewayWorker subclass or instance")
+        raise ConfigurationError(
+            f"--worker-class {path!r} is not a GatewayWorker subclass or instance"
+        )
     return worker_class
 
 
@@ -103,7 +109,17 @@ def _client_settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _print_event(item: Any) -> None:
+async def _checked_settings(args: argparse.Namespace) -> Settings:
+    """The client settings, once Redis has answered a first PING with them."""
+    settings = _client_settings(args)
+    await check_redis(settings)
+    return settings
+
+
+def _print_event(item: SessionEvent | EventGap) -> None:
+    if isinstance(item, EventGap):
+        _print_gap(item)
+        return
     print(
         json.dumps(
             {"id": item.stream_id, "task": item.message_id, **item.event.model_dump(mode="json")},
@@ -113,8 +129,21 @@ def _print_event(item: Any) -> None:
     )
 
 
+def _print_gap(gap: EventGap) -> None:
+    """A line of its own in the event lines' format: how many events the reader missed."""
+    line = {
+        "type": "events_trimmed",
+        "trimmed": gap.trimmed,
+        "tasks": list(gap.message_ids),
+        "after": gap.after,
+        "before": gap.before,
+        "message": gap.describe(),
+    }
+    print(json.dumps(line), flush=True)
+
+
 async def _send(args: argparse.Namespace) -> None:
-    client = GatewayClient.connect(_client_settings(args))
+    client = GatewayClient.connect(await _checked_settings(args))
     try:
         try:
             content: Any = json.loads(args.content)
@@ -127,6 +156,7 @@ async def _send(args: argparse.Namespace) -> None:
             content,
             user_code=args.user_code,
             target_worker_id=args.worker_id,
+            wait_for_worker=args.wait_for_worker,
         )
         print(
             json.dumps({"message_id": sent.message_id, "session_id": sent.session_id}), flush=True
@@ -140,11 +170,15 @@ async def _send(args: argparse.Namespace) -> None:
 
 
 async def _tail(args: argparse.Namespace) -> None:
-    client = GatewayClient.connect(_client_settings(args))
+    client = GatewayClient.connect(await _checked_settings(args))
     try:
         async for item in client.events(args.session, args.after):
             _print_event(item)
-            if args.until_end and isinstance(item.event, TaskEndEvent):
+            if (
+                args.until_end
+                and isinstance(item, SessionEvent)
+                and isinstance(item.event, TaskEndEvent)
+            ):
                 return
     finally:
         await client.aclose()
@@ -171,15 +205,20 @@ def _dead_letter_parser() -> argparse.ArgumentParser:
 
 
 async def _dead_letter(args: argparse.Namespace) -> None:
-    settings = _client_settings(args)
+    settings = await _checked_settings(args)
     engine = RedisEngine.connect(settings)
-    dead_letters = DeadLetters(engine.redis, engine.keys, settings.consumer_group)
+    dead_letters = DeadLetters(
+        engine.redis, engine.keys, settings.consumer_group, settings.signing_key_bytes
+    )
     try:
         if args.action == "list":
             for letter in await dead_letters.list(args.count):
                 at = datetime.fromtimestamp(letter.at, UTC).isoformat(timespec="seconds")
                 message = letter.message_id or "-"
-                print(f"{letter.id:<16} {at} {letter.stream:<40} {message:<32} {letter.reason}")
+                cut = f" [truncated: {letter.cut_note()}]" if letter.truncated else ""
+                print(
+                    f"{letter.id:<16} {at} {letter.stream:<40} {message:<32} {letter.reason}{cut}"
+                )
         elif args.action == "show":
             letter = await dead_letters.get(args.id)
             if letter is None:
@@ -195,13 +234,12 @@ async def _dead_letter(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in SUBCOMMANDS:
-        args = _worker_parser("python -m by_framework").parse_args(argv)
-        _run_worker(args, args.redis_url)
-        return
-    command, rest = argv[0], argv[1:]
+    command, rest = (argv[0], argv[1:]) if argv else ("", [])
     try:
-        if command == "config":
+        if command not in SUBCOMMANDS:
+            args = _worker_parser("python -m by_framework").parse_args(argv)
+            _run_worker(args, args.redis_url)
+        elif command == "config":
             print(reference_table(), end="")
         elif command == "dev":
             args = _worker_parser("python -m by_framework dev").parse_args(rest)
@@ -224,6 +262,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             parser.add_argument("--user-code")
             parser.add_argument("--worker-id", help="route to this worker (debug path)")
             parser.add_argument("--follow", action="store_true", help="stream the task's output")
+            parser.add_argument(
+                "--wait-for-worker",
+                type=float,
+                metavar="SECONDS",
+                help="how long to wait for an online worker (default: worker_wait_seconds)",
+            )
             _redis_options(parser)
             asyncio.run(_send(parser.parse_args(rest)))
         elif command == "dead-letter":
@@ -235,6 +279,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             parser.add_argument("--until-end", action="store_true", help="stop at a task's end")
             _redis_options(parser)
             asyncio.run(_tail(parser.parse_args(rest)))
+    except ConfigurationError as exc:
+        print(f"by-framework: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
     except (ByFrameworkError, EmbeddedRedisError) as exc:
         raise SystemExit(f"by-framework: {exc}") from None
     except RedisEngine.transient_errors as exc:

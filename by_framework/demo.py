@@ -6,11 +6,13 @@ import sys
 from by_framework.client.gateway import GatewayClient
 from by_framework.protocol import (
     ArtifactEvent,
+    EventGap,
     StateChangeEvent,
     StreamChunkEvent,
     TaskResultEvent,
 )
 from by_framework.redis.engine import RedisEngine
+from by_framework.redis.probe import check_redis
 from by_framework.settings import Settings
 from by_framework.worker.base import GatewayWorker
 from by_framework.worker.context import AgentContext
@@ -38,6 +40,7 @@ async def run_demo(redis_url: str, topic: str, key_prefix: str | None = None) ->
     settings = Settings.resolve(
         redis_url=redis_url, key_prefix=key_prefix, worker_id="demo-worker", shutdown_timeout=5
     )
+    await check_redis(settings)  # else a worker that cannot start leaves wait_started hanging
     worker = WorkerRunner(StorytellerAgent(), RedisEngine.connect(settings), settings)
     serving = asyncio.create_task(worker.run())
     await worker.wait_started()
@@ -46,6 +49,9 @@ async def run_demo(redis_url: str, topic: str, key_prefix: str | None = None) ->
         sent = await client.send_message("storyteller", "demo-session", topic)
         print(f"sent task {sent.message_id} to agent type 'storyteller' via {redis_url}")
         async for item in client.events("demo-session", until_message_id=sent.message_id):
+            if isinstance(item, EventGap):
+                print(f"\n[{item.describe()}]")
+                continue
             event = item.event
             if item.message_id != sent.message_id:
                 continue

@@ -1,5 +1,10 @@
 """Exceptions raised to users. Each message says what was wrong and what to do."""
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from by_framework.protocol.gaps import EventGap
+
 
 class ByFrameworkError(Exception):
     """Base of every error this package raises on purpose."""
@@ -49,3 +54,15 @@ class ReplayDivergedError(ByFrameworkError):
 class EventWriteError(ByFrameworkError):
     """A task's event could not be written to its session stream (Redis refused it); raised at
     the task's next emit."""
+
+
+class EventsTrimmedError(ByFrameworkError):
+    """A reader of a session's events (``events(..., on_gap="raise")``) fell so far behind that
+    the stream's cap trimmed events it had not read; ``gap`` says which."""
+
+    def __init__(self, gap: "EventGap") -> None:
+        super().__init__(
+            f"{gap.describe()}: raise data_stream_maxlen or read faster, or read with "
+            f"on_gap='mark' to go on past the gap"
+        )
+        self.gap = gap

@@ -4,12 +4,12 @@ Only ``by_framework/redis/`` imports redis-py. Engine logic (worker, client) dep
 Protocols, so another engine, or an instrumented one in a test, can stand in without touching it.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from by_framework.protocol import AgentTaskResult, MessageHeader, SessionEvent
+from by_framework.protocol import AgentTaskResult, EventGap, MessageHeader, SessionEvent
 from by_framework.protocol.records import TaskRecord
 
 
@@ -181,9 +181,9 @@ class Fetcher(Protocol):
 class EventReader(Protocol):
     """One follower of one session's events, from its first ``read`` to ``aclose``."""
 
-    async def read(self, after: str, count: int, block_ms: int) -> list[SessionEvent]:
+    async def read(self, after: str, count: int, block_ms: int) -> list[SessionEvent | EventGap]:
         """Up to ``count`` events after the stream id ``after``, waiting up to ``block_ms`` for
-        the first."""
+        the first; an ``EventGap`` in place of entries trimmed before they were read."""
 
     async def aclose(self) -> None: ...
 
@@ -339,6 +339,16 @@ class ControlPlane(TaskQueue, CommandBus, Protocol):
     """Both sides of the control plane."""
 
 
+class LeaseKeeper(Protocol):
+    """Renews a worker's leases from outside its event loop while that loop is blocked."""
+
+    def start(self) -> None:
+        """Start watching (called on the running loop)."""
+
+    def stop(self) -> None:
+        """Stop watching; may block briefly, so call it off the loop."""
+
+
 class Engine(Protocol):
     """Everything the worker and the client need, on one connection."""
 
@@ -352,5 +362,16 @@ class Engine(Protocol):
     registry: WorkerDirectory
 
     async def start(self) -> None: ...
+
+    def lease_keeper(
+        self,
+        worker_id: str,
+        agent_types: Sequence[str],
+        in_flight: Callable[[], Mapping[str, Sequence[str]]],
+        token: Callable[[], str | None],
+    ) -> LeaseKeeper:
+        """A keeper of the worker's leases (``in_flight``: its entries by stream, ``token``: its
+        worker-id lock) for while its event loop is blocked."""
+        ...
 
     async def aclose(self) -> None: ...

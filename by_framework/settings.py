@@ -3,8 +3,16 @@
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 from by_framework.errors import ConfigurationError
 
@@ -145,6 +153,13 @@ class Settings(BaseModel):
         "context.cancelled and end on its own before it is cancelled outright.",
         json_schema_extra=_env("BYAI_CANCEL_GRACE_SECONDS"),
     )
+    worker_wait_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds a send waits for an online worker of its agent type (one that "
+        "registers again after a Redis restart) before NoOnlineWorkerError; 0: fail at once.",
+        json_schema_extra=_env("BYAI_WORKER_WAIT_SECONDS"),
+    )
     plugin_dir: str | None = Field(
         None,
         description="A directory whose modules define plugins (only its own *.py files).",
@@ -192,6 +207,14 @@ class Settings(BaseModel):
         description="Approximate cap of the dead-letter stream.",
         json_schema_extra=_env("BYAI_DEAD_LETTER_MAXLEN"),
     )
+    dead_letter_entry_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Most bytes of a rejected entry a dead letter keeps: a larger entry keeps "
+        "its head, with the size and sha256 of what was cut, and cannot be replayed. The "
+        "dead-letter stream holds about dead_letter_maxlen times this at most.",
+        json_schema_extra=_env("BYAI_DEAD_LETTER_ENTRY_BYTES"),
+    )
     history_url: str = Field(
         "memory://",
         min_length=1,
@@ -204,6 +227,14 @@ class Settings(BaseModel):
         description="Shared secret: clients sign every command (HMAC-SHA256) and workers "
         "dead-letter unsigned or forged ones.",
         json_schema_extra=_env("BYAI_SIGNING_KEY"),
+    )
+    command_max_age: int = Field(
+        86_400,
+        ge=1,
+        description="Seconds a signed command stays valid after it was signed (with "
+        "signing_key): an older one is dead-lettered as expired, so that the bytes of a command "
+        "cannot run again once its record is gone. At most record_ttl.",
+        json_schema_extra=_env("BYAI_COMMAND_MAX_AGE"),
     )
     max_entry_bytes: int = Field(
         1024 * 1024,
@@ -219,12 +250,21 @@ class Settings(BaseModel):
                 f"heartbeat_ttl ({self.heartbeat_ttl}) must exceed heartbeat_interval "
                 f"({self.heartbeat_interval}), or workers flicker offline between heartbeats"
             )
+        if self.redis_url:
+            _check_redis_url(self.redis_url)
+        _check_tls_files(self.tls_options)
         if self.tls_options and not (self.redis_url or "").startswith("rediss://"):
             raise ValueError("the redis_ssl_* options need a rediss:// redis_url")
         if self.lease_seconds <= 2 * self.heartbeat_interval:
             raise ValueError(
                 f"lease_seconds ({self.lease_seconds}) must exceed two heartbeat intervals "
                 f"({self.heartbeat_interval}), or live tasks get reclaimed"
+            )
+        if self.signing_key and self.command_max_age > self.record_ttl:
+            raise ValueError(
+                f"command_max_age ({self.command_max_age}) must not exceed record_ttl "
+                f"({self.record_ttl}), or a signed command could run again once its record "
+                "expired: lower BYAI_COMMAND_MAX_AGE or raise BYAI_RECORD_TTL"
             )
         return self
 
@@ -263,8 +303,47 @@ class Settings(BaseModel):
             raise ConfigurationError(f"unknown settings: {sorted(unknown)}")
         try:
             return cls(**values)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
+        except ValidationError as exc:
+            raise ConfigurationError(_one_line(exc)) from None
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _check_redis_url(url: str) -> None:
+    """redis-py takes only these schemes; a bare ``host:port`` would fail deep inside it."""
+    if urlsplit(url).scheme in REDIS_SCHEMES:
+        return
+    rest = url.split("://", 1)[-1]
+    if "@" in rest:  # never show a password
+        rest = "***@" + rest.rpartition("@")[2]
+    raise ValueError(
+        f"redis_url must start with redis://, rediss:// or unix://: write redis://{rest} "
+        "(--redis-url / REDIS_URL)"
+    )
+
+
+def _check_tls_files(options: Mapping[str, str]) -> None:
+    for name, path in options.items():
+        if not os.path.isfile(path):
+            raise ValueError(
+                f"redis_{name} {path!r} is not a file: give the path of a PEM file "
+                f"(--redis-{name.replace('_', '-')} / BYAI_REDIS_{name.upper()})"
+            )
+
+
+def _one_line(error: ValidationError) -> str:
+    """Each problem as ``field (ENV): message``, without the values given: they may hold the
+    password or the signing key."""
+    problems = []
+    for problem in error.errors(include_url=False, include_input=False):
+        message = problem["msg"].removeprefix("Value error, ")
+        name = ".".join(str(part) for part in problem["loc"])
+        field = Settings.model_fields.get(name)
+        extra = field.json_schema_extra if field is not None else None
+        env_name = extra.get("env") if isinstance(extra, dict) else None
+        problems.append(f"{name} ({env_name}): {message}" if env_name else message)
+    return "; ".join(problems)
 
 
 def reference_table() -> str:

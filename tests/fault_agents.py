@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import time
 from typing import Any
 
 from by_framework import AgentContext, GatewayWorker
@@ -45,3 +46,43 @@ class SlowChild(GatewayWorker):
             "content": {"i": content["i"], "agent": context.current_agent_id},
             "data": {"pid": os.getpid()},
         }
+
+
+class Stubborn(GatewayWorker):
+    """Ignores every cancel: catches CancelledError and keeps running, "echo" content answers at
+    once (to show the worker still takes tasks)."""
+
+    def get_agent_types(self) -> list[str]:
+        return ["fault-stubborn", "fault-quick"]
+
+    async def process_command(self, command: Any, context: AgentContext) -> dict[str, Any]:
+        if context.current_agent_id == "fault-quick":
+            return {"content": "quick"}
+        while True:
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                pass
+
+
+class LoopBlocker(GatewayWorker):
+    """Blocks its event loop with time.sleep(content["block"]), then answers with its pid."""
+
+    def get_agent_types(self) -> list[str]:
+        return ["fault-blocker"]
+
+    async def process_command(self, command: Any, context: AgentContext) -> dict[str, Any]:
+        time.sleep(command.content["block"])  # noqa: ASYNC251 (the fault under test)
+        return {"content": "unblocked", "data": {"pid": os.getpid()}}
+
+
+class Chatterbox(GatewayWorker):
+    """Emits content["chunks"] chunks "0", "1", ... as fast as it can, then ends."""
+
+    def get_agent_types(self) -> list[str]:
+        return ["fault-chatter"]
+
+    async def process_command(self, command: Any, context: AgentContext) -> dict[str, Any]:
+        for i in range(command.content["chunks"]):
+            await context.emit_chunk(str(i))
+        return {"content": "done"}

@@ -55,25 +55,27 @@ async def test_send_follow_and_tail(client: GatewayClient, settings: Settings) -
 
 
 async def test_send_without_a_worker_says_so(settings: Settings) -> None:
-    sender = spawn(cli(settings, "send", "nobody", "hi", "--session", "s"), ROOT, ENV)
+    command = cli(settings, "send", "nobody", "hi", "--session", "s", "--wait-for-worker", "0.2")
+    sender = spawn(command, ROOT, ENV)
     code = await asyncio.to_thread(sender.wait, 30)
     assert code == 1
     assert "no online worker serves agent type 'nobody'" in output_of(sender)
+    assert "waited 0.2s for one" in output_of(sender)
 
 
 async def test_client_commands_without_redis_say_so(settings: Settings) -> None:
     sender = spawn([sys.executable, "-m", "by_framework", "dead-letter", "list", "--redis-url",
                     "redis://127.0.0.1:1/0"], ROOT, ENV)  # fmt: skip
-    assert await asyncio.to_thread(sender.wait, 30) == 1
-    assert "by-framework: cannot reach Redis" in output_of(sender)
+    assert await asyncio.to_thread(sender.wait, 30) == 2
+    assert "by-framework: configuration error: cannot reach Redis" in output_of(sender)
     assert "Traceback" not in output_of(sender)
 
 
 async def test_worker_flags_errors(settings: Settings) -> None:
     missing = spawn(cli(settings, "--worker-class", "tests.agents.Nope", "--worker-id", "x"),
                     ROOT, ENV)  # fmt: skip
-    assert await asyncio.to_thread(missing.wait, 30) == 1
-    assert "cannot load worker class 'tests.agents.Nope'" in output_of(missing)
+    assert await asyncio.to_thread(missing.wait, 30) == 2
+    assert "--worker-class 'tests.agents.Nope' cannot be loaded" in output_of(missing)
     bad = spawn(cli(settings, "--worker-class", "tests.agents.EchoAgent", "--heartbeat-ttl", "1",
                     "--heartbeat-interval", "2"), ROOT, ENV)  # fmt: skip
     assert await asyncio.to_thread(bad.wait, 30) == 2

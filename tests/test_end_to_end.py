@@ -153,16 +153,18 @@ async def test_sending_without_an_online_worker_is_refused(
     client: GatewayClient, settings: Settings
 ) -> None:
     with pytest.raises(NoOnlineWorkerError, match="no online worker serves agent type 'echo'"):
-        await client.send_message("echo", "sess-5", "hi")
+        await client.send_message("echo", "sess-5", "hi", wait_for_worker=0)
     async with running_worker(EchoAgent(), settings, worker_id="w-on"):
         with pytest.raises(NoOnlineWorkerError, match="worker 'w-off' is not online"):
-            await client.send_message("echo", "sess-5", "hi", target_worker_id="w-off")
+            await client.send_message(
+                "echo", "sess-5", "hi", target_worker_id="w-off", wait_for_worker=0
+            )
         with pytest.raises(NoOnlineWorkerError, match="'echoo'"):
-            await client.send_message("echoo", "sess-5", "hi")
+            await client.send_message("echoo", "sess-5", "hi", wait_for_worker=0)
     # Refused sends leave nothing behind.
     assert await client.list_session_tasks("sess-5") == []
     with pytest.raises(NoOnlineWorkerError):  # deregistered on shutdown
-        await client.send_message("echo", "sess-5", "hi")
+        await client.send_message("echo", "sess-5", "hi", wait_for_worker=0)
 
 
 async def test_bad_calls_raise_errors_that_say_what_to_do(

@@ -10,7 +10,9 @@ from pydantic import ValidationError
 from by_framework.cancellation import cancel_tasks
 from by_framework.common.aio import Backoff
 from by_framework.errors import (
+    EventsTrimmedError,
     InvalidMessageError,
+    NoOnlineWorkerError,
     TaskNotFoundError,
     TaskNotWaitingError,
     TaskTimeoutError,
@@ -19,6 +21,7 @@ from by_framework.ports import CancelReport, ReloadAck
 from by_framework.protocol import (
     AgentTaskResult,
     AskAgentCommand,
+    EventGap,
     MessageHeader,
     ReloadPluginsCommand,
     ResumeCommand,
@@ -36,6 +39,7 @@ T = TypeVar("T")
 
 READ_BATCH = 500
 READ_BLOCK_MS = 2_000  # how long a follower waits for events before it checks its deadline
+WORKER_POLL_CAP = 0.5  # longest pause between a waiting send's tries
 
 
 class Interceptor(Protocol):
@@ -61,6 +65,36 @@ class SendResponse:
     message_id: str
     session_id: str
     trace_id: str
+
+
+class _Runs:
+    """The newest event read of each task's current run, for one reader of one session: an
+    event at or below it is a repeat (a retry wrote it again after a lost reply), one past the
+    next number says its task's events in between were trimmed."""
+
+    def __init__(self, session_id: str) -> None:
+        self._session_id = session_id
+        self._newest: dict[str, tuple[int, str]] = {}  # message id -> (seq, stream id)
+
+    def is_repeat(self, event: SessionEvent) -> bool:
+        newest = self._newest.get(event.message_id)
+        return event.seq > 0 and newest is not None and event.seq <= newest[0]
+
+    def gap_before(self, event: SessionEvent) -> EventGap | None:
+        """The events of its run trimmed before it, if any; it becomes its run's newest."""
+        newest = self._newest.get(event.message_id)
+        self._newest[event.message_id] = (event.seq, event.stream_id)
+        if event.seq == 0 or newest is None or event.seq == newest[0] + 1:
+            return None  # a run starts (or an engine error event), a task first seen, or no gap
+        missing = event.seq - newest[0] - 1
+        return EventGap(self._session_id, newest[1], event.stream_id, missing, (event.message_id,))
+
+
+def _marked(gap: EventGap, on_gap: Literal["mark", "raise"]) -> EventGap:
+    """The gap, for the reader to see in place of the events trimmed, or raised."""
+    if on_gap == "raise":
+        raise EventsTrimmedError(gap)
+    return gap
 
 
 class GatewayClient:
@@ -108,11 +142,15 @@ class GatewayClient:
         *,
         extra_payload: dict[str, Any] | None = None,
         trace_id: str | None = None,
+        wait_for_worker: float | None = None,
     ) -> SendResponse:
-        """Queue a task for ``target_agent_type`` (or one named worker) and return at once.
+        """Queue a task for ``target_agent_type`` (or one named worker) and return once queued.
 
-        Raises ``NoOnlineWorkerError`` when no online worker would get it, ``InvalidMessageError``
-        for a bad session id or agent type, ``InvalidContentError`` for content that is not JSON.
+        With no online worker to get it, the send waits up to ``wait_for_worker`` seconds (None:
+        the ``worker_wait_seconds`` setting; 0: not at all) for one, such as a worker registering
+        again after a Redis restart, then raises ``NoOnlineWorkerError``. Raises
+        ``InvalidMessageError`` for a bad session id or agent type, ``InvalidContentError`` for
+        content that is not JSON.
         """
         fields: dict[str, Any] = {
             "session_id": session_id,
@@ -129,8 +167,28 @@ class GatewayClient:
             raise InvalidMessageError(f"cannot send this message: {problems}") from None
         command = AskAgentCommand(content=content, extra_payload=extra_payload or {})
         header, envelope = await self._intercepted(command, header)
-        await self._engine.control.send(header, envelope, target_worker_id)
+        if wait_for_worker is None:
+            wait_for_worker = self._engine.settings.worker_wait_seconds
+        await self._sent(header, envelope, target_worker_id, wait_for_worker)
         return SendResponse(header.message_id, header.session_id, header.trace_id)
+
+    async def _sent(
+        self, header: MessageHeader, envelope: bytes, target_worker_id: str | None, wait: float
+    ) -> None:
+        """Send; while no online worker would get it, try again until ``wait`` seconds are up.
+        A refused send writes nothing, so trying again cannot queue the task twice."""
+        deadline = time.monotonic() + wait
+        backoff = Backoff(cap=WORKER_POLL_CAP)
+        while True:
+            try:
+                await self._engine.control.send(header, envelope, target_worker_id)
+                return
+            except NoOnlineWorkerError as exc:
+                if time.monotonic() >= deadline:
+                    if wait > 0:
+                        raise NoOnlineWorkerError(f"{exc}; waited {wait:g}s for one") from None
+                    raise
+            await backoff.pause()
 
     async def resume(
         self,
@@ -249,16 +307,23 @@ class GatewayClient:
         *,
         until_message_id: str | None = None,
         timeout: float | None = None,
-    ) -> AsyncIterator[SessionEvent]:
+        on_gap: Literal["mark", "raise"] = "mark",
+    ) -> AsyncIterator[SessionEvent | EventGap]:
         """The session's events in order, from after the stream id ``after`` ("0-0": the start).
 
         Remember the ``stream_id`` of the last event seen and pass it as ``after`` to resume
         after a disconnect with nothing lost or repeated. With ``until_message_id`` the iterator
         ends after that task's end marker; with ``timeout`` it raises ``TaskTimeoutError``.
+
+        Events the stream's cap (``data_stream_maxlen``) trimmed before this reader read them
+        come as an ``EventGap`` in their place (``on_gap="mark"``), or raise
+        ``EventsTrimmedError`` (``on_gap="raise"``).
         """
+        if on_gap not in ("mark", "raise"):
+            raise ValueError(f"on_gap must be 'mark' or 'raise', not {on_gap!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
         backoff = Backoff()
-        last_seq: dict[str, int] = {}  # per task: the newest event of its current run
+        runs = _Runs(session_id)
         reader = self._engine.events.reader(session_id)
         try:
             while True:
@@ -279,13 +344,15 @@ class GatewayClient:
                     continue
                 backoff.reset()
                 for event in batch:
+                    if isinstance(event, EventGap):
+                        yield _marked(event, on_gap)
+                        continue
                     after = event.stream_id
-                    if event.seq == 0:  # a run starts (or an engine error event)
-                        last_seq[event.message_id] = 0
-                    elif event.seq <= last_seq.get(event.message_id, -1):
-                        continue  # a repeat written by a retry after a lost reply
-                    else:
-                        last_seq[event.message_id] = event.seq
+                    if runs.is_repeat(event):
+                        continue
+                    gap = runs.gap_before(event)
+                    if gap is not None:
+                        yield _marked(gap, on_gap)
                     yield event
                     if (
                         until_message_id is not None
@@ -315,8 +382,11 @@ class GatewayClient:
         if record is not None and record.status.has_ended_run and record.result is not None:
             return record.result
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        async for _ in self.events(session_id, after, until_message_id=message_id, timeout=left):
-            pass
+        async for item in self.events(session_id, after, until_message_id=message_id, timeout=left):
+            if isinstance(item, EventGap):  # its end may be among the events trimmed
+                record = await self._looking_up(lambda: tasks.get(message_id), deadline)
+                if record is not None and record.status.has_ended_run:
+                    break
         record = await self._looking_up(lambda: tasks.get(message_id), deadline)
         if record is None or record.result is None:
             raise TaskNotFoundError(f"task {message_id!r} ended but its record is gone")

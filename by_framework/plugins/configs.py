@@ -8,6 +8,7 @@ snapshot, and a reference whose code is gone is reported in ``missing_tools``, n
 """
 
 import hashlib
+import inspect
 import json
 import sys
 import time
@@ -157,19 +158,42 @@ def _bind_all(
 
 
 def _bind(reference: dict[str, str], plugins: Sequence[Plugin]) -> Callable[..., Any] | None:
-    """The loaded code a reference names, or None. Only the plugins' own objects and modules
-    are searched; nothing is imported."""
+    """The loaded code a reference names, or None. A reference is a name looked up in a loaded
+    plugin's own tools (see ``_own_methods`` and ``_own_functions``), never a path walked
+    attribute by attribute: a snapshot rewritten in Redis to name ``os.system`` binds nothing."""
     if "method" in reference:
         for plugin in plugins:
             if plugin.plugin_id == reference["plugin"]:
-                fn = getattr(plugin, reference["method"], None)
-                return fn if callable(fn) else None
+                return _own_methods(plugin).get(reference["method"])
         return None
-    if reference.get("module") not in {type(plugin).__module__ for plugin in plugins}:
+    module = reference.get("module")
+    if module not in {type(plugin).__module__ for plugin in plugins}:
         return None
-    target: Any = sys.modules.get(reference["module"])
-    for part in reference.get("qualname", "").split("."):
-        if part == "<locals>" or target is None:
-            return None
-        target = getattr(target, part, None)
-    return target if callable(target) else None
+    return _own_functions(module).get(reference.get("qualname", ""))
+
+
+def _own_methods(plugin: Plugin) -> dict[str, Callable[..., Any]]:
+    """The methods the plugin's own classes define, bound: not Plugin's API (hooks,
+    ``register_agent_configs``, ``reload``), not dunders, nothing inherited from elsewhere."""
+    names = {
+        name
+        for cls in type(plugin).__mro__
+        if issubclass(cls, Plugin) and cls is not Plugin
+        for name, value in vars(cls).items()
+        if inspect.isfunction(value) and not name.startswith("__") and not hasattr(Plugin, name)
+    }
+    return {name: getattr(plugin, name) for name in names}
+
+
+def _own_functions(module_name: str) -> dict[str, Callable[..., Any]]:
+    """The functions a plugin's module defines at its top level, by name; not what it imports."""
+    module = sys.modules.get(module_name)
+    if module is None:
+        return {}
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if inspect.isfunction(value)
+        and value.__module__ == module_name
+        and value.__qualname__ == name
+    }

@@ -28,6 +28,7 @@ from by_framework.protocol.events import (
     TaskEndEvent,
     TaskResultEvent,
 )
+from by_framework.protocol.gaps import EventGap
 from by_framework.protocol.header import MessageHeader
 from by_framework.protocol.ids import new_id
 from by_framework.protocol.results import TERMINAL_STATES, AgentState, AgentTaskResult
@@ -46,6 +47,7 @@ __all__ = [
     "ErrorEvent",
     "Event",
     "EventEnvelope",
+    "EventGap",
     "MalformedEntry",
     "MessageHeader",
     "ReloadPluginsCommand",

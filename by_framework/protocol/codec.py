@@ -8,6 +8,7 @@ Never pickle: nothing read from Redis is ever executed.
 """
 
 import json
+import math
 import time
 from typing import Any
 
@@ -103,11 +104,16 @@ def decode_command(
     fields: dict[bytes, bytes],
     max_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
     signing_key: bytes | None = None,
+    *,
+    stream: str = "",
+    max_age: float = math.inf,
 ) -> CommandEnvelope:
-    """The command in a control entry; with ``signing_key``, only a correctly signed one."""
+    """The command in a control entry; with ``signing_key``, only one signed for ``stream``
+    (where the entry was read) less than ``max_age`` seconds ago."""
     raw = _envelope_bytes(fields, max_bytes)
     if signing_key is not None:
-        problem = signature_problem(raw, fields.get(SIGNATURE_FIELD), signing_key)
+        signature = fields.get(SIGNATURE_FIELD)
+        problem = signature_problem(raw, signature, signing_key, stream, max_age)
         if problem is not None:
             raise MalformedEntry(problem, _guess_session(raw))
     try:
@@ -163,10 +169,11 @@ def _describe(exc: ValidationError) -> str:
 
 
 def _guess_session(raw: bytes) -> str | None:
-    """The session id of an entry that failed validation, if its JSON still names one."""
+    """The session id of an entry that failed validation, if its JSON still names one (json
+    gives up on deep nesting with RecursionError: such an entry names none)."""
     try:
         body: Any = json.loads(raw)
         session_id = body["header"]["session_id"]
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         return None
     return session_id if isinstance(session_id, str) and session_id.strip() else None

@@ -13,6 +13,7 @@ from redis.connection import HiredisRespSerializer
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.redis.scripts import ALL_SCRIPTS
+from by_framework.settings import Settings
 
 _default_client: Redis | None = None
 
@@ -76,6 +77,20 @@ def create_redis(
             **{"connection_class": HiredisConnection, **pool_options},
         )
     return Redis(connection_pool=pool)
+
+
+def redis_for(settings: Settings, **options: Any) -> Redis:
+    """A new client made from the settings' Redis URL or host fields; ``options`` override the
+    connection's (``socket_timeout``, ...) or the pool size."""
+    return create_redis(
+        host=settings.redis_host,
+        port=settings.redis_port,
+        db=settings.redis_db,
+        password=settings.redis_password,
+        username=settings.redis_username,
+        url=settings.redis_url,
+        **{"max_connections": settings.pool_size, **settings.tls_options, **options},
+    )
 
 
 def init_redis(

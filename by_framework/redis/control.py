@@ -1,7 +1,9 @@
 """Control streams: sending commands, consuming them through one consumer group, settling them."""
 
+import logging
 import time
 from collections.abc import Sequence
+from itertools import chain
 from typing import Literal
 
 from redis.asyncio import Redis
@@ -17,6 +19,7 @@ from by_framework.protocol.codec import ENTRY_FIELD
 from by_framework.protocol.signing import SIGNATURE_FIELD, sign
 from by_framework.redis.batching import CommandBatcher, evalsha
 from by_framework.redis.connection import HeldConnection
+from by_framework.redis.dead_letter import dead_letter_fields
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.orchestration import NOTICE_FIELD
 from by_framework.redis.records import new_record
@@ -31,7 +34,10 @@ from by_framework.redis.scripts import (
     TRIM_CONSUMED,
 )
 
+log = logging.getLogger("by_framework.worker")
+
 WAKE_FIELD = b"wake"
+_COPIED_ON_GIVE_UP = (ENTRY_FIELD, SIGNATURE_FIELD)  # what a replay needs of a valid command
 SEND_ATTEMPTS = 8  # about 6 s of backoff before a send gives up on an unreachable Redis
 _ACTIONS: dict[str, Literal["run", "cancel", "skip", "give_back", "give_up"]] = {
     "run": "run",
@@ -54,6 +60,7 @@ class RedisControlPlane:
         data_maxlen: int,
         data_ttl: int,
         dead_letter_maxlen: int,
+        dead_letter_entry_bytes: int,
         max_deliveries: int,
         signing_key: bytes | None,
     ) -> None:
@@ -65,6 +72,7 @@ class RedisControlPlane:
         self._data_maxlen = data_maxlen
         self._data_ttl = data_ttl
         self._dead_letter_maxlen = dead_letter_maxlen
+        self._dead_letter_entry_bytes = dead_letter_entry_bytes
         self._max_deliveries = max_deliveries
         self._signing_key = signing_key
         self._sweep_cursors: dict[str, str] = {}
@@ -93,7 +101,7 @@ class RedisControlPlane:
             envelope,
             self._record_ttl,
             header.session_id,
-            sign(envelope, self._signing_key) if self._signing_key else "",
+            sign(envelope, self._signing_key, stream) if self._signing_key else "",
         ]
         reply = await self._enqueue(keys, args)
         if reply == 0:
@@ -134,12 +142,7 @@ class RedisControlPlane:
         return self._keys.worker_notices(worker_id)
 
     async def prepare(self, streams: Sequence[str]) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        for stream in streams:
-            pipe.xgroup_create(stream, self._group, id="0", mkstream=True)
-        for reply in await pipe.execute(raise_on_error=False):
-            if isinstance(reply, ResponseError) and "BUSYGROUP" not in str(reply):
-                raise reply
+        await create_groups(self._redis, self._group, streams)
 
     def fetcher(self, streams: Sequence[str], consumer: str) -> "RedisFetcher":
         return RedisFetcher(self._redis, self._batcher, self._group, streams, consumer)
@@ -223,6 +226,7 @@ class RedisControlPlane:
     async def give_up(
         self, delivery: Delivery, header: MessageHeader, reason: str, events: FinalEvents
     ) -> None:
+        dead_letter = self._dead_letter(delivery, reason, _COPIED_ON_GIVE_UP)
         keys = [
             self._keys.session_registry(header.session_id),
             self._keys.session_data_stream(header.session_id),
@@ -241,10 +245,9 @@ class RedisControlPlane:
             self._group,
             delivery.entry_id,
             self._dead_letter_maxlen,
-            delivery.fields[ENTRY_FIELD],
-            delivery.fields.get(SIGNATURE_FIELD, b""),
             self._keys.worker_notices_prefix(),
             self._keys.task_group(header.session_id, ""),
+            *chain.from_iterable(dead_letter.items()),
         ]
         await self._batcher.execute(evalsha(GIVE_UP, keys, args))
 
@@ -266,7 +269,8 @@ class RedisControlPlane:
             pipe.xautoclaim(stream, self._group, consumer, min_idle_ms, start, count=count)
         deliveries = []
         for stream, reply in zip(streams, await pipe.execute(raise_on_error=False), strict=True):
-            if isinstance(reply, ResponseError):  # NOGROUP: a stream nobody created yet
+            if isinstance(reply, ResponseError):  # NOGROUP: the stream is made again by a fetch
+                self._sweep_cursors.pop(stream, None)
                 continue
             # Redis 6.2 answers [next, entries]; 7.x adds the ids it found deleted. The next
             # sweep goes on from the cursor, so a long pending list is covered over sweeps.
@@ -284,18 +288,10 @@ class RedisControlPlane:
     async def reject(
         self, delivery: Delivery, reason: str, session_id: str | None, error_event: bytes | None
     ) -> None:
-        fields: dict[bytes | str, bytes | str | float] = {
-            "reason": reason,
-            "stream": delivery.stream,
-            "entry_id": delivery.entry_id,
-            "at": time.time(),
-        }
-        for name, value in delivery.fields.items():
-            fields[b"field:" + name] = value
         pipe = self._redis.pipeline(transaction=True)
         pipe.xadd(
             self._keys.dead_letter_stream(),
-            fields,
+            self._dead_letter(delivery, reason),
             maxlen=self._dead_letter_maxlen,
             approximate=True,
         )
@@ -305,6 +301,19 @@ class RedisControlPlane:
             pipe.expire(data_stream, self._data_ttl)
         pipe.xack(delivery.stream, self._group, delivery.entry_id)
         await pipe.execute()
+
+    def _dead_letter(
+        self, delivery: Delivery, reason: str, names: Sequence[bytes] | None = None
+    ) -> dict[bytes, bytes]:
+        """The dead letter of a delivery, its entry's fields (``names`` alone, when given) kept
+        within ``dead_letter_entry_bytes``."""
+        entry = delivery.fields
+        if names is not None:
+            entry = {name: entry[name] for name in names if name in entry}
+        return dead_letter_fields(
+            reason, delivery.stream, delivery.entry_id, time.time(), entry,
+            self._dead_letter_entry_bytes,
+        )  # fmt: skip
 
     async def hand_back(self, delivery: Delivery, header: MessageHeader, worker_id: str) -> None:
         keys = [self._keys.session_registry(header.session_id), delivery.stream]
@@ -323,6 +332,23 @@ class RedisControlPlane:
         await self._redis.xadd(stream, {WAKE_FIELD: b"1"})
 
 
+async def create_groups(redis: Redis, group: str, streams: Sequence[str]) -> None:
+    """Create the consumer group on each stream (and the stream), from its first entry: entries
+    a client added to a stream that had lost its group are read too. An existing group stays."""
+    pipe = redis.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xgroup_create(stream, group, id="0", mkstream=True)
+    for reply in await pipe.execute(raise_on_error=False):
+        if isinstance(reply, ResponseError) and "BUSYGROUP" not in str(reply):
+            raise reply
+
+
+def _lost_stream(error: ResponseError) -> bool:
+    """Whether a read failed because a stream or its group is gone: deleted, flushed, or lost
+    with a restart that kept no data (NOGROUP), or deleted while the read blocked on it."""
+    return str(error).startswith(("NOGROUP", "UNBLOCKED"))
+
+
 class RedisFetcher:
     """XREADGROUPs a set of control streams for one consumer, on a connection held for the loop
     that fetches (a worker's consumption loop, its notice loop)."""
@@ -335,6 +361,7 @@ class RedisFetcher:
         streams: Sequence[str],
         consumer: str,
     ) -> None:
+        self._redis = redis
         self._batcher = batcher
         self._connection = HeldConnection(redis)
         self._group = group
@@ -342,11 +369,19 @@ class RedisFetcher:
         self._consumer = consumer
 
     async def fetch(self, count: int, block_ms: int, *, own_pending: bool) -> list[Delivery]:
+        """The deliveries read; none when a stream or group was gone, which is made again."""
         start = "0" if own_pending else ">"
         block = () if own_pending else ("BLOCK", block_ms)
         command = ("XREADGROUP", "GROUP", self._group, self._consumer, "COUNT", count, *block,
                    "STREAMS", *self._streams, *[start] * len(self._streams))  # fmt: skip
-        reply = await self._connection.call(command, None if own_pending else block_ms)
+        try:
+            reply = await self._connection.call(command, None if own_pending else block_ms)
+        except ResponseError as error:
+            if not _lost_stream(error):
+                raise
+            log.warning("%s; recreating the consumer group %r", error, self._group)
+            await create_groups(self._redis, self._group, self._streams)
+            return []
         deliveries = []
         wakes = []
         for stream, entries in stream_entries(reply):

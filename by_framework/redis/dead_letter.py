@@ -2,26 +2,39 @@
 
 Workers write an entry there for a malformed command (``RedisControlPlane.reject``) and for one
 that used up its deliveries (the ``give_up`` script): ``reason``, ``stream``, ``entry_id``, ``at``
-and the rejected entry's own fields as ``field:<name>``.
+and the rejected entry's own fields as ``field:<name>``, all built by ``dead_letter_fields``. A
+field cut to fit ``dead_letter_entry_bytes`` keeps its head, with ``size:<name>`` and
+``sha256:<name>`` of its whole value beside it; ``dropped`` counts the fields left out.
 """
 
+import hashlib
 import json
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic_core import from_json
 from redis.asyncio import Redis
 
 from by_framework.errors import ByFrameworkError
+from by_framework.protocol.codec import ENTRY_FIELD
+from by_framework.protocol.signing import SIGNATURE_FIELD, sign, signed_stream
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.scripts import _HELPERS, Script
 
 FIELD_PREFIX = b"field:"
+SIZE_PREFIX = b"size:"
+SHA256_PREFIX = b"sha256:"
+DROPPED_FIELD = b"dropped"
+REASON_CHARS = 1_000  # a reason quotes what it rejects (pydantic's locations): keep it bounded
+_CUT_NOTE_BYTES = 96  # what a cut field's size and sha256 take beside its head
 _STREAM_ID = re.compile(r"\d+-\d+")  # a full id: "5" alone would match every "5-n" in XRANGE
 
 # KEYS: dead-letter stream, the entry's original stream, its session registry (when known)
-# ARGV: dead-letter entry id, consumer group, now, message id (when known)
+# ARGV: dead-letter entry id, consumer group, now, message id (when known), a fresh signature
+#       replacing the entry's own or ""
 # Puts the rejected entry back on its stream as a new entry and deletes the dead letter. A record
 # this dead letter failed (given up: the same error) returns to QUEUED with fresh deliveries; a
 # record that ended any other way is left alone and nothing is replayed.
@@ -40,6 +53,7 @@ for i = 1, #entry[2], 2 do
   if name == 'reason' then
     reason = value
   elseif string.sub(name, 1, 6) == 'field:' then
+    if name == 'field:s' and ARGV[5] ~= '' then value = ARGV[5] end
     table.insert(fields, string.sub(name, 7))
     table.insert(fields, value)
   end
@@ -67,6 +81,42 @@ return 'ok:' .. new_id
 )
 
 
+def dead_letter_fields(
+    reason: str, stream: str, entry_id: str, at: float, entry: Mapping[bytes, bytes], limit: int
+) -> dict[bytes, bytes]:
+    """The fields of the dead letter of ``entry``: every writer goes through here, so that no
+    dead letter holds much more than ``limit`` bytes of the entry, whatever its size."""
+    head = {
+        b"reason": reason[:REASON_CHARS].encode(errors="backslashreplace"),
+        b"stream": stream.encode(),
+        b"entry_id": entry_id.encode(),
+        b"at": repr(at).encode(),
+    }
+    return head | bounded_copy(entry, limit)
+
+
+def bounded_copy(entry: Mapping[bytes, bytes], limit: int) -> dict[bytes, bytes]:
+    """The entry's fields as ``field:<name>``: whole when they fit in ``limit`` bytes; else the
+    smallest first, each cut to what room is left (with the size and sha256 of its whole value),
+    and those past the limit left out (counted in ``dropped``)."""
+    if sum(len(name) + len(value) for name, value in entry.items()) <= limit:
+        return {FIELD_PREFIX + name: value for name, value in entry.items()}
+    copy: dict[bytes, bytes] = {}
+    room = limit
+    by_size = sorted(entry.items(), key=lambda item: len(item[1]))
+    for kept, (name, value) in enumerate(by_size):
+        room -= len(name) + _CUT_NOTE_BYTES
+        if room <= 0:
+            copy[DROPPED_FIELD] = b"%d" % (len(by_size) - kept)
+            break
+        copy[FIELD_PREFIX + name] = value[:room]
+        if len(value) > room:
+            copy[SIZE_PREFIX + name] = b"%d" % len(value)
+            copy[SHA256_PREFIX + name] = hashlib.sha256(value).hexdigest().encode()
+        room -= min(room, len(value))
+    return copy
+
+
 class DeadLetterNotFoundError(ByFrameworkError, LookupError):
     """No dead letter with that id: never there, or replayed, purged or trimmed since."""
 
@@ -83,7 +133,8 @@ class DeadLetterReplayError(ByFrameworkError):
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """One dead-letter entry; ``fields`` are the rejected entry's own (``e``: its envelope)."""
+    """One dead-letter entry; ``fields`` are the rejected entry's own (``e``: its envelope), and
+    ``cut`` the size and sha256 of each one kept only in part, by name."""
 
     id: str
     reason: str
@@ -93,6 +144,23 @@ class DeadLetter:
     fields: dict[bytes, bytes]
     session_id: str | None
     message_id: str | None
+    cut: dict[bytes, tuple[int, str]]
+    dropped: int
+
+    @property
+    def truncated(self) -> bool:
+        """Whether part of the rejected entry was left out: it cannot be replayed."""
+        return bool(self.cut) or self.dropped > 0
+
+    def cut_note(self) -> str:
+        """What was left out, for people: each cut field's whole size and sha256."""
+        notes = [
+            f"{name.decode(errors='backslashreplace')}: {size} bytes, sha256 {digest}"
+            for name, (size, digest) in self.cut.items()
+        ]
+        if self.dropped:
+            notes.append(f"{self.dropped} field(s) dropped")
+        return "; ".join(notes)
 
     @classmethod
     def from_entry(cls, dead_id: bytes, raw: dict[bytes, bytes]) -> "DeadLetter":
@@ -102,6 +170,14 @@ class DeadLetter:
             if name.startswith(FIELD_PREFIX)
         }
         session_id, message_id = _header_ids(fields.get(b"e"))
+        cut = {
+            name.removeprefix(SIZE_PREFIX): (
+                int(size),
+                raw.get(SHA256_PREFIX + name.removeprefix(SIZE_PREFIX), b"").decode(),
+            )
+            for name, size in raw.items()
+            if name.startswith(SIZE_PREFIX)
+        }
         return cls(
             id=dead_id.decode(),
             reason=raw.get(b"reason", b"").decode(errors="replace"),
@@ -111,6 +187,8 @@ class DeadLetter:
             fields=fields,
             session_id=session_id,
             message_id=message_id,
+            cut=cut,
+            dropped=int(raw.get(DROPPED_FIELD, 0)),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -120,10 +198,10 @@ class DeadLetter:
             text = value.decode(errors="backslashreplace")
             fields[name.decode(errors="backslashreplace")] = text
             if name == b"e":
-                try:
-                    fields["e"] = json.loads(text)
+                try:  # pydantic's parser refuses deep nesting that json.dumps could not print
+                    fields["e"] = from_json(text)
                 except ValueError:
-                    pass  # not JSON: shown as the text it is
+                    pass  # not JSON, or too deep: shown as the text it is
         return {
             "id": self.id,
             "reason": self.reason,
@@ -133,14 +211,23 @@ class DeadLetter:
             "session_id": self.session_id,
             "message_id": self.message_id,
             "fields": fields,
+            "truncated": self.truncated,
+            "cut": {
+                name.decode(errors="backslashreplace"): {"size": size, "sha256": digest}
+                for name, (size, digest) in self.cut.items()
+            },
+            "dropped_fields": self.dropped,
         }
 
 
 class DeadLetters:
     """The dead-letter stream of one key prefix, for operators (``dead-letter`` CLI)."""
 
-    def __init__(self, redis: Redis, keys: KeySpace, group: str) -> None:
+    def __init__(
+        self, redis: Redis, keys: KeySpace, group: str, signing_key: bytes | None = None
+    ) -> None:
         self._redis = redis
+        self._signing_key = signing_key
         self._keys = keys
         self._stream = keys.dead_letter_stream()
         self._group = group
@@ -161,14 +248,22 @@ class DeadLetters:
     async def replay(self, dead_id: str) -> str:
         """Put the entry back on its stream as a new entry (its id is returned) and remove it
         from the dead-letter stream, at once. A task given up on is queued again with fresh
-        deliveries; a task that ended otherwise is not replayed."""
+        deliveries; a task that ended otherwise is not replayed. A signed entry is signed
+        afresh, which takes ``signing_key``."""
         letter = await self.get(dead_id)
         if letter is None:
             raise DeadLetterNotFoundError(dead_id)
+        signature = self._fresh_signature(letter)
+        if letter.truncated:
+            raise DeadLetterReplayError(
+                f"dead letter {dead_id!r} keeps only part of the rejected entry (it was over "
+                f"dead_letter_entry_bytes), so it cannot be replayed; send the command again "
+                f"from its source (`dead-letter show {dead_id}` gives its size and sha256)"
+            )
         keys = [self._stream, letter.stream]
         if letter.session_id is not None and letter.message_id is not None:
             keys.append(self._keys.session_registry(letter.session_id))
-        args = [letter.id, self._group, time.time(), letter.message_id or ""]
+        args = [letter.id, self._group, time.time(), letter.message_id or "", signature]
         reply: bytes = await self._replay(keys=keys, args=args)
         verdict, _, detail = reply.decode().partition(":")
         if verdict == "ok":
@@ -190,6 +285,28 @@ class DeadLetters:
             f"(remove the dead letter with `dead-letter purge {dead_id}`)"
         )
 
+    def _fresh_signature(self, letter: DeadLetter) -> bytes | str:
+        """A new signature for a signed entry going back on its stream (its own may have
+        expired), or "" for an unsigned one. Only a genuine signature made for that stream is
+        renewed: a replay never turns a forged or copied entry into a valid one."""
+        signature = letter.fields.get(SIGNATURE_FIELD)
+        if signature is None:
+            return ""
+        if self._signing_key is None:
+            raise DeadLetterReplayError(
+                f"dead letter {letter.id!r} is a signed command: replaying it needs a fresh "
+                "signature, which only the signing key makes; set BYAI_SIGNING_KEY to the "
+                "workers' key and replay again"
+            )
+        envelope = letter.fields.get(ENTRY_FIELD, b"")
+        if signed_stream(envelope, signature, self._signing_key) != letter.stream:
+            raise DeadLetterReplayError(
+                f"dead letter {letter.id!r} has no genuine signature for {letter.stream!r} "
+                "(forged, altered, copied from another stream, or signed with another key), so "
+                f"it is not signed again; remove it with `dead-letter purge {letter.id}`"
+            )
+        return sign(envelope, self._signing_key, letter.stream)
+
     async def purge(self, dead_id: str | None = None) -> int:
         """Delete one entry, or all of them (``None``); how many were deleted."""
         if dead_id is None:
@@ -203,7 +320,7 @@ def _header_ids(envelope: bytes | None) -> tuple[str | None, str | None]:
     """Session and message id of an envelope that is JSON with a header, else None."""
     try:
         header = json.loads(envelope or b"")["header"]
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         return None, None
     if not isinstance(header, dict):
         return None, None

@@ -1,15 +1,18 @@
 """The Redis engine: one object that implements every port on one Redis client."""
 
+from collections.abc import Callable, Mapping, Sequence
+
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.redis.batching import CommandBatcher
-from by_framework.redis.connection import create_redis, load_scripts
+from by_framework.redis.connection import load_scripts, redis_for
 from by_framework.redis.control import RedisControlPlane
 from by_framework.redis.events import RedisEventLog
 from by_framework.redis.keys import KeySpace
+from by_framework.redis.lease_keeper import LeaseKeeper
 from by_framework.redis.orchestration import RedisOrchestration
 from by_framework.redis.plugin_store import RedisPluginStore
 from by_framework.redis.records import RedisTaskStore
@@ -37,6 +40,7 @@ class RedisEngine:
             data_maxlen=settings.data_stream_maxlen,
             data_ttl=settings.data_stream_ttl,
             dead_letter_maxlen=settings.dead_letter_maxlen,
+            dead_letter_entry_bytes=settings.dead_letter_entry_bytes,
             max_deliveries=settings.max_deliveries,
             signing_key=settings.signing_key_bytes,
         )
@@ -53,7 +57,9 @@ class RedisEngine:
             redis, self.batcher, keys, settings.data_stream_maxlen, settings.data_stream_ttl
         )
         self.tasks = RedisTaskStore(redis, keys)
-        self.plugin_store = RedisPluginStore(redis, self.batcher, keys, settings.record_ttl)
+        self.plugin_store = RedisPluginStore(
+            redis, self.batcher, keys, settings.record_ttl, settings.signing_key_bytes
+        )
         self.registry = WorkerRegistry(redis, settings.key_prefix, settings.record_ttl)
         self.keys = keys
         self._owns_client = False
@@ -61,22 +67,21 @@ class RedisEngine:
     @classmethod
     def connect(cls, settings: Settings) -> "RedisEngine":
         """An engine on a new client made from the settings' Redis URL or host fields."""
-        redis = create_redis(
-            host=settings.redis_host,
-            port=settings.redis_port,
-            db=settings.redis_db,
-            password=settings.redis_password,
-            username=settings.redis_username,
-            url=settings.redis_url,
-            max_connections=settings.pool_size,
-            **settings.tls_options,
-        )
-        engine = cls(redis, settings)
+        engine = cls(redis_for(settings), settings)
         engine._owns_client = True
         return engine
 
     async def start(self) -> None:
         await load_scripts(self.redis)
+
+    def lease_keeper(
+        self,
+        worker_id: str,
+        agent_types: Sequence[str],
+        in_flight: Callable[[], Mapping[str, Sequence[str]]],
+        token: Callable[[], str | None],
+    ) -> LeaseKeeper:
+        return LeaseKeeper(self.settings, self.keys, worker_id, agent_types, in_flight, token)
 
     async def aclose(self) -> None:
         await self.events.aclose()

@@ -37,7 +37,7 @@ class RedisEventLog:
                 await backoff.pause()
 
     def reader(self, session_id: str) -> FeedFollower:
-        return self._feed.follower(self._keys.session_data_stream(session_id))
+        return self._feed.follower(self._keys.session_data_stream(session_id), session_id)
 
     async def aclose(self) -> None:
         await self._feed.aclose()

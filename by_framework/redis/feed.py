@@ -13,6 +13,12 @@ yet taken reaches ``BACKLOG`` is left out of the reads until it has taken them: 
 holds neither the others nor unbounded memory. A failed read is retried, from the followers'
 positions, until it succeeds: nothing is lost or handed out twice. The feed keeps its connection
 between followers and stops reading when none is left.
+
+Where a follower's reads start (its first, a resume from elsewhere, its return after a full
+backlog), one XINFO STREAM tells whether Redis trimmed entries past its position that it never
+read: the follower then hands out an ``EventGap`` first. Reads in between cost nothing more;
+events a reader misses there show up as a jump in their task's sequence numbers (the client's
+part).
 """
 
 import asyncio
@@ -25,12 +31,18 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.common.aio import Backoff, cancel_and_wait
-from by_framework.protocol import ErrorEvent, MalformedEntry, SessionEvent, decode_event
+from by_framework.protocol import (
+    ErrorEvent,
+    EventGap,
+    MalformedEntry,
+    SessionEvent,
+    decode_event,
+)
 from by_framework.protocol.ids import new_id
 from by_framework.redis.batching import CommandBatcher
 from by_framework.redis.connection import HeldConnection
 from by_framework.redis.keys import KeySpace
-from by_framework.redis.replies import stream_entries
+from by_framework.redis.replies import stream_entries, stream_info
 
 READ_BLOCK_MS = 2_000  # a read for followers that have all left lingers at most this long
 READ_COUNT = 500  # entries per stream per read
@@ -52,8 +64,8 @@ class SessionFeed:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
-    def follower(self, stream: str) -> "FeedFollower":
-        return FeedFollower(self, stream)
+    def follower(self, stream: str, session_id: str) -> "FeedFollower":
+        return FeedFollower(self, stream, session_id)
 
     async def aclose(self) -> None:
         self._closed = True
@@ -77,6 +89,29 @@ class SessionFeed:
                 ("XADD", self._wake_stream, "MAXLEN", "1", "*", "w", "1"),
                 ("EXPIRE", self._wake_stream, WAKE_TTL),
             )
+
+    async def _trimmed_after(self, follower: "FeedFollower") -> EventGap | None:
+        """The entries Redis trimmed past the follower's position, if any.
+
+        Redis 7 counts the entries ever added: fewer held than added, and the position older
+        than the first held, means some were trimmed (counted exactly from the start, "0-0").
+        Redis 6.2 has no such count, and a stream that begins after the position may just have
+        had nothing there: None, and readers see gaps by sequence numbers alone.
+        """
+        try:
+            (reply,) = await self._batcher.execute(("XINFO", "STREAM", follower.stream))
+        except ResponseError:
+            return None  # no such stream (yet, or expired): nothing was trimmed from it
+        info = stream_info(reply)
+        added = info.get(b"entries-added")
+        if added is None:  # Redis < 7
+            return None
+        first = info[b"recorded-first-entry-id"].decode()
+        if added == info[b"length"] or follower.position >= _parse_id(first):
+            return None
+        count = added - info[b"length"] if follower.position == (0, 0) else None
+        after = "{}-{}".format(*follower.position)
+        return EventGap(follower.session_id, after, first, count)
 
     def _leave(self, follower: "FeedFollower") -> None:
         followers = self._followers.get(follower.stream, set())
@@ -189,14 +224,16 @@ class SessionFeed:
 class FeedFollower:
     """One follower of one session stream, reading through the client's feed."""
 
-    def __init__(self, feed: SessionFeed, stream: str) -> None:
+    def __init__(self, feed: SessionFeed, stream: str, session_id: str) -> None:
         self._feed = feed
         self.stream = stream
+        self.session_id = session_id
         self.position = (0, 0)  # the id after which the feed reads for it
         self._handed = (0, 0)  # the id of the last event handed to the caller
-        self._backlog: deque[SessionEvent] = deque()
+        self._backlog: deque[SessionEvent | EventGap] = deque()
         self._arrived = asyncio.Event()
         self._joined = False
+        self._checking = False  # looking for what was trimmed past its position: not read for
         self.error: Exception | None = None
 
     @property
@@ -206,11 +243,12 @@ class FeedFollower:
 
     @property
     def full(self) -> bool:
-        return len(self._backlog) >= BACKLOG
+        """Left out of the feed's reads: its backlog is full, or its position is being checked."""
+        return self._checking or len(self._backlog) >= BACKLOG
 
-    async def read(self, after: str, count: int, block_ms: int) -> list[SessionEvent]:
+    async def read(self, after: str, count: int, block_ms: int) -> list[SessionEvent | EventGap]:
         """Up to ``count`` events after the stream id ``after``, waiting up to ``block_ms`` for
-        the first."""
+        the first; an ``EventGap`` first where Redis trimmed entries past ``after``."""
         if self.error is not None:
             raise self.error
         start = _parse_id(after)
@@ -219,7 +257,7 @@ class FeedFollower:
             self.position = self._handed = start
             self._joined = False
         if not self._joined:
-            await self._feed._join(self)
+            await self._join()
             self._joined = True
         if not self._backlog:
             self._arrived.clear()
@@ -233,10 +271,26 @@ class FeedFollower:
         was_full = self.full
         taken = [self._backlog.popleft() for _ in range(min(count, len(self._backlog)))]
         if taken:
-            self._handed = _parse_id(taken[-1].stream_id)
+            last = taken[-1]
+            self._handed = _parse_id(
+                last.stream_id if isinstance(last, SessionEvent) else last.after
+            )
         if was_full and not self.full:
-            await self._feed._join(self)  # read for it again
+            await self._join()  # read for it again
         return taken
+
+    async def _join(self) -> None:
+        """Have the feed read for it, past a gap marked first if Redis trimmed entries past its
+        position while it was not read for."""
+        self._checking = True
+        try:
+            gap = await self._feed._trimmed_after(self)
+        finally:
+            self._checking = False
+        if gap is not None:
+            self._backlog.append(gap)
+            self._arrived.set()
+        await self._feed._join(self)
 
     async def aclose(self) -> None:
         self._feed._leave(self)

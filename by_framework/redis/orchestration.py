@@ -49,8 +49,8 @@ class RedisOrchestration:
         self._data_ttl = data_ttl
         self._signing_key = signing_key
 
-    def _signature(self, envelope: bytes) -> bytes | str:
-        return sign(envelope, self._signing_key) if self._signing_key else ""
+    def _signature(self, envelope: bytes, stream: str) -> bytes | str:
+        return sign(envelope, self._signing_key, stream) if self._signing_key else ""
 
     async def dispatch(
         self, parent: MessageHeader, calls: Sequence[SubCall], group_id: str | None
@@ -76,13 +76,19 @@ class RedisOrchestration:
         ]
         for call in calls:
             header = call.header
+            stream = self._keys.agent_type_stream(header.target_agent_type)
             keys += [
-                self._keys.agent_type_stream(header.target_agent_type),
+                stream,
                 self._keys.agent_type_workers(header.target_agent_type),
                 self._keys.task_index(header.message_id),
             ]
             record = new_record(header, reply=call.wait_for_reply)
-            args += [header.message_id, record, call.envelope, self._signature(call.envelope)]
+            args += [
+                header.message_id,
+                record,
+                call.envelope,
+                self._signature(call.envelope, stream),
+            ]
         (reply,) = await self._batcher.execute(evalsha(DISPATCH, keys, args))
         verdict, _, detail = reply.decode().partition(":")
         if verdict == "offline":
@@ -155,15 +161,16 @@ class RedisOrchestration:
     async def resume(self, header: MessageHeader, envelope: bytes) -> None:
         """Queue a ResumeCommand for a task waiting for the user; ``TaskNotWaitingError`` (and
         nothing changes) if it is not waiting."""
+        stream = self._keys.agent_type_stream(header.target_agent_type)
         keys = [
             self._keys.session_registry(header.session_id),
-            self._keys.agent_type_stream(header.target_agent_type),
+            stream,
             self._keys.task_index(header.message_id),
         ]
         args = [
             header.message_id,
             envelope,
-            self._signature(envelope),
+            self._signature(envelope, stream),
             time.time(),
             self._record_ttl,
         ]
@@ -208,8 +215,8 @@ class RedisOrchestration:
     async def send_to_worker(self, worker_id: str, envelope: bytes) -> None:
         """Add a (signed) command to one worker's notice stream, which it reads even when all
         its slots are busy (a cancel must reach a worker full of long tasks)."""
+        stream = self._keys.worker_notices(worker_id)
         fields = ["e", envelope]
         if self._signing_key:
-            fields += ["s", self._signature(envelope)]
-        stream = self._keys.worker_notices(worker_id)
+            fields += ["s", self._signature(envelope, stream)]
         await self._batcher.execute(("XADD", stream, "MAXLEN", "~", 1000, "*", *fields))

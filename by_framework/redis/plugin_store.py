@@ -1,33 +1,64 @@
 """Plugin config snapshots (a string per worker kind) and the reload answer stream."""
 
+import logging
 import time
 
 from redis.asyncio import Redis
 
 from by_framework.ports import ReloadAck
+from by_framework.protocol.signing import data_signature_holds, sign_data
 from by_framework.redis.batching import CommandBatcher, evalsha
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.scripts import CONFIG_VERSION
 
 ACKS_MAXLEN = 10_000
 READ_BLOCK_MS = 1_000
+SIGNED_HEAD = b"hmac-sha256:"
+"""A signed snapshot is stored as ``hmac-sha256:<hex signature>\n<snapshot JSON>``."""
+
+log = logging.getLogger("by_framework.plugins")
 
 
 class RedisPluginStore:
     def __init__(
-        self, redis: Redis, batcher: CommandBatcher, keys: KeySpace, retention: int
+        self,
+        redis: Redis,
+        batcher: CommandBatcher,
+        keys: KeySpace,
+        retention: int,
+        signing_key: bytes | None,
     ) -> None:
         self._redis = redis
         self._batcher = batcher
         self._keys = keys
         self._retention = retention
+        self._signing_key = signing_key
 
     async def save_snapshot(self, key: str, snapshot: bytes) -> None:
-        await self._redis.set(self._keys.config_snapshot(key), snapshot, ex=self._retention)
+        name = self._keys.config_snapshot(key)
+        if self._signing_key:
+            signature = sign_data(snapshot, self._signing_key, name)
+            snapshot = SIGNED_HEAD + signature + b"\n" + snapshot
+        await self._redis.set(name, snapshot, ex=self._retention)
 
     async def load_snapshot(self, key: str) -> bytes | None:
-        value: bytes | None = await self._redis.get(self._keys.config_snapshot(key))
-        return value
+        """The snapshot; with a signing key, only one whose signature holds (any other is
+        logged and treated as no snapshot, like a forged command)."""
+        name = self._keys.config_snapshot(key)
+        value: bytes | None = await self._redis.get(name)
+        if value is None:
+            return None
+        signature, snapshot = _split_signed(value)
+        if self._signing_key is None:
+            return snapshot
+        if signature is None:
+            problem = "unsigned, and this worker has a signing key (BYAI_SIGNING_KEY)"
+        elif not data_signature_holds(snapshot, signature, self._signing_key, name):
+            problem = "bad signature: forged, altered, or signed with another key"
+        else:
+            return snapshot
+        log.error("config snapshot refused: %s (%s); going on without it", problem, name)
+        return None
 
     async def version_for(self, key: str, fingerprint: str) -> int:
         keys = [self._keys.config_versions(key)]
@@ -93,3 +124,11 @@ def _parse(fields: dict[bytes, bytes]) -> ReloadAck | None:
         )
     except (KeyError, ValueError, UnicodeDecodeError):
         return None
+
+
+def _split_signed(value: bytes) -> tuple[bytes | None, bytes]:
+    """The signature of a stored snapshot (None if it has none) and the snapshot itself."""
+    if not value.startswith(SIGNED_HEAD):
+        return None, value
+    head, _, snapshot = value.partition(b"\n")
+    return head.removeprefix(SIGNED_HEAD), snapshot

@@ -17,6 +17,25 @@ def _seconds(ttl: float) -> int:
     return max(1, math.ceil(ttl))
 
 
+def heartbeat_args(
+    keys: KeySpace,
+    worker_id: str,
+    agent_types: Sequence[str],
+    token: str,
+    ttl: float,
+    retention: int,
+) -> tuple[list[str], list[str | int]]:
+    """The keys and arguments of the HEARTBEAT script (the async registry and the lease thread
+    both run it)."""
+    script_keys = [
+        keys.worker_lock(worker_id),
+        keys.worker_online(worker_id),
+        keys.worker_agent_types(worker_id),
+        *(keys.agent_type_workers(agent_type) for agent_type in agent_types),
+    ]
+    return script_keys, [token, _seconds(ttl), worker_id, retention]
+
+
 class WorkerRegistry:
     """Who serves which agent type, and who is online right now.
 
@@ -59,13 +78,7 @@ class WorkerRegistry:
     async def heartbeat(
         self, worker_id: str, agent_types: Sequence[str], token: str, ttl: float
     ) -> bool:
-        keys = [
-            self.keys.worker_lock(worker_id),
-            self.keys.worker_online(worker_id),
-            self.keys.worker_agent_types(worker_id),
-            *(self.keys.agent_type_workers(agent_type) for agent_type in agent_types),
-        ]
-        args = [token, _seconds(ttl), worker_id, self._retention]
+        keys, args = heartbeat_args(self.keys, worker_id, agent_types, token, ttl, self._retention)
         return bool(await self._heartbeat(keys=keys, args=args))
 
     async def prune(self, agent_types: Sequence[str]) -> int:

@@ -20,3 +20,11 @@ def _pairs(fields: list[bytes] | None) -> dict[bytes, bytes]:
         return {}
     items = iter(fields)
     return dict(zip(items, items, strict=True))
+
+
+def stream_info(reply: Any) -> dict[bytes, Any]:
+    """The fields of an XINFO STREAM reply: RESP3 sends a map, RESP2 ``[name, value, ...]``."""
+    if isinstance(reply, dict):
+        return reply
+    items = iter(reply)
+    return dict(zip(items, items, strict=True))

@@ -196,8 +196,8 @@ return 'ok'
 
 # KEYS: session registry, session data stream, control stream, dead-letter stream
 # ARGV: message id, now, error, result-event envelope, end-event envelope, record TTL, data MAXLEN,
-#       data TTL, consumer group, entry id, dead-letter MAXLEN, the entry's envelope, its
-#       signature or "", notice-stream prefix, task-group key prefix
+#       data TTL, consumer group, entry id, dead-letter MAXLEN, notice-stream prefix, task-group
+#       key prefix, then the dead letter's fields and values (bounded by the caller)
 # Gives up on a command that used up its deliveries: its task ends FAILED (unless it already
 # ended), the entry goes to the dead-letter stream with the reason, and is acknowledged.
 GIVE_UP = Script(
@@ -215,13 +215,10 @@ if raw then
     redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec), ARGV[1] .. ':r', ARGV[4])
     redis.call('EXPIRE', KEYS[1], ARGV[6])
     append_events(KEYS[2], ARGV[7], ARGV[8], ARGV[4], ARGV[5])
-    notify_parent(KEYS[1], rec, ARGV[14], ARGV[15])
+    notify_parent(KEYS[1], rec, ARGV[12], ARGV[13])
   end
 end
-local dead = {'reason', ARGV[3], 'stream', KEYS[3], 'entry_id', ARGV[10], 'at', ARGV[2],
-  'field:e', ARGV[12]}
-if ARGV[13] ~= '' then table.insert(dead, 'field:s'); table.insert(dead, ARGV[13]) end
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[11], '*', unpack(dead))
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[11], '*', unpack(ARGV, 14))
 redis.call('XACK', KEYS[3], ARGV[9], ARGV[10])
 return 'ok'
 """,

@@ -4,12 +4,13 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from by_framework.errors import ConfigurationError, WorkerIdInUseError
 from by_framework.plugins import Plugin, PluginRegistry, collect_plugins
 from by_framework.redis.engine import RedisEngine
+from by_framework.redis.probe import check_redis
 from by_framework.settings import Settings
 from by_framework.worker.base import GatewayWorker
 from by_framework.worker.runner import WorkerRunner
@@ -18,6 +19,7 @@ log = logging.getLogger("by_framework.worker")
 
 EXIT_CONFIG = 2
 EXIT_WORKER_ID_IN_USE = 3
+LEFTOVER_WAIT_S = 1.0  # how long tasks still running at exit get to end once cancelled
 
 
 async def serve_worker(
@@ -31,6 +33,7 @@ async def serve_worker(
     Plugins come from ``plugin_list``, ``plugin_configurator`` (sync or async, given the
     registry), ``settings.plugin_dir`` and, unless ``settings.plugin_entry_points`` is off,
     the ``by_framework.plugins`` entry points."""
+    await check_redis(settings)  # a wrong URL or password stops the start here, not a retry loop
     plugins = await collect_plugins(
         plugin_list,
         plugin_configurator,
@@ -99,7 +102,7 @@ def run_worker(
             **settings,
         )
         worker = worker_class() if isinstance(worker_class, type) else worker_class
-        asyncio.run(serve_worker(worker, resolved, plugin_list, plugin_configurator))
+        _run_to_end(serve_worker(worker, resolved, plugin_list, plugin_configurator))
     except ConfigurationError as exc:
         _fail(EXIT_CONFIG, f"configuration error: {exc}")
     except WorkerIdInUseError as exc:
@@ -109,6 +112,34 @@ def run_worker(
               "redis_password (BYAI_REDIS_USERNAME / BYAI_REDIS_PASSWORD)")  # fmt: skip
     except RedisEngine.transient_errors as exc:
         _fail(EXIT_CONFIG, f"cannot reach Redis ({exc}); start Redis or set REDIS_URL")
+
+
+def _run_to_end(main: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run``, except that tasks still running once ``main`` has returned (a task body
+    that ignored its cancel and was left behind) are cancelled and waited for a bounded time,
+    not forever as ``asyncio.run`` would: the process exits anyway."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(main)
+    finally:
+        try:
+            loop.run_until_complete(_cancel_leftovers())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+async def _cancel_leftovers() -> None:
+    leftovers = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in leftovers:
+        task.cancel()
+    if leftovers:
+        _, stuck = await asyncio.wait(leftovers, timeout=LEFTOVER_WAIT_S)
+        if stuck:
+            log.warning("exiting with %d task(s) that ignored their cancel", len(stuck))
 
 
 def _fail(code: int, message: str) -> None:

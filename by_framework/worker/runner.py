@@ -16,7 +16,7 @@ from by_framework.history.backends import redact
 from by_framework.plugins.base import Plugin
 from by_framework.plugins.configs import ConfigSet
 from by_framework.plugins.host import PluginHost
-from by_framework.ports import Delivery, Engine, Fetcher, FinalEvents, Verdict
+from by_framework.ports import Delivery, Engine, Fetcher, FinalEvents, LeaseKeeper, Verdict
 from by_framework.protocol import (
     AgentState,
     AgentTaskResult,
@@ -47,6 +47,7 @@ T = TypeVar("T")
 FETCH_BLOCK_MS = 2_000
 OWN_PENDING_BATCH = 10_000
 EARLY_CANCELS_KEPT = 1_000  # cancels that found no run here yet; the oldest go first
+STOP_GRACE_FLOOR_S = 1.0  # a cancelled body gets at least this long to unwind, whatever the grace
 
 
 class _Slot:
@@ -84,6 +85,8 @@ class _Run:
     cut: bool = False
     """A cancel stopped its body (``handler.cancel()``): it ends CANCELLED."""
     deadline: asyncio.TimerHandle | None = field(default=None)
+    stuck: bool = False
+    """Its body ignored a cancel and was left running: its outcome will be ignored."""
 
     def stop(self) -> None:
         if not self.cut:
@@ -142,6 +145,7 @@ class WorkerRunner:
         self._token: str | None = None
         self._started = asyncio.Event()
         self._duties: list[asyncio.Task[None]] = []  # background loops, started last
+        self._keeper: LeaseKeeper | None = None
         self.tracer = discover_tracer()  # None unless a tracing package is installed and set up
 
     # Lifecycle
@@ -172,7 +176,8 @@ class WorkerRunner:
         except Exception as exc:
             raise ConfigurationError(
                 f"the history store {redact(self.settings.history_url)} did not start: "
-                f"{type(exc).__name__}: {exc}"
+                f"{type(exc).__name__}: {' '.join(str(exc).split())}; start its database or "
+                "fix history_url (--history-url / BYF_HISTORY_URL)"
             ) from exc
         await self.engine.start()
         await self.plugins.start()  # configs first: a worker with none to serve never registers
@@ -195,6 +200,10 @@ class WorkerRunner:
             asyncio.create_task(self._heartbeat_forever(), name="heartbeat"),
             asyncio.create_task(self._sweep_forever(), name="sweep"),
         ]
+        self._keeper = self.engine.lease_keeper(
+            self.worker_id, self.agent_types, self._in_flight_now, lambda: self._token
+        )
+        self._keeper.start()
         self._started.set()
         log.info("worker %s serving %s", self.worker_id, ", ".join(self.agent_types))
 
@@ -265,6 +274,8 @@ class WorkerRunner:
         if self._token is not None:
             for duty in reversed(self._duties):
                 await cancel_and_wait(duty)
+            if self._keeper is not None:
+                await asyncio.to_thread(self._keeper.stop)
             try:
                 await self.worker.on_shutdown()
                 await self.plugins.hooks.run("on_worker_shutdown")
@@ -333,12 +344,24 @@ class WorkerRunner:
             self._in_flight[delivery.stream].discard(delivery.entry_id)
 
     def _decode(self, delivery: Delivery) -> CommandEnvelope | None:
+        """The delivery's command, or None once its rejection is under way. Whatever fails while
+        reading an entry dead-letters it: left pending, it would come back on every sweep, never
+        reach ``max_deliveries``, and hold back the trimming of its stream for good."""
         try:
             envelope = decode_command(
-                delivery.fields, self.settings.max_entry_bytes, self.settings.signing_key_bytes
+                delivery.fields,
+                self.settings.max_entry_bytes,
+                self.settings.signing_key_bytes,
+                stream=delivery.stream,
+                max_age=self.settings.command_max_age,
             )
         except MalformedEntry as exc:
             self._spawn(self._reject(delivery, exc.reason, exc.session_id))
+            return None
+        except Exception as exc:
+            log.exception("could not read %s from %s", delivery.entry_id, delivery.stream)
+            reason = f"unreadable entry: {type(exc).__name__}: {exc}"
+            self._spawn(self._reject(delivery, reason, None))
             return None
         return envelope
 
@@ -462,13 +485,14 @@ class WorkerRunner:
             self._stop_run(header.message_id, *early)
         try:
             try:
-                result = await self._run_with_retries(command, context)
+                result = await self._run_with_retries(command, context, run)
             except asyncio.CancelledError:
                 if not (run.cut and run.handler.cancelling() == 1):
                     await context.close_events()
                     await self.engine.control.hand_back(delivery, header, self.worker_id)
                     raise
-                result = AgentTaskResult(status=AgentState.CANCELLED, error=context.cancel_reason)
+                error = self._stuck_note(context.cancel_reason or "cancelled", run)
+                result = AgentTaskResult(status=AgentState.CANCELLED, error=error)
             if run.cut:
                 run.handler.uncancel()  # the cancel was ours, and is spent
             return result
@@ -517,19 +541,19 @@ class WorkerRunner:
             loop = asyncio.get_running_loop()
             run.deadline = loop.call_later(self.settings.cancel_grace_seconds, run.stop)
 
-    async def _run_with_retries(self, command: Any, context: AgentContext) -> AgentTaskResult:
+    async def _run_with_retries(
+        self, command: Any, context: AgentContext, run: _Run
+    ) -> AgentTaskResult:
         """Run the task (under ``task_timeout``), again after an exception if its agent type's
         retry policy allows; the outcome, never an exception."""
         policy = self.worker.get_retry_policy(context.current_agent_id)
         attempts = policy.max_attempts if policy else 1
         for attempt in range(1, attempts + 1):
             try:
-                async with asyncio.timeout(self.settings.task_timeout):
-                    return AgentTaskResult.coerce(
-                        await self.worker.process_command(command, context)
-                    )
+                return await self._attempt(command, context, run)
             except TimeoutError as exc:
                 error = f"the task ran longer than task_timeout ({self.settings.task_timeout:g}s)"
+                error = self._stuck_note(error, run)
                 context.error = exc
             except Exception as exc:
                 log.exception(
@@ -537,13 +561,58 @@ class WorkerRunner:
                 )
                 error = f"{type(exc).__name__}: {exc}"
                 context.error = exc
-            if policy is None or attempt == attempts or context.cancelled:
+            if policy is None or attempt == attempts or context.cancelled or run.stuck:
                 break
             delay = policy.delay_before(attempt + 1)
             detail = f"run {attempt} of {attempts} failed ({error}); next run in {delay:g}s"
             await context.emit_state("retrying", detail=detail)
             await asyncio.sleep(delay)
         return AgentTaskResult(status=AgentState.FAILED, error=error)
+
+    async def _attempt(self, command: Any, context: AgentContext, run: _Run) -> AgentTaskResult:
+        """One run of the body, in a task of its own so that a body that ignores its cancel
+        (a cancel, ``task_timeout``, the shutdown deadline) can be left behind rather than hold
+        its delivery, its slot and the shutdown forever. Raises TimeoutError past task_timeout."""
+        body = asyncio.create_task(self.worker.process_command(command, context))
+        try:
+            await asyncio.wait({body}, timeout=self.settings.task_timeout)
+        except asyncio.CancelledError:
+            await self._stop_body(body, context, run)
+            raise
+        if not body.done():
+            await self._stop_body(body, context, run)
+            raise TimeoutError
+        return AgentTaskResult.coerce(body.result())
+
+    async def _stop_body(self, body: "asyncio.Task[Any]", context: AgentContext, run: _Run) -> None:
+        """Cancel the body and wait the grace for it to end; one still running then is left
+        behind (``run.stuck``), and whatever it ends with is ignored."""
+        body.cancel()
+        await asyncio.wait({body}, timeout=self._stop_grace())
+        if body.done():
+            if not body.cancelled():
+                body.exception()  # its outcome after the cancel: not worth a warning
+            return
+        run.stuck = True
+        log.error(
+            "task %s did not stop within %gs of its cancel (it catches CancelledError?): left "
+            "running, its outcome ignored",
+            context.message_id,
+            self._stop_grace(),
+        )
+        body.add_done_callback(_ignore_outcome)
+
+    def _stop_grace(self) -> float:
+        return max(self.settings.cancel_grace_seconds, STOP_GRACE_FLOOR_S)
+
+    def _stuck_note(self, error: str, run: _Run) -> str:
+        """``error``, saying that the body did not stop, if it did not."""
+        if not run.stuck:
+            return error
+        return (
+            f"{error}; the task did not stop within {self._stop_grace():g}s of its cancel and "
+            "was left running, its outcome ignored"
+        )
 
     async def _settle_unrun(
         self, delivery: Delivery, header: MessageHeader, context: AgentContext, verdict: Verdict
@@ -627,8 +696,7 @@ class WorkerRunner:
                 )
                 if not alive:
                     await self._reclaim_identity()
-                in_flight = {stream: sorted(ids) for stream, ids in self._in_flight.items()}
-                await self.engine.control.renew(in_flight, self.worker_id)
+                await self.engine.control.renew(self._in_flight_now(), self.worker_id)
             except self.engine.transient_errors as exc:
                 log.warning("heartbeat failed: %s", exc)
             except Exception:  # never let a surprise end the heartbeat silently
@@ -636,6 +704,12 @@ class WorkerRunner:
             elapsed = time.monotonic() - started
             if elapsed > self.settings.heartbeat_interval:
                 log.warning("heartbeat took %.1fs", elapsed)
+
+    def _in_flight_now(self) -> dict[str, list[str]]:
+        """The entries in flight here, by stream. The lease thread calls it too, while the loop
+        is blocked: each copy (``list(dict.items())``, ``sorted(set)``) is one call under the
+        GIL, so a loop that goes on meanwhile cannot change them mid-copy."""
+        return {stream: sorted(ids) for stream, ids in list(self._in_flight.items())}
 
     async def _listen_forever(self) -> None:
         """Read the notice stream whatever the load: wake-ups for waiting parents, and cancel
@@ -717,3 +791,10 @@ class WorkerRunner:
     async def _wake_reader(self) -> None:
         with contextlib.suppress(*self.engine.transient_errors):
             await self.engine.control.wake(self._own_stream)
+
+
+def _ignore_outcome(body: "asyncio.Task[Any]") -> None:
+    """Done callback of a body left behind: its late outcome is never recorded."""
+    if not body.cancelled():
+        body.exception()  # retrieved, so that asyncio does not warn about it
+    log.info("a task body left running after its cancel has ended; its outcome is ignored")

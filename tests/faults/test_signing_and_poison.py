@@ -33,8 +33,8 @@ async def test_only_signed_commands_run_when_signing_is_on(
             good = await signer.send_message("echo", "s-sign", "signed")
             unsigned = await plain.send_message("echo", "s-sign", "unsigned")
             await redis.xadd(stream, {b"e": envelope})  # no signature
-            await redis.xadd(stream, {b"e": envelope, b"s": sign(envelope, b"other-key")})
-            await redis.xadd(stream, {b"e": altered, b"s": sign(envelope, KEY.encode())})
+            await redis.xadd(stream, {b"e": envelope, b"s": sign(envelope, b"other-key", stream)})
+            await redis.xadd(stream, {b"e": altered, b"s": sign(envelope, KEY.encode(), stream)})
             result = await signer.wait_for_result(good.message_id, timeout=10)
             await asyncio.sleep(0.5)
     finally:

@@ -17,11 +17,13 @@ from by_framework import (
     AgentContext,
     AgentState,
     AgentTaskResult,
+    ConfigurationError,
     GatewayWorker,
     ResumeCommand,
     TaskCancelledError,
     run_worker,
 )
+from by_framework.history.backends import redact
 from by_framework_langgraph.interrupts import ASK_AGAIN, ask_user_event, resume_value
 from by_framework_langgraph.remote import RemoteCalls, Turns
 from by_framework_langgraph.scope import RunScope, enter, leave
@@ -43,6 +45,9 @@ RUN_METADATA = "by_framework_run"
 (LangGraph keeps only scalar metadata values)."""
 CANCEL_POLL_SECONDS = 0.1
 SETUP_LOCK = "by-framework:checkpointer-setup"
+CONNECT_TIMEOUT_S = 5
+"""Seconds the first connection to the checkpointer's PostgreSQL may take (libpq's
+connect_timeout: whole seconds)."""
 
 GraphSource = Any
 """A compiled graph, a ``StateGraph`` (compiled here), or a callable (sync or async) that takes
@@ -202,6 +207,7 @@ class LangGraphWorker(GatewayWorker):
                 "checkpointer_url needs the postgres extra: "
                 "pip install 'by-framework-langgraph[postgres]'"
             ) from exc
+        await _check_postgres(url)
         pool = AsyncConnectionPool(
             url,
             min_size=1,
@@ -415,6 +421,22 @@ def _jsonable(values: Any) -> Any:
     if values is None or isinstance(values, str | int | float | bool):
         return values
     return to_text(values)
+
+
+async def _check_postgres(url: str) -> None:
+    """Connect once: a missing database or an absent server stops the worker at once with a line
+    naming ``checkpointer_url``, where the pool would log warnings for 30 s, then time out."""
+    import psycopg
+
+    try:
+        connection = await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT_S)
+    except psycopg.Error as exc:
+        raise ConfigurationError(
+            f"checkpointer_url {redact(url)} ({CHECKPOINTER_URL_ENV}): cannot connect to "
+            f"PostgreSQL ({' '.join(str(exc).split())}); create the database, start the server "
+            "or fix the URL"
+        ) from None
+    await connection.close()
 
 
 def langgraph_worker(

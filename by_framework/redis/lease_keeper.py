@@ -1,0 +1,162 @@
+"""Keeps a worker's leases while its event loop is blocked (a task calling ``time.sleep`` or
+running CPU-bound code in ``process_command``): the async heartbeat cannot run then, and without
+this the worker would look dead and its tasks be reclaimed and run again elsewhere.
+
+A thread with a synchronous Redis connection of its own watches a tick that the event loop sets
+every heartbeat interval. While the tick is late, it renews the worker's heartbeat and its
+in-flight entries itself, as the async heartbeat does, and logs the blocked time. A loop blocked
+for more than ``BLOCKED_LEASES_KEPT`` leases counts as hung: the thread stops renewing, and the
+worker's tasks are reclaimed by live workers as if it had died.
+"""
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from by_framework.redis.connection import DEFAULT_REPLY_TIMEOUT
+from by_framework.redis.keys import KeySpace
+from by_framework.redis.registry import heartbeat_args
+from by_framework.redis.scripts import HEARTBEAT, RENEW
+from by_framework.settings import Settings
+
+log = logging.getLogger("by_framework.worker")
+
+BLOCKED_LEASES_KEPT = 10
+"""How many leases a blocked loop's tasks are kept for (150 s with the default lease)."""
+
+InFlight = Callable[[], Mapping[str, Sequence[str]]]
+
+
+class LeaseKeeper:
+    """Renews a worker's leases from a thread of its own while its event loop is blocked."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        keys: KeySpace,
+        worker_id: str,
+        agent_types: Sequence[str],
+        in_flight: InFlight,
+        token: Callable[[], str | None],
+    ) -> None:
+        self._redis = _sync_client(settings)
+        self._keys = keys
+        self._settings = settings
+        self._worker_id = worker_id
+        self._agent_types = list(agent_types)
+        self._in_flight = in_flight
+        self._token = token
+        self._heartbeat = self._redis.register_script(HEARTBEAT.source)
+        self._renew = self._redis.register_script(RENEW.source)
+        self._interval = settings.heartbeat_interval
+        self._max_blocked = BLOCKED_LEASES_KEPT * settings.lease_seconds
+        self._last_tick = time.monotonic()
+        self._blocked_for = 0.0  # how late the tick was at the last look, while it is late
+        self._ticker: asyncio.TimerHandle | None = None
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._watch, name=f"lease-keeper-{worker_id}", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start ticking on the running loop, and the watching thread."""
+        self._tick()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the tick and the thread (blocks until the thread ends: call it off the loop)."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._redis.close()
+
+    def _tick(self) -> None:
+        self._last_tick = time.monotonic()
+        self._ticker = asyncio.get_running_loop().call_later(self._interval, self._tick)
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(self._interval):
+            blocked = time.monotonic() - self._last_tick - self._interval
+            if blocked < self._interval:  # on time: the loop's own heartbeat renews
+                self._unblocked()
+            elif blocked <= self._max_blocked:
+                self._keep(blocked)
+            elif self._blocked_for <= self._max_blocked:
+                log.error(
+                    "event loop of worker %s blocked for %.1fs, more than %d leases: counted as "
+                    "hung, its leases are no longer renewed and its tasks will be reclaimed",
+                    self._worker_id,
+                    blocked,
+                    BLOCKED_LEASES_KEPT,
+                )
+                self._blocked_for = blocked
+
+    def _keep(self, blocked: float) -> None:
+        if not self._blocked_for:
+            log.warning(
+                "event loop of worker %s blocked (%.1fs so far): renewing its leases from a "
+                "thread for up to %gs",
+                self._worker_id,
+                blocked,
+                self._max_blocked,
+            )
+        self._blocked_for = blocked
+        try:
+            self._renew_all()
+        except RedisError as exc:
+            log.warning("lease renewal from the thread failed: %s", exc)
+
+    def _unblocked(self) -> None:
+        if self._blocked_for:
+            log.warning(
+                "event loop of worker %s was blocked for %.1fs: time.sleep or CPU-bound code in "
+                "a task? Run it with asyncio.to_thread",
+                self._worker_id,
+                self._blocked_for,
+            )
+            self._blocked_for = 0.0
+
+    def _renew_all(self) -> None:
+        token = self._token()
+        if token is None:
+            return
+        settings = self._settings
+        keys, args = heartbeat_args(
+            self._keys,
+            self._worker_id,
+            self._agent_types,
+            token,
+            settings.heartbeat_ttl,
+            settings.record_ttl,
+        )
+        self._heartbeat(keys=keys, args=args)
+        group = settings.consumer_group
+        for stream, entry_ids in self._in_flight().items():
+            if entry_ids:
+                self._renew(keys=[stream], args=[group, self._worker_id, *entry_ids])
+
+
+def _sync_client(settings: Settings) -> Redis:
+    """A synchronous client of its own, to the Redis the settings name."""
+    options = {
+        "socket_connect_timeout": DEFAULT_REPLY_TIMEOUT,
+        "socket_timeout": DEFAULT_REPLY_TIMEOUT,
+        **settings.tls_options,
+    }
+    if settings.redis_url:
+        return Redis.from_url(settings.redis_url, **options)
+    return Redis(
+        host=settings.redis_host,
+        port=settings.redis_port,
+        db=settings.redis_db,
+        password=settings.redis_password,
+        username=settings.redis_username,
+        **options,
+    )

@@ -1,0 +1,37 @@
+"""A task that blocks its worker's event loop for longer than the lease (time.sleep in
+process_command) keeps its lease: it runs once and is never reclaimed by the other worker."""
+
+import asyncio
+
+from by_framework import AgentState, GatewayClient, Settings, StateChangeEvent
+from tests.faults.test_reclaim import stop_all
+from tests.support import output_of, task_events, wait_online, worker_process
+
+BLOCKER = "tests.fault_agents.LoopBlocker"
+
+
+async def test_a_loop_blocked_past_the_lease_keeps_its_task(
+    client: GatewayClient, settings: Settings
+) -> None:
+    block_s = 4.0
+    assert block_s > 2 * settings.lease_seconds
+    first = worker_process(settings, "blocked-1", BLOCKER)
+    second = worker_process(settings, "blocked-2", BLOCKER)
+    try:
+        await wait_online(client, "blocked-1")
+        await wait_online(client, "blocked-2")
+        sent = await client.send_message("fault-blocker", "s-blocked", {"block": block_s})
+        events = await task_events(client, sent.session_id, sent.message_id, timeout=30)
+        record = await client.get_task(sent.message_id)
+        logs = output_of(first) + output_of(second)
+        assert record is not None and record.status is AgentState.COMPLETED, logs
+        runs = [e for e in events if e == StateChangeEvent(state="running")]
+        assert len(runs) == 1, logs
+        assert record.delivery_count == 1, logs
+        assert "reclaimed" not in logs
+        assert "renewing its leases from a thread" in logs  # the lease thread said so
+        # Both workers stayed online all along and still are.
+        assert await client.registry.is_online("blocked-1")
+        assert await client.registry.is_online("blocked-2")
+    finally:
+        await asyncio.to_thread(stop_all, first, second)

@@ -231,9 +231,9 @@ class Settings(BaseModel):
     command_max_age: int = Field(
         86_400,
         ge=1,
-        description="Seconds a signed command stays valid after it was signed (with "
-        "signing_key): an older one is dead-lettered as expired, so that the bytes of a command "
-        "cannot run again once its record is gone. At most record_ttl.",
+        description="Most seconds between a signed command's signing and Redis adding it to "
+        "its stream (with signing_key): a later one is dead-lettered as expired, so that the "
+        "bytes of a command cannot run again once its record is gone. At most record_ttl.",
         json_schema_extra=_env("BYAI_COMMAND_MAX_AGE"),
     )
     max_entry_bytes: int = Field(

@@ -106,14 +106,17 @@ def decode_command(
     signing_key: bytes | None = None,
     *,
     stream: str = "",
+    entry_id: str | None = None,
     max_age: float = math.inf,
 ) -> CommandEnvelope:
     """The command in a control entry; with ``signing_key``, only one signed for ``stream``
-    (where the entry was read) less than ``max_age`` seconds ago."""
+    (where the entry was read) less than ``max_age`` seconds before Redis added it (the time of
+    ``entry_id``)."""
     raw = _envelope_bytes(fields, max_bytes)
     if signing_key is not None:
         signature = fields.get(SIGNATURE_FIELD)
-        problem = signature_problem(raw, signature, signing_key, stream, max_age)
+        added_at = None if entry_id is None else _entry_time(entry_id)
+        problem = signature_problem(raw, signature, signing_key, stream, max_age, added_at)
         if problem is not None:
             raise MalformedEntry(problem, _guess_session(raw))
     try:
@@ -146,6 +149,12 @@ def decode_event(stream_id: str, fields: dict[bytes, bytes]) -> SessionEvent:
         return _session_event.validate_python(body)
     except ValidationError as exc:
         raise MalformedEntry(_describe(exc)) from None
+
+
+def _entry_time(entry_id: str) -> float | None:
+    """When Redis added a stream entry: the milliseconds its id starts with."""
+    milliseconds, _, _ = entry_id.partition("-")
+    return int(milliseconds) / 1000 if milliseconds.isdigit() else None
 
 
 def _envelope_bytes(fields: dict[bytes, bytes], max_bytes: int | None) -> bytes:

@@ -22,10 +22,20 @@ def sign(envelope: bytes, key: bytes, stream: str, issued_at: float | None = Non
 
 
 def signature_problem(
-    envelope: bytes, signature: bytes | None, key: bytes, stream: str, max_age: float
+    envelope: bytes,
+    signature: bytes | None,
+    key: bytes,
+    stream: str,
+    max_age: float,
+    added_at: float | None = None,
 ) -> str | None:
-    """Why the entry found on ``stream`` is not a signed command issued there less than
-    ``max_age`` seconds ago, or None when it is."""
+    """Why the entry found on ``stream`` is not a signed command that Redis added there (at
+    ``added_at``, its entry id's time; None: now) less than ``max_age`` seconds after it was
+    issued, or None when it is.
+
+    The age runs to when the entry was added, not to when it is read: an entry pending for days
+    behind a long task is still good when a live worker reclaims it, while the same bytes added
+    again later get a new, later entry id."""
     if signature is None:
         return "unsigned command: this worker accepts only signed commands (BYAI_SIGNING_KEY)"
     signed_for = signed_stream(envelope, signature, key)
@@ -33,10 +43,11 @@ def signature_problem(
         return "bad signature: the command was forged, altered, or signed with another key"
     if signed_for != stream:
         return f"signed for another stream ({signed_for}): a copied or moved entry"
-    age = time.time() - int(signature.split(b":", 1)[0]) / 1000
+    added = time.time() if added_at is None else added_at
+    age = added - int(signature.split(b":", 1)[0]) / 1000
     if age > max_age:
         return (
-            f"expired: signed {age:.0f} s ago, over the {max_age:.0f} s window "
+            f"expired: added {age:.0f} s after it was signed, over the {max_age:.0f} s window "
             "(BYAI_COMMAND_MAX_AGE): a replayed or long-held entry"
         )
     return None

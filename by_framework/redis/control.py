@@ -316,6 +316,12 @@ class RedisControlPlane:
         )  # fmt: skip
 
     async def hand_back(self, delivery: Delivery, header: MessageHeader, worker_id: str) -> None:
+        """Re-add the (verified) entry for another worker, signed anew: added again now, it
+        would be refused as expired if it had been signed more than command_max_age ago."""
+        entry = delivery.fields[ENTRY_FIELD]
+        signature = delivery.fields.get(SIGNATURE_FIELD, b"")
+        if self._signing_key:
+            signature = sign(entry, self._signing_key, delivery.stream)
         keys = [self._keys.session_registry(header.session_id), delivery.stream]
         args = [
             header.message_id,
@@ -323,8 +329,8 @@ class RedisControlPlane:
             time.time(),
             self._group,
             delivery.entry_id,
-            delivery.fields[ENTRY_FIELD],
-            delivery.fields.get(SIGNATURE_FIELD, b""),
+            entry,
+            signature,
         ]
         await self._batcher.execute(evalsha(HAND_BACK, keys, args))
 

@@ -353,6 +353,7 @@ class WorkerRunner:
                 self.settings.max_entry_bytes,
                 self.settings.signing_key_bytes,
                 stream=delivery.stream,
+                entry_id=delivery.entry_id,
                 max_age=self.settings.command_max_age,
             )
         except MalformedEntry as exc:

@@ -15,7 +15,8 @@ from by_framework.protocol.signing import sign
 from by_framework.redis.dead_letter import DeadLetterReplayError, DeadLetters
 from by_framework.redis.keys import KeySpace
 from tests.agents import EchoAgent, ShowcaseAgent
-from tests.support import running_worker
+from tests.faults.test_reclaim import kill, stop_all
+from tests.support import running_worker, wait_online, worker_process
 
 KEY = "replay-signing-key"
 
@@ -105,3 +106,34 @@ async def test_replaying_an_entry_after_the_window_is_refused(
     assert first.content == {"sleep": 0.3}
     assert reason.startswith("expired"), reason
     assert record is None, f"the replayed entry ran again: {record}"
+
+
+async def test_a_signed_entry_reclaimed_after_the_window_still_runs(
+    redis: Redis, settings: Settings
+) -> None:
+    """The window runs from signing to when Redis added the entry, not to when it is read: a
+    task whose worker dies once the window has passed is reclaimed and run, not refused."""
+    settings = signed(settings, command_max_age=1)
+    env = {"BYAI_SIGNING_KEY": KEY, "BYAI_COMMAND_MAX_AGE": "1"}
+    client = GatewayClient(redis, settings=settings)
+    victim = worker_process(settings, "victim", env=env)
+    survivor = None
+    try:
+        await wait_online(client, "victim")
+        sent_at = time.monotonic()
+        sent = await client.send_message("echo", "s-late", {"sleep": 3.0})
+        survivor = worker_process(settings, "survivor", env=env)
+        await wait_online(client, "survivor")
+        await asyncio.sleep(max(0.0, 1.5 - (time.monotonic() - sent_at)))  # past the window
+        running = await client.get_task(sent.message_id)
+        assert running is not None and running.worker_id == "victim", running
+        assert running.status is AgentState.RUNNING, "ended before the kill"
+        kill(victim)
+        result = await client.wait_for_result(sent.message_id, timeout=30)
+        record = await client.get_task(sent.message_id)
+    finally:
+        await client.aclose()
+        stop_all(*(p for p in (victim, survivor) if p is not None))
+    assert result.status is AgentState.COMPLETED, result
+    assert record is not None and record.worker_id == "survivor"
+    assert await redis.xlen(KeySpace(settings.key_prefix).dead_letter_stream()) == 0

@@ -3,6 +3,8 @@ process_command) keeps its lease: it runs once and is never reclaimed by the oth
 
 import asyncio
 
+import pytest
+
 from by_framework import AgentState, GatewayClient, Settings, StateChangeEvent
 from tests.faults.test_reclaim import stop_all
 from tests.support import output_of, task_events, wait_online, worker_process
@@ -10,9 +12,20 @@ from tests.support import output_of, task_events, wait_online, worker_process
 BLOCKER = "tests.fault_agents.LoopBlocker"
 
 
+@pytest.mark.parametrize(
+    "timing",
+    [
+        {},  # the tests' own: a lease of 7.5 heartbeat intervals
+        # the defaults' proportions (heartbeat 5 s, TTL 15 s, lease 15 s), scaled down: a lease
+        # of barely three intervals leaves the thread little time to take over
+        {"heartbeat_interval": 0.5, "heartbeat_ttl": 1.5, "lease_seconds": 1.5},
+    ],
+    ids=["test-timing", "default-proportions"],
+)
 async def test_a_loop_blocked_past_the_lease_keeps_its_task(
-    client: GatewayClient, settings: Settings
+    client: GatewayClient, settings: Settings, timing: dict[str, float]
 ) -> None:
+    settings = settings.model_copy(update=timing)
     block_s = 4.0
     assert block_s > 2 * settings.lease_seconds
     first = worker_process(settings, "blocked-1", BLOCKER)

@@ -166,3 +166,12 @@ async def test_replay_refuses_unknown_ids_and_finished_tasks(
     assert await dead.purge("1-0") == 0
     assert await dead.purge(letter.id) == 1
     assert await dead.list() == []
+
+
+def test_a_dead_letter_with_forged_counts_reads_as_truncated_and_is_not_replayable() -> None:
+    """The dead-letter stream is writable by whoever can write to Redis: counts that are not
+    numbers neither crash the CLI nor make a cut entry look whole."""
+    raw = {b"reason": b"x", b"field:e": b"{}", b"size:e": b"huge", b"dropped": b"lots"}
+    letter = DeadLetter.from_entry(b"1-0", raw)
+    assert letter.truncated
+    assert letter.cut_note() == "e: -1 bytes, sha256 ; some field(s) dropped"

@@ -150,7 +150,7 @@ class DeadLetter:
     @property
     def truncated(self) -> bool:
         """Whether part of the rejected entry was left out: it cannot be replayed."""
-        return bool(self.cut) or self.dropped > 0
+        return bool(self.cut) or self.dropped != 0
 
     def cut_note(self) -> str:
         """What was left out, for people: each cut field's whole size and sha256."""
@@ -159,7 +159,7 @@ class DeadLetter:
             for name, (size, digest) in self.cut.items()
         ]
         if self.dropped:
-            notes.append(f"{self.dropped} field(s) dropped")
+            notes.append(f"{self.dropped if self.dropped > 0 else 'some'} field(s) dropped")
         return "; ".join(notes)
 
     @classmethod
@@ -172,7 +172,7 @@ class DeadLetter:
         session_id, message_id = _header_ids(fields.get(b"e"))
         cut = {
             name.removeprefix(SIZE_PREFIX): (
-                int(size),
+                _count(size),
                 raw.get(SHA256_PREFIX + name.removeprefix(SIZE_PREFIX), b"").decode(),
             )
             for name, size in raw.items()
@@ -188,7 +188,7 @@ class DeadLetter:
             session_id=session_id,
             message_id=message_id,
             cut=cut,
-            dropped=int(raw.get(DROPPED_FIELD, 0)),
+            dropped=_count(raw.get(DROPPED_FIELD, b"0")),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -314,6 +314,11 @@ class DeadLetters:
         if not _STREAM_ID.fullmatch(dead_id):
             return 0
         return await self._redis.xdel(self._stream, dead_id)
+
+
+def _count(value: bytes) -> int:
+    """A count a worker wrote; -1 for anything else (the stream is writable by others too)."""
+    return int(value) if value.isdigit() else -1
 
 
 def _header_ids(envelope: bytes | None) -> tuple[str | None, str | None]:

@@ -141,6 +141,7 @@ async def test_bad_setting_value_is_one_line_without_secrets(
     assert PASSWORD not in line
 
 
+@pytest.mark.skipif(CORE_ONLY, reason="the PostgreSQL history package is not installed there")
 @pytest.mark.parametrize(
     "history_url",
     [

@@ -5,9 +5,8 @@ this the worker would look dead and its tasks be reclaimed and run again elsewhe
 A thread with a synchronous Redis connection of its own watches a tick that the event loop sets
 every quarter of a heartbeat interval. Once no tick came for half an interval, it renews the
 worker's heartbeat and its in-flight entries itself, as the async heartbeat does, and logs the
-blocked time. A loop blocked
-for more than ``BLOCKED_LEASES_KEPT`` leases counts as hung: the thread stops renewing, and the
-worker's tasks are reclaimed by live workers as if it had died.
+blocked time. A loop blocked for more than ``BLOCKED_LEASES_KEPT`` leases counts as hung: the
+thread stops renewing, and the worker's tasks are reclaimed by live workers as if it had died.
 """
 
 import asyncio

@@ -4,11 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock demo test lint format bench bench-all chunks soak fault-soak fanout
+.PHONY: install lock demo test lint format bench bench-all chunks soak fault-soak fanout \
+	gateway-bench
 
 # The core and every extension package (adapters, history, tracing), editable, in one resolve.
 # (The tracing packages must resolve together with google-adk, which caps OpenTelemetry.)
-PACKAGES := -e ".[dev,bench]" -e "adapters/langgraph[postgres,test]" -e "adapters/adk[db]" \
+PACKAGES := -e ".[dev,bench,gateway]" -e "adapters/langgraph[postgres,test]" -e "adapters/adk[db]" \
 	-e history/postgres -e tracing/langfuse -e tracing/phoenix
 PYPROJECTS := pyproject.toml adapters/langgraph/pyproject.toml adapters/adk/pyproject.toml \
 	history/postgres/pyproject.toml tracing/langfuse/pyproject.toml tracing/phoenix/pyproject.toml
@@ -73,3 +74,7 @@ fault-soak: $(STAMP)
 
 fanout: $(STAMP)
 	$(PY) bench/fanout.py
+
+# Needs the [gateway] extra (FastAPI, uvicorn); docs/performance.md, "HTTP gateway".
+gateway-bench: $(STAMP)
+	$(PY) bench/gateway_fanout.py

@@ -128,3 +128,21 @@ class FaultSoakAgent(GatewayWorker):
             completed = sum(result["status"] == "completed" for result in results.values())
             return {"status": "completed", "content": {"children_completed": completed}}
         raise ValueError(f"unknown op {op!r}")
+
+
+class PacedChunkAgent(GatewayWorker):
+    """Streams ``content["n"]`` chunks, ``content["interval"]`` seconds apart (the first at
+    once), as a model streaming tokens at a steady pace does; then completes.
+    ``bench/gateway_fanout.py``: long paced tasks are the load, ``{"n": 1, "interval": 0}`` the
+    latency probe."""
+
+    def get_agent_types(self) -> list[str]:
+        return ["bench-paced"]
+
+    async def process_command(self, command: Any, context: AgentContext) -> dict[str, Any]:
+        interval = float(command.content["interval"])
+        for index in range(int(command.content["n"])):
+            if index:
+                await asyncio.sleep(interval)
+            await context.emit_chunk("tok ")
+        return {"status": "completed"}

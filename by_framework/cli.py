@@ -1,4 +1,5 @@
-"""``python -m by_framework``: run a worker, or one of ``dev demo send tail config dead-letter``."""
+"""``python -m by_framework``: run a worker, or one of ``dev demo send tail config dead-letter
+gateway``."""
 
 import argparse
 import asyncio
@@ -22,7 +23,7 @@ from by_framework.settings import Settings, reference_table
 from by_framework.worker.base import GatewayWorker
 from by_framework.worker.run import EXIT_CONFIG, run_worker
 
-SUBCOMMANDS = ("config", "dev", "demo", "send", "tail", "dead-letter")
+SUBCOMMANDS = ("config", "dev", "demo", "send", "tail", "dead-letter", "gateway")
 
 
 def load_worker_class(path: str) -> type[GatewayWorker] | GatewayWorker:
@@ -232,6 +233,49 @@ async def _dead_letter(args: argparse.Namespace) -> None:
         await engine.aclose()
 
 
+def _gateway_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m by_framework gateway",
+        description="Serve the HTTP gateway (extra [gateway]). Auth is set by env "
+        "BYAI_GATEWAY_API_KEYS / BYAI_GATEWAY_JWT_SECRET / BYAI_GATEWAY_JWT_PUBLIC_KEY "
+        "(see docs/gateway.md), not by flags: flags show in the process list.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument(
+        "--insecure", action="store_true", default=None, help="serve without auth on any host"
+    )
+    parser.add_argument("--cors-origins", help="comma-separated origins CORS allows")
+    parser.add_argument("--max-body-bytes", type=int)
+    parser.add_argument("--heartbeat-seconds", type=float, help="SSE keep-alive while idle")
+    parser.add_argument("--rate", type=float, help="requests per second per caller")
+    parser.add_argument("--burst", type=int, help="rate limit's bucket size")
+    _redis_options(parser)
+    return parser
+
+
+def _gateway(args: argparse.Namespace) -> None:
+    try:
+        from by_framework.gateway.serve import serve
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"the gateway needs the [gateway] extra ({exc}): pip install 'by-framework[gateway]'"
+        ) from None
+    from by_framework.gateway.settings import GatewaySettings
+
+    gateway = GatewaySettings.resolve(
+        insecure=args.insecure,
+        cors_origins=args.cors_origins,
+        max_body_bytes=args.max_body_bytes,
+        heartbeat_seconds=args.heartbeat_seconds,
+        rate=args.rate,
+        burst=args.burst,
+    )
+    gateway.check_host(args.host)
+    settings = asyncio.run(_checked_settings(args))
+    serve(settings, gateway, args.host, args.port)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
@@ -272,6 +316,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             asyncio.run(_send(parser.parse_args(rest)))
         elif command == "dead-letter":
             asyncio.run(_dead_letter(_dead_letter_parser().parse_args(rest)))
+        elif command == "gateway":
+            _gateway(_gateway_parser().parse_args(rest))
         else:
             parser = argparse.ArgumentParser(prog="python -m by_framework tail")
             parser.add_argument("session")

@@ -349,6 +349,24 @@ class LeaseKeeper(Protocol):
         """Stop watching; may block briefly, so call it off the loop."""
 
 
+class SessionOwners(Protocol):
+    """Who created each session: the HTTP gateway's access control."""
+
+    async def claim(self, session_id: str, owner: str) -> str:
+        """Record ``owner`` as the session's if it has none; the session's owner either way."""
+        ...
+
+    async def owner(self, session_id: str) -> str | None: ...
+
+
+class RateLimiter(Protocol):
+    """A token bucket per caller, shared by every process on the engine."""
+
+    async def take(self, caller: str, rate: float, burst: int) -> float:
+        """0 if the caller may go on now, else the seconds until it may."""
+        ...
+
+
 class Engine(Protocol):
     """Everything the worker and the client need, on one connection."""
 
@@ -360,6 +378,8 @@ class Engine(Protocol):
     events: EventLog
     tasks: TaskStore
     registry: WorkerDirectory
+    owners: SessionOwners
+    rate_limiter: RateLimiter
 
     async def start(self) -> None: ...
 

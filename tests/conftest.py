@@ -24,6 +24,8 @@ collect_ignore_glob = (
     [
         "adapters",
         "adk",
+        "gateway",
+        "test_gateway_bench.py",
         "tracing",
         "test_adk_*.py",
         "test_history.py",

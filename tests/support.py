@@ -177,3 +177,9 @@ async def wait_all(
 
     await asyncio.gather(*(follow(s, w) for s, w in pending.items()))
     return [await client.wait_for_result(sent.message_id) for sent in sends]
+
+
+async def redis_7(redis: Redis) -> bool:
+    """Whether the server is Redis 7 or newer (CI runs the suite on 6.2 too)."""
+    version = (await redis.info("server"))["redis_version"]
+    return int(str(version).split(".")[0]) >= 7

@@ -127,6 +127,12 @@ class GatewayClient:
         client._engine = engine
         return client
 
+    @property
+    def engine(self) -> RedisEngine:
+        """The engine it works on: its ports serve what has no call of the client's (the HTTP
+        gateway's session owners and rate limit)."""
+        return self._engine
+
     def add_interceptor(self, interceptor: Interceptor) -> None:
         """Run ``interceptor.before_send(command, header)`` on every command, in order added."""
         self._interceptors.append(interceptor)

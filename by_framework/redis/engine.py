@@ -14,7 +14,9 @@ from by_framework.redis.events import RedisEventLog
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.lease_keeper import LeaseKeeper
 from by_framework.redis.orchestration import RedisOrchestration
+from by_framework.redis.owners import RedisSessionOwners
 from by_framework.redis.plugin_store import RedisPluginStore
+from by_framework.redis.rate_limit import RedisRateLimiter
 from by_framework.redis.records import RedisTaskStore
 from by_framework.redis.registry import WorkerRegistry
 from by_framework.settings import Settings
@@ -61,6 +63,8 @@ class RedisEngine:
             redis, self.batcher, keys, settings.record_ttl, settings.signing_key_bytes
         )
         self.registry = WorkerRegistry(redis, settings.key_prefix, settings.record_ttl)
+        self.owners = RedisSessionOwners(self.batcher, keys, settings.record_ttl)
+        self.rate_limiter = RedisRateLimiter(self.batcher, keys)
         self.keys = keys
         self._owns_client = False
 

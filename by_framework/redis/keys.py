@@ -52,6 +52,14 @@ class KeySpace:
         """A client's session feed is woken here when a follower joins (``redis/feed.py``)."""
         return f"{self.prefix}:client:{feed_id}:wake"
 
+    def session_owner(self, session_id: str) -> str:
+        """The user who created the session, for the HTTP gateway's access control."""
+        return f"{self.prefix}:session:{{{session_id}}}:owner"
+
+    def rate_bucket(self, caller: str) -> str:
+        """A caller's token bucket of the HTTP gateway's rate limit."""
+        return f"{self.prefix}:gateway:rate:{caller}"
+
     def task_index(self, message_id: str) -> str:
         """message id -> session id, so a task can be found from its id alone."""
         return f"{self.prefix}:task:{message_id}"

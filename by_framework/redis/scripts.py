@@ -509,6 +509,55 @@ return tonumber(version)
 """,
 )
 
+# KEYS: a caller's token bucket (a hash: tokens, at)
+# ARGV: tokens added per second, bucket size
+# Takes a token if one is left, the bucket refilled for the time since it was last touched (by
+# Redis's clock, so that every gateway replica counts alike). Returns 0 when a token was taken,
+# else the milliseconds until one is there.
+TAKE_TOKEN = Script(
+    "take_token",
+    """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+local wait_ms = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait_ms = math.ceil((1 - tokens) / rate * 1000)
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
+  'at', string.format('%.6f', now))
+redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
+return wait_ms
+""",
+)
+
+# KEYS: the session's owner key
+# ARGV: the caller, retention (s)
+# Makes the caller the session's owner if it has none (kept for the retention, refreshed by its
+# owner's later claims); returns the owner either way. (SET NX GET would do it in one command
+# from Redis 7.0 only.)
+CLAIM_SESSION = Script(
+    "claim_session",
+    """
+local owner = redis.call('GET', KEYS[1])
+if not owner then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return ARGV[1]
+end
+if owner == ARGV[1] then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return owner
+""",
+)
+
 ALL_SCRIPTS = (
     ENQUEUE,
     BEGIN,
@@ -525,4 +574,6 @@ ALL_SCRIPTS = (
     PRUNE_MEMBERS,
     RELEASE_LOCK,
     CONFIG_VERSION,
+    TAKE_TOKEN,
+    CLAIM_SESSION,
 )

@@ -29,7 +29,7 @@ from by_framework import (
 from by_framework.protocol import encode_event
 from by_framework.redis.engine import RedisEngine
 from by_framework.redis.keys import KeySpace
-from tests.support import ROOT, output_of, spawn, wait_online, worker_process
+from tests.support import ROOT, output_of, redis_7, spawn, wait_online, worker_process
 
 CHUNKS = 20_000
 MAXLEN = 1_000
@@ -70,11 +70,6 @@ async def follow_slowly(
 def stream_position(stream_id: str) -> tuple[int, int]:
     ms, _, seq = stream_id.partition("-")
     return int(ms), int(seq)
-
-
-async def redis_7(redis: Redis) -> bool:
-    version = (await redis.info("server"))["redis_version"]
-    return int(str(version).split(".")[0]) >= 7
 
 
 async def test_a_slow_follower_gets_a_gap_for_every_trimmed_run_of_events(

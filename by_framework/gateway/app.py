@@ -1,0 +1,281 @@
+"""The HTTP gateway: an ASGI app on one GatewayClient, its routes under /v1."""
+
+import math
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from by_framework.client.gateway import GatewayClient
+from by_framework.errors import (
+    InvalidContentError,
+    InvalidMessageError,
+    NoOnlineWorkerError,
+    TaskNotWaitingError,
+    TaskTimeoutError,
+)
+from by_framework.gateway.access import Access
+from by_framework.gateway.auth import Authenticator, Identity, Unauthorized
+from by_framework.gateway.limits import BodyLimit
+from by_framework.gateway.models import (
+    Accepted,
+    Agents,
+    AgentType,
+    Cancelled,
+    CancelRequest,
+    Pending,
+    ResumeRequest,
+    SendRequest,
+    SessionTasks,
+    task_tree,
+)
+from by_framework.gateway.settings import GatewaySettings
+from by_framework.gateway.sse import sse_stream
+from by_framework.ports import CancelReport
+from by_framework.protocol.records import TaskRecord
+from by_framework.protocol.results import AgentTaskResult
+from by_framework.settings import Settings
+
+STREAM_ID = re.compile(r"^\d+(-\d+)?$")
+MAX_RESULT_WAIT = 60.0
+
+
+@dataclass(slots=True)
+class _State:
+    client: GatewayClient
+    access: Access
+
+
+def _state(request: Request) -> _State:
+    return request.app.state.gateway
+
+
+State = Annotated[_State, Depends(_state)]
+
+
+def create_app(settings: Settings, gateway: GatewaySettings | None = None) -> FastAPI:
+    """The gateway as an ASGI app; its lifespan opens one GatewayClient from ``settings`` (one
+    Redis connection follows every session its SSE clients follow) and closes it."""
+    gateway = gateway or GatewaySettings.resolve()
+    authenticator = Authenticator(gateway)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = GatewayClient.connect(settings)
+        try:
+            await client.engine.start()
+            app.state.gateway = _State(client, Access(client.engine.owners, gateway.has_auth))
+            yield
+        finally:
+            await client.aclose()
+
+    async def caller(
+        request: Request,
+        state: State,
+        authorization: Annotated[str | None, Header()] = None,
+        access_token: Annotated[
+            str | None, Query(description="The bearer token, for EventSource (no headers).")
+        ] = None,
+    ) -> Identity:
+        token = access_token
+        if authorization is not None:
+            scheme, _, value = authorization.partition(" ")
+            if scheme.lower() != "bearer":
+                raise HTTPException(401, "Authorization must be 'Bearer <token>'")
+            token = value.strip()
+        try:
+            identity = authenticator.identify(token)
+        except Unauthorized as exc:
+            raise HTTPException(401, str(exc), {"WWW-Authenticate": "Bearer"}) from None
+        if gateway.has_auth:
+            wait = await state.client.engine.rate_limiter.take(
+                identity.subject, gateway.rate, gateway.burst
+            )
+            if wait > 0:
+                raise HTTPException(
+                    429,
+                    f"rate limit of {gateway.rate:g} requests/s (burst {gateway.burst}) reached: "
+                    f"retry in {wait:.2f}s",
+                    {"Retry-After": str(math.ceil(wait))},
+                )
+        return identity
+
+    Caller = Annotated[Identity, Depends(caller)]
+
+    app = FastAPI(
+        title="by-framework gateway",
+        version="1",
+        description="Send tasks to agents, follow their output over SSE, answer and cancel them.",
+        lifespan=lifespan,
+    )
+    if gateway.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=gateway.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            expose_headers=["Retry-After"],
+        )
+    app.add_middleware(BodyLimit, max_body_bytes=gateway.max_body_bytes)
+    _error_statuses(app)
+
+    async def owned_task(state: _State, identity: Identity, message_id: str) -> TaskRecord:
+        record = await state.client.get_task(message_id)
+        if record is None:
+            raise HTTPException(404, f"no task {message_id!r}")
+        try:
+            await state.access.check_read(identity, record.session_id)
+        except HTTPException:
+            raise HTTPException(404, f"no task {message_id!r}") from None
+        return record
+
+    @app.post("/v1/sessions/{session_id}/messages", status_code=202, response_model=Accepted)
+    async def send_message(
+        session_id: str, body: SendRequest, state: State, identity: Caller
+    ) -> Accepted:
+        """Queue a task for an agent type on the session (created by the first send)."""
+        await state.access.claim(identity, session_id)
+        sent = await state.client.send_message(
+            body.agent_type,
+            session_id,
+            body.content,
+            user_code=identity.subject,
+            metadata=body.metadata,
+            wait_for_worker=0,
+        )
+        return Accepted(
+            message_id=sent.message_id, session_id=sent.session_id, trace_id=sent.trace_id
+        )
+
+    @app.get(
+        "/v1/sessions/{session_id}/events",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def events(
+        session_id: str,
+        state: State,
+        identity: Caller,
+        after: Annotated[str | None, Query(description="Resume after this stream id.")] = None,
+        until: Annotated[str | None, Query(description="End after this task's end.")] = None,
+        last_event_id: Annotated[str | None, Header()] = None,
+    ) -> StreamingResponse:
+        """The session's events as Server-Sent Events (see docs/gateway.md)."""
+        await state.access.check_read(identity, session_id)
+        position = last_event_id or after or "0-0"
+        if not STREAM_ID.match(position):
+            raise HTTPException(
+                422, f"Last-Event-ID / after: {position!r} is not a stream id like 1700000000000-0"
+            )
+        frames = sse_stream(state.client, session_id, position, until, gateway.heartbeat_seconds)
+        return StreamingResponse(
+            frames,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/v1/tasks/{message_id}", response_model=TaskRecord)
+    async def get_task(message_id: str, state: State, identity: Caller) -> TaskRecord:
+        """The task's execution record: status, timeline, worker, result."""
+        return await owned_task(state, identity, message_id)
+
+    @app.get("/v1/sessions/{session_id}/tasks", response_model=SessionTasks)
+    async def session_tasks(session_id: str, state: State, identity: Caller) -> SessionTasks:
+        """Every task of the session, and the task tree."""
+        await state.access.check_read(identity, session_id)
+        records = await state.client.list_session_tasks(session_id)
+        return SessionTasks(session_id=session_id, tasks=records, tree=task_tree(records))
+
+    @app.get(
+        "/v1/tasks/{message_id}/result",
+        response_model=AgentTaskResult,
+        responses={202: {"model": Pending, "description": "Not ended within the wait."}},
+    )
+    async def task_result(
+        message_id: str,
+        state: State,
+        identity: Caller,
+        wait: Annotated[float, Query(ge=0, le=MAX_RESULT_WAIT)] = 30.0,
+    ) -> AgentTaskResult | JSONResponse:
+        """Long poll: the result once the task's run ends, or 202 after ``wait`` seconds."""
+        record = await owned_task(state, identity, message_id)
+        try:
+            return await state.client.wait_for_result(message_id, timeout=wait)
+        except TaskTimeoutError:
+            record = await state.client.get_task(message_id) or record
+            pending = Pending(message_id=message_id, status=record.status)
+            return JSONResponse(pending.model_dump(mode="json"), 202)
+
+    @app.post("/v1/tasks/{message_id}/resume", status_code=202, response_model=Accepted)
+    async def resume(
+        message_id: str, body: ResumeRequest, state: State, identity: Caller
+    ) -> Accepted:
+        """Answer a task waiting for the user (409 if it is not)."""
+        record = await owned_task(state, identity, message_id)
+        await state.access.check_write(identity, record.session_id)
+        sent = await state.client.resume(
+            message_id, record.session_id, body.content, body.reply_data
+        )
+        return Accepted(
+            message_id=sent.message_id, session_id=sent.session_id, trace_id=sent.trace_id
+        )
+
+    @app.post("/v1/tasks/{message_id}/cancel", response_model=Cancelled)
+    async def cancel_task(
+        message_id: str, state: State, identity: Caller, body: CancelRequest | None = None
+    ) -> Cancelled:
+        """Cancel a task and its sub-calls."""
+        body = body or CancelRequest()
+        record = await owned_task(state, identity, message_id)
+        await state.access.check_write(identity, record.session_id)
+        report = await state.client.cancel_task(
+            message_id, record.session_id, body.reason, body.mode
+        )
+        return _cancelled(report)
+
+    @app.post("/v1/sessions/{session_id}/cancel", response_model=Cancelled)
+    async def cancel_session(
+        session_id: str, state: State, identity: Caller, body: CancelRequest | None = None
+    ) -> Cancelled:
+        """Cancel every unfinished task of the session."""
+        body = body or CancelRequest()
+        await state.access.check_write(identity, session_id)
+        report = await state.client.cancel_session(session_id, body.reason, body.mode)
+        return _cancelled(report)
+
+    @app.get("/v1/agents", response_model=Agents)
+    async def agents(state: State, identity: Caller) -> Agents:
+        """The agent types with online workers."""
+        counts: dict[str, int] = {}
+        for worker_id in await state.client.registry.all_online():
+            for agent_type in await state.client.registry.agent_types_of(worker_id):
+                counts[agent_type] = counts.get(agent_type, 0) + 1
+        return Agents(
+            agents=[AgentType(agent_type=t, workers=n) for t, n in sorted(counts.items())]
+        )
+
+    return app
+
+
+def _cancelled(report: CancelReport) -> Cancelled:
+    return Cancelled(cancelled=report.cancelled, stopping=report.stopping)
+
+
+def _error_statuses(app: FastAPI) -> None:
+    """The engine's errors as HTTP statuses, with its message."""
+    for error, status in (
+        (InvalidMessageError, 422),
+        (InvalidContentError, 422),
+        (NoOnlineWorkerError, 503),
+        (TaskNotWaitingError, 409),
+    ):
+
+        async def handler(request: Request, exc: Exception, status: int = status) -> JSONResponse:
+            return JSONResponse({"detail": str(exc)}, status)
+
+        app.add_exception_handler(error, handler)

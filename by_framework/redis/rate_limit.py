@@ -1,0 +1,17 @@
+"""A token bucket per caller in Redis, shared by every gateway replica."""
+
+from by_framework.redis.batching import CommandBatcher, evalsha
+from by_framework.redis.keys import KeySpace
+from by_framework.redis.scripts import TAKE_TOKEN
+
+
+class RedisRateLimiter:
+    def __init__(self, batcher: CommandBatcher, keys: KeySpace) -> None:
+        self._batcher = batcher
+        self._keys = keys
+
+    async def take(self, caller: str, rate: float, burst: int) -> float:
+        """0 if the caller may go on now (a token taken), else the seconds until it may."""
+        keys = [self._keys.rate_bucket(caller)]
+        (wait_ms,) = await self._batcher.execute(evalsha(TAKE_TOKEN, keys, [rate, burst]))
+        return int(wait_ms) / 1000

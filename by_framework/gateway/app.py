@@ -1,5 +1,6 @@
 """The HTTP gateway: an ASGI app on one GatewayClient, its routes under /v1."""
 
+import asyncio
 import math
 import re
 from collections.abc import AsyncIterator
@@ -74,9 +75,7 @@ def create_app(settings: Settings, gateway: GatewaySettings | None = None) -> Fa
         finally:
             await client.aclose()
 
-    async def caller(
-        request: Request,
-        state: State,
+    async def identified(
         authorization: Annotated[str | None, Header()] = None,
         access_token: Annotated[
             str | None, Query(description="The bearer token, for EventSource (no headers).")
@@ -89,20 +88,26 @@ def create_app(settings: Settings, gateway: GatewaySettings | None = None) -> Fa
                 raise HTTPException(401, "Authorization must be 'Bearer <token>'")
             token = value.strip()
         try:
-            identity = authenticator.identify(token)
+            return authenticator.identify(token)
         except Unauthorized as exc:
             raise HTTPException(401, str(exc), {"WWW-Authenticate": "Bearer"}) from None
-        if gateway.has_auth:
-            wait = await state.client.engine.rate_limiter.take(
-                identity.subject, gateway.rate, gateway.burst
+
+    async def within_rate(state: _State, identity: Identity) -> None:
+        if not gateway.has_auth:
+            return
+        wait = await state.client.engine.rate_limiter.take(
+            identity.subject, gateway.rate, gateway.burst
+        )
+        if wait > 0:
+            raise HTTPException(
+                429,
+                f"rate limit of {gateway.rate:g} requests/s (burst {gateway.burst}) reached: "
+                f"retry in {wait:.2f}s",
+                {"Retry-After": str(math.ceil(wait))},
             )
-            if wait > 0:
-                raise HTTPException(
-                    429,
-                    f"rate limit of {gateway.rate:g} requests/s (burst {gateway.burst}) reached: "
-                    f"retry in {wait:.2f}s",
-                    {"Retry-After": str(math.ceil(wait))},
-                )
+
+    async def caller(state: State, identity: Annotated[Identity, Depends(identified)]) -> Identity:
+        await within_rate(state, identity)
         return identity
 
     Caller = Annotated[Identity, Depends(caller)]
@@ -136,10 +141,15 @@ def create_app(settings: Settings, gateway: GatewaySettings | None = None) -> Fa
 
     @app.post("/v1/sessions/{session_id}/messages", status_code=202, response_model=Accepted)
     async def send_message(
-        session_id: str, body: SendRequest, state: State, identity: Caller
+        session_id: str,
+        body: SendRequest,
+        state: State,
+        identity: Annotated[Identity, Depends(identified)],
     ) -> Accepted:
         """Queue a task for an agent type on the session (created by the first send)."""
-        await state.access.claim(identity, session_id)
+        # The rate check and the claim travel to Redis together (one round trip, the batcher's);
+        # a claim made by a caller then refused for its rate only names it owner a moment early.
+        await asyncio.gather(within_rate(state, identity), state.access.claim(identity, session_id))
         sent = await state.client.send_message(
             body.agent_type,
             session_id,

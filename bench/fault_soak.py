@@ -76,7 +76,7 @@ from bench.agents import FAULT_SOAK_AGENT_TYPE as AGENT
 from bench.procs import Child, free_port, spawn, stop_children, stop_task, worker_command
 from bench.session import BenchSession, bench_session
 from bench.soak import held_by
-from tests.faults.test_redis_outages import DurableRedis
+from tests.support import DurableRedis
 
 T = TypeVar("T")
 

@@ -3,6 +3,8 @@
 import asyncio
 import contextlib
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,7 @@ from by_framework import (
 )
 from by_framework.protocol import encode_event
 from by_framework.protocol.ids import new_id
+from by_framework.redis.embedded import redis_answers
 from by_framework.redis.engine import RedisEngine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,3 +186,40 @@ async def redis_7(redis: Redis) -> bool:
     """Whether the server is Redis 7 or newer (CI runs the suite on 6.2 too)."""
     version = (await redis.info("server"))["redis_version"]
     return int(str(version).split(".")[0]) >= 7
+
+
+class DurableRedis:
+    """A redis-server of this test's own, with an fsync-always AOF so that a crash loses nothing
+    it acknowledged; it can be killed and started again on the same port and data."""
+
+    def __init__(self, directory: Path, port: int) -> None:
+        self.directory = directory
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
+             "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(100):
+            if redis_answers("127.0.0.1", self.port):
+                return
+            subprocess.run(["sleep", "0.05"], check=True)
+        raise RuntimeError("the test's redis-server did not start")
+
+    def pause(self, stopped: bool) -> None:
+        """Stop the server (SIGSTOP): its connections stay open and nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP if stopped else signal.SIGCONT)
+
+    def crash(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)

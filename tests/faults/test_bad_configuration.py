@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 
 from by_framework import Settings
 from tests.conftest import CORE_ONLY
-from tests.faults.test_redis_outages import DurableRedis, durable_redis  # noqa: F401
-from tests.support import ROOT, output_of, spawn
+from tests.faults.test_redis_outages import durable_redis  # noqa: F401
+from tests.support import ROOT, DurableRedis, output_of, spawn
 
 WAIT = 15.0
 """Seconds a command may take to give up; each gives up in a few."""

@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 from by_framework import AgentState, GatewayClient, NoOnlineWorkerError, Settings
 from by_framework.redis.keys import KeySpace
 from tests.faults.test_reclaim import stop_all
-from tests.faults.test_redis_outages import DurableRedis, durable_redis, outage_client
-from tests.support import output_of, wait_online, worker_process
+from tests.faults.test_redis_outages import durable_redis, outage_client
+from tests.support import DurableRedis, output_of, wait_online, worker_process
 
 __all__ = ["durable_redis", "outage_client"]  # fixtures, used by name
 

@@ -2,9 +2,6 @@
 Workers reconnect and carry on; nothing acknowledged is lost, nothing runs to completion twice."""
 
 import asyncio
-import shutil
-import signal
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,46 +10,8 @@ import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from by_framework import GatewayClient, NoOnlineWorkerError, SendResponse, Settings
-from by_framework.redis.embedded import redis_answers
 from tests.faults.test_reclaim import stop_all, tally
-from tests.support import wait_all, wait_online, worker_process, write_chunks
-
-
-class DurableRedis:
-    """A redis-server of this test's own, with an fsync-always AOF so that a crash loses nothing
-    it acknowledged; it can be killed and started again on the same port and data."""
-
-    def __init__(self, directory: Path, port: int) -> None:
-        self.directory = directory
-        self.port = port
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(self.port),
-             "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        for _ in range(100):
-            if redis_answers("127.0.0.1", self.port):
-                return
-            subprocess.run(["sleep", "0.05"], check=True)
-        raise RuntimeError("the test's redis-server did not start")
-
-    def pause(self, stopped: bool) -> None:
-        """Stop the server (SIGSTOP): its connections stay open and nothing answers."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP if stopped else signal.SIGCONT)
-
-    def crash(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
+from tests.support import DurableRedis, wait_all, wait_online, worker_process, write_chunks
 
 
 @pytest.fixture

@@ -30,9 +30,12 @@ not a queue's; lower it to find where the gateway saturates.
 
 The latency probe sends, one at a time, 20 ms apart, tasks of one chunk on a session of its own,
 which this process follows both over the gateway's SSE and with ``client.events`` (the Python
-client, straight on Redis). Sends alternate between the gateway's ``POST .../messages`` and
-``client.send_message``. Reported, p50 / p99 nearest-rank:
-- HTTP: POST -> the first byte of that task's chunk event on the SSE stream;
+client, straight on Redis). Sends rotate between the gateway's ``POST .../messages`` from a
+minimal HTTP/1.1 client on a keep-alive connection (``bench/http1.py``: what a browser's native
+``fetch`` costs, next to nothing), the same POST from httpx, and ``client.send_message``.
+Reported, p50 / p99 nearest-rank:
+- HTTP: POST (the minimal client) -> the first byte of that task's chunk event on the SSE stream;
+- httpx: the same with the POST sent by httpx (its own cost included, for comparison);
 - Python: ``send_message`` -> that task's chunk read by ``client.events``;
 - added: HTTP p50 minus Python p50 (the goal: <= 2 ms);
 - per task, every probe: SSE read minus ``client.events`` read of the same chunk (the gateway's
@@ -63,6 +66,7 @@ from by_framework import AgentState, GatewayClient, StreamChunkEvent, init_redis
 if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.http1 import Http1Connection
 from bench.measure import percentile
 from bench.procs import (
     ROOT,
@@ -93,7 +97,7 @@ DELIVERY_TIMEOUT_S = 30.0  # for the followers to receive the last events, at th
 TOKEN_ENV = "BENCH_GATEWAY_TOKEN"  # how the client processes get the API key
 # Every request is the one caller "bench": the default bucket (20/s) would refuse the followers.
 UNLIMITED = "1000000"
-HTTP, PYTHON = "http", "python"
+HTTP, HTTPX, PYTHON = "http", "httpx", "python"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +134,11 @@ def load_session(index: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Probes:
-    http_ms: list[float]  # POST -> first SSE byte of the task's chunk
+    http_ms: list[float]  # POST (minimal client) -> first SSE byte of the task's chunk
+    httpx_ms: list[float]  # the same, POST sent by httpx
     python_ms: list[float]  # send_message -> the chunk read by client.events
-    post_ms: list[float]  # POST -> its 202 response
+    post_ms: list[float]  # POST (minimal client) -> its 202 response
+    httpx_post_ms: list[float]  # POST (httpx) -> its 202 response
     send_ms: list[float]  # send_message -> it returned
     delivery_ms: list[float]  # same task: SSE read - client.events read
 
@@ -284,8 +290,11 @@ async def _read_events(client: GatewayClient, firsts: Firsts) -> None:
 class Probe:
     """Tasks of one chunk, one at a time, on the probe session followed both ways."""
 
-    def __init__(self, http: httpx.AsyncClient, client: GatewayClient) -> None:
-        self._http, self._client = http, client
+    def __init__(
+        self, http: httpx.AsyncClient, lean: Http1Connection, token: str, client: GatewayClient
+    ) -> None:
+        self._http, self._lean, self._client = http, lean, client
+        self._headers = {"Authorization": f"Bearer {token}"}
         self._sse, self._events = Firsts(), Firsts()
         self._readers = [
             asyncio.create_task(_read_sse(http, self._sse)),
@@ -297,6 +306,8 @@ class Probe:
         client.events read), in ms."""
         started = time.perf_counter()
         if kind == HTTP:
+            message_id = await self._lean_post()
+        elif kind == HTTPX:
             message_id = await _post(self._http, PROBE_SESSION, PROBE_CONTENT)
         else:
             sent = await self._client.send_message(AGENT_TYPE, PROBE_SESSION, PROBE_CONTENT)
@@ -312,25 +323,36 @@ class Probe:
                 if reader.done():
                     reader.result()
         sse_at, events_at = marks.result()
-        first = sse_at if kind == HTTP else events_at
+        first = events_at if kind == PYTHON else sse_at
         return (first - started) * 1000, sent_ms, (sse_at - events_at) * 1000
+
+    async def _lean_post(self) -> str:
+        body = {"agent_type": AGENT_TYPE, "content": PROBE_CONTENT}
+        path = f"/v1/sessions/{PROBE_SESSION}/messages"
+        status, content = await self._lean.post_json(path, body, self._headers)
+        if status != 202:
+            raise BenchError(f"probe POST: {status} {content[:300]!r}")
+        return str(json.loads(content)["message_id"])
 
     async def run(self, count: int | None = None, seconds: float | None = None) -> Probes:
         """``count`` probes of each kind, or as many as fit in ``seconds``, alternating."""
-        samples: dict[str, list[float]] = {HTTP: [], PYTHON: []}
-        sends: dict[str, list[float]] = {HTTP: [], PYTHON: []}
+        samples: dict[str, list[float]] = {HTTP: [], HTTPX: [], PYTHON: []}
+        sends: dict[str, list[float]] = {HTTP: [], HTTPX: [], PYTHON: []}
         delivery: list[float] = []
         end = None if seconds is None else time.perf_counter() + seconds
         while (count is not None and len(samples[PYTHON]) < count) or (
             end is not None and time.perf_counter() < end
         ):
-            for kind in (HTTP, PYTHON):
+            for kind in (HTTP, HTTPX, PYTHON):
                 elapsed, sent, delivered = await self.one(kind)
                 samples[kind].append(elapsed)
                 sends[kind].append(sent)
                 delivery.append(delivered)
                 await asyncio.sleep(PROBE_PAUSE_S)
-        return Probes(samples[HTTP], samples[PYTHON], sends[HTTP], sends[PYTHON], delivery)
+        return Probes(
+            samples[HTTP], samples[HTTPX], samples[PYTHON], sends[HTTP], sends[HTTPX],
+            sends[PYTHON], delivery,
+        )  # fmt: skip
 
     async def aclose(self) -> None:
         for reader in self._readers:
@@ -350,14 +372,14 @@ async def _measure(plan: Plan, started: list[Child]) -> Report:
         headers={"Authorization": f"Bearer {plan.token}"},
         timeout=httpx.Timeout(10.0, read=None),
     )
-    probe = None
+    lean, probe = Http1Connection("127.0.0.1", plan.port), None
     try:
         for index in range(plan.workers):
             worker_id = f"paced-{index}"
             await wait_ready(functools.partial(client.registry.is_online, worker_id), started)
         await wait_ready(functools.partial(_gateway_ready, http, plan.workers), started)
         await _post(http, PROBE_SESSION, PROBE_CONTENT)  # the session becomes the caller's
-        probe = Probe(http, client)
+        probe = Probe(http, lean, plan.token, client)
         await deadline("warm-up", probe.run(count=WARMUP_PROBES))
         idle_cpu = cpu_seconds(gateway.process.pid)
         idle = await deadline("idle probes", probe.run(count=IDLE_PROBES))
@@ -403,6 +425,7 @@ async def _measure(plan: Plan, started: list[Child]) -> Report:
         if probe is not None:
             await probe.aclose()
         await http.aclose()
+        await lean.aclose()
         await client.aclose()
         await redis.aclose()
 
@@ -463,7 +486,8 @@ async def _received(clients: Clients, expected: int) -> int:
 def _latency_rows(report: Report) -> list[str]:
     header = (
         "phase", "probes", "HTTP p50", "HTTP p99", "Python p50", "Python p99", "added p50",
-        "SSE - events p50", "SSE - events p99", "POST p50", "send_message p50",
+        "httpx p50", "SSE - events p50", "SSE - events p99", "POST p50", "httpx POST p50",
+        "send_message p50",
     )  # fmt: skip
     cells = [header]
     for phase, probes in (("idle", report.idle), ("under load", report.load)):
@@ -471,15 +495,17 @@ def _latency_rows(report: Report) -> list[str]:
         cells.append(
             (
                 phase,
-                f"{len(probes.http_ms)} + {len(probes.python_ms)}",
+                f"{len(probes.http_ms)} x 3",
                 f"{http50:.2f}",
                 f"{percentile(probes.http_ms, 0.99):.2f}",
                 f"{py50:.2f}",
                 f"{percentile(probes.python_ms, 0.99):.2f}",
                 f"{http50 - py50:+.2f}",
+                f"{percentile(probes.httpx_ms, 0.5):.2f}",
                 f"{percentile(probes.delivery_ms, 0.5):+.2f}",
                 f"{percentile(probes.delivery_ms, 0.99):+.2f}",
                 f"{percentile(probes.post_ms, 0.5):.2f}",
+                f"{percentile(probes.httpx_post_ms, 0.5):.2f}",
                 f"{percentile(probes.send_ms, 0.5):.2f}",
             )
         )
@@ -517,16 +543,18 @@ def lines(plan: Plan, report: Report) -> list[str]:
         "the figures: add --client-procs)",
         f"machine: {report.machine_busy:.0%} of its {os.cpu_count()} cores busy in the window "
         "(every process on it, this bench's and any other)",
-        f"gateway CPU per idle probe pair: {report.idle_cpu_s / len(report.idle.http_ms) * 1e3:.2f}"
-        " ms (one POST, and both tasks' events to the probe's one SSE follower)",
+        f"gateway CPU per idle probe round: "
+        f"{report.idle_cpu_s / len(report.idle.http_ms) * 1e3:.2f} ms "
+        "(two POSTs, and the three tasks' events to the probe's one SSE follower)",
         f"gateway RSS: idle {report.rss_idle / mib:.1f} MiB, with the followers "
         f"{report.rss_followers / mib:.1f} MiB, under load {report.rss_load / mib:.1f} MiB: "
         f"{per_follower / 1024:.1f} KiB per follower ((with - idle) / {plan.followers:,})",
         f"completeness: the followers received {report.received_total:,} of the "
         f"{report.expected_total:,} events of their sessions",
-        "latency, ms (HTTP: POST -> first SSE byte of the task's chunk; Python: send_message -> "
-        "chunk read by client.events; SSE - events: same task, the two reads; POST: -> its 202; "
-        "send_message: -> it returned):",
+        "latency, ms (HTTP: POST from a minimal HTTP/1.1 client -> first SSE byte of the task's "
+        "chunk; httpx: the same POST from httpx; Python: send_message -> chunk read by "
+        "client.events; SSE - events: same task, the two reads; POST: -> its 202; send_message: "
+        "-> it returned):",
         *_latency_rows(report),
         f"goal: added p50 under load <= +2 ms: {added:+.2f} ms, "
         + ("met" if added <= 2.0 else "MISSED"),

@@ -10,7 +10,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from by_framework import GatewayClient, Settings, StreamChunkEvent, TaskTimeoutError
+from by_framework import GatewayClient, Settings, StreamChunkEvent, TaskEndEvent, TaskTimeoutError
 from by_framework.protocol import encode_event
 from by_framework.redis import feed
 from by_framework.redis.connection import HeldConnection
@@ -242,3 +242,41 @@ async def test_followers_joining_and_leaving_at_random_each_see_exactly_their_ev
         first = 0 if start == "0-0" else ids.index(start) + 1
         assert got == ids[first : first + len(got)], (session, start)
     assert sum(len(got) for _, _, got in runs) > 200
+
+
+async def test_event_batches_marks_idle_time_with_an_empty_batch(
+    client: GatewayClient, redis: Redis, settings: Settings
+) -> None:
+    """What the gateway's SSE keep-alive rests on: [] after ``idle`` quiet seconds, the events
+    as one batch when they come, and the read goes on."""
+    batches = client.event_batches("idle-batches", idle=0.2)
+    try:
+        assert await asyncio.wait_for(anext(batches), 5) == []
+        await write_chunks(redis, settings, "idle-batches", "a", "b")
+        batch = await asyncio.wait_for(anext(batches), 5)
+        assert [item.event.content for item in batch] == ["a", "b"]
+        assert await asyncio.wait_for(anext(batches), 5) == []
+    finally:
+        await batches.aclose()
+
+
+async def test_event_batches_end_at_the_named_tasks_end_within_a_batch(
+    client: GatewayClient, redis: Redis, settings: Settings
+) -> None:
+    engine = RedisEngine(redis, settings)
+    first, second = "batch-task-1", "batch-task-2"
+    events = [
+        encode_event(first, "echo", 1, StreamChunkEvent(content="x")),
+        encode_event(first, "echo", 2, TaskEndEvent(status="completed")),
+        encode_event(second, "echo", 1, StreamChunkEvent(content="y")),
+    ]
+    try:
+        await engine.events.append("until-batches", *events)  # one read gets all three
+    finally:
+        await engine.aclose()
+    batches = [
+        batch
+        async for batch in client.event_batches("until-batches", until_message_id=first, timeout=5)
+    ]
+    assert [[item.message_id for item in batch] for batch in batches] == [[first, first]]
+    assert isinstance(batches[0][-1].event, TaskEndEvent)

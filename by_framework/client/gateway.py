@@ -90,13 +90,6 @@ class _Runs:
         return EventGap(self._session_id, newest[1], event.stream_id, missing, (event.message_id,))
 
 
-def _marked(gap: EventGap, on_gap: Literal["mark", "raise"]) -> EventGap:
-    """The gap, for the reader to see in place of the events trimmed, or raised."""
-    if on_gap == "raise":
-        raise EventsTrimmedError(gap)
-    return gap
-
-
 class GatewayClient:
     """Publishes commands to control streams and reads session data streams.
 
@@ -325,47 +318,89 @@ class GatewayClient:
         come as an ``EventGap`` in their place (``on_gap="mark"``), or raise
         ``EventsTrimmedError`` (``on_gap="raise"``).
         """
+        batches = self.event_batches(
+            session_id, after, until_message_id=until_message_id, timeout=timeout, on_gap=on_gap
+        )
+        async for batch in batches:
+            for item in batch:
+                yield item
+
+    async def event_batches(
+        self,
+        session_id: str,
+        after: str = "0-0",
+        *,
+        until_message_id: str | None = None,
+        timeout: float | None = None,
+        on_gap: Literal["mark", "raise"] = "mark",
+        idle: float | None = None,
+    ) -> AsyncIterator[list[SessionEvent | EventGap]]:
+        """What ``events`` yields, a list per read from Redis: for a reader that handles a batch
+        at once (the HTTP gateway writes one SSE chunk per batch). With ``idle``, an empty list
+        after that many seconds without events (the gateway's keep-alive)."""
         if on_gap not in ("mark", "raise"):
             raise ValueError(f"on_gap must be 'mark' or 'raise', not {on_gap!r}")
-        deadline = None if timeout is None else time.monotonic() + timeout
+        now = time.monotonic()
+        deadline = None if timeout is None else now + timeout
+        quiet_until = None if idle is None else now + idle
         backoff = Backoff()
         runs = _Runs(session_id)
         reader = self._engine.events.reader(session_id)
         try:
             while True:
-                block_ms = READ_BLOCK_MS
+                now = time.monotonic()
+                block_s = READ_BLOCK_MS / 1000
                 if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
+                    if deadline <= now:
                         raise TaskTimeoutError(
                             f"no end of task {until_message_id or '(any)'} on session "
                             f"{session_id!r} within {timeout}s; the task goes on: read again "
                             f"with after={after!r}"
                         )
-                    block_ms = max(1, min(block_ms, int(left * 1000)))
+                    block_s = min(block_s, deadline - now)
+                if quiet_until is not None and idle is not None:
+                    if quiet_until <= now:
+                        yield []
+                        quiet_until = now + idle
+                    block_s = min(block_s, quiet_until - now)
                 try:
-                    batch = await reader.read(after, READ_BATCH, block_ms)
+                    batch = await reader.read(after, READ_BATCH, max(1, int(block_s * 1000)))
                 except self._engine.transient_errors:
                     await backoff.pause()  # reconnect and resume from the last event seen
                     continue
                 backoff.reset()
+                out: list[SessionEvent | EventGap] = []
+                ended = False
                 for event in batch:
                     if isinstance(event, EventGap):
-                        yield _marked(event, on_gap)
-                        continue
-                    after = event.stream_id
-                    if runs.is_repeat(event):
-                        continue
-                    gap = runs.gap_before(event)
+                        gap: EventGap | None = event
+                    else:
+                        after = event.stream_id
+                        if runs.is_repeat(event):
+                            continue
+                        gap = runs.gap_before(event)
                     if gap is not None:
-                        yield _marked(gap, on_gap)
-                    yield event
+                        if on_gap == "raise":
+                            if out:  # what came before the gap, then the error in its place
+                                yield out
+                            raise EventsTrimmedError(gap)
+                        out.append(gap)
+                    if isinstance(event, EventGap):
+                        continue
+                    out.append(event)
                     if (
                         until_message_id is not None
                         and event.message_id == until_message_id
                         and isinstance(event.event, TaskEndEvent)
                     ):
-                        return
+                        ended = True
+                        break
+                if out:
+                    yield out
+                    if idle is not None:
+                        quiet_until = time.monotonic() + idle
+                if ended:
+                    return
         finally:
             await reader.aclose()
 

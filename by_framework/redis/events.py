@@ -39,6 +39,11 @@ class RedisEventLog:
     def reader(self, session_id: str) -> FeedFollower:
         return self._feed.follower(self._keys.session_data_stream(session_id), session_id)
 
+    @property
+    def followers(self) -> int:
+        """Readers of this client following a session now (the gateway's SSE clients)."""
+        return self._feed.follower_count
+
     async def aclose(self) -> None:
         await self._feed.aclose()
 

@@ -67,6 +67,11 @@ class SessionFeed:
     def follower(self, stream: str, session_id: str) -> "FeedFollower":
         return FeedFollower(self, stream, session_id)
 
+    @property
+    def follower_count(self) -> int:
+        """Followers being read for now, over every session."""
+        return sum(len(followers) for followers in self._followers.values())
+
     async def aclose(self) -> None:
         self._closed = True
         if self._task is not None:
@@ -150,9 +155,15 @@ class SessionFeed:
 
     def _positions(self) -> dict[str, tuple[int, int]]:
         """Each stream to read, from the earliest position of its followers that take more."""
+        # Run before every read over every follower: kept to plain attribute reads (``full``
+        # spelled out), a tenth of a gateway's CPU with a thousand followers otherwise.
         positions: dict[str, tuple[int, int]] = {}
         for stream, followers in self._followers.items():
-            wanted = [f.position for f in followers if not f.full and f.error is None]
+            wanted = [
+                f.position
+                for f in followers
+                if not f._checking and len(f._backlog) < BACKLOG and f.error is None
+            ]
             if wanted:
                 positions[stream] = min(wanted)
         return positions

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: install lock demo test lint format bench bench-all chunks soak fault-soak fanout \
-	gateway-bench
+	gateway-bench metrics-bench status-bench
 
 # The core and every extension package (adapters, history, tracing), editable, in one resolve.
 # (The tracing packages must resolve together with google-adk, which caps OpenTelemetry.)
@@ -78,3 +78,11 @@ fanout: $(STAMP)
 # Needs the [gateway] extra (FastAPI, uvicorn); docs/performance.md, "HTTP gateway".
 gateway-bench: $(STAMP)
 	$(PY) bench/gateway_fanout.py
+
+# A worker's CPU per no-op task with its metrics port off and on, side by side (docs/metrics.md).
+metrics-bench: $(STAMP)
+	$(PY) bench/metrics_ab.py
+
+# `status` on 100 agent types, 50 workers, 1M queued entries, on a redis-server of its own.
+status-bench: $(STAMP)
+	$(PY) bench/status.py

@@ -18,6 +18,14 @@ class NoopAgent(GatewayWorker):
         return {"status": "completed"}
 
 
+class NoopAgentB(NoopAgent):
+    """NoopAgent under an agent type of its own: a second worker measured beside the first on
+    the same load (``bench/metrics_ab.py``)."""
+
+    def get_agent_types(self) -> list[str]:
+        return ["bench-noop-b"]
+
+
 class NoopChildAgent(GatewayWorker):
     """A child that does nothing: it returns "completed" at once, no events of its own (the
     engine still writes its RUNNING state, result and end events). ``bench/fanout.py``."""

@@ -193,7 +193,7 @@ async def _framework_phase(plan: Plan, started: list[Child]) -> Figures:
     try:
         for child in started:
             await wait_ready(functools.partial(client.registry.is_online, child.name), started)
-        driver = _framework_driver(client)
+        driver = framework_driver(client)
         tag = f"f{len(started)}"
         return await measure(FRAMEWORK, len(started), driver, redis, tag, plan.tasks, plan.samples)
     finally:
@@ -201,7 +201,9 @@ async def _framework_phase(plan: Plan, started: list[Child]) -> Figures:
         await redis.aclose()
 
 
-def _framework_driver(client: GatewayClient) -> Driver:
+def framework_driver(client: GatewayClient) -> Driver:
+    """How the bench drives by-framework: sends and completions through a GatewayClient."""
+
     async def send(session: str, key: str) -> str:
         return (await client.send_message(AGENT_TYPE, session, "x")).message_id
 

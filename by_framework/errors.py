@@ -66,3 +66,21 @@ class EventsTrimmedError(ByFrameworkError):
             f"on_gap='mark' to go on past the gap"
         )
         self.gap = gap
+
+
+class WorkerOrderError(ByFrameworkError):
+    """An operator's drain, resume or evict that could not be carried out or confirmed."""
+
+
+class DeadLetterNotFoundError(ByFrameworkError, LookupError):
+    """No dead letter with that id: never there, or replayed, purged or trimmed since."""
+
+    def __init__(self, dead_id: str) -> None:
+        super().__init__(
+            f"no dead letter {dead_id!r}: list them with `python -m by_framework dead-letter list`"
+        )
+        self.dead_id = dead_id
+
+
+class DeadLetterReplayError(ByFrameworkError):
+    """A dead letter that cannot be replayed; the message says why."""

@@ -10,7 +10,13 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from by_framework.protocol import AgentTaskResult, EventGap, MessageHeader, SessionEvent
+from by_framework.protocol.dead_letter import DeadLetter
 from by_framework.protocol.records import TaskRecord
+
+WorkerState = Literal["running", "draining", "evicted", "stopping"]
+"""What a worker takes: ``running`` new work; ``draining`` (an operator's ``workers drain``) and
+``evicted`` (``workers evict``: its queued work was handed back) only tasks sent to it alone;
+``stopping`` (shutting down) nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +137,14 @@ class TaskQueue(Protocol):
     ) -> None:
         """Move a bad entry to the dead-letter stream, tell its session if known, and ack it."""
 
-    async def hand_back(self, delivery: Delivery, header: MessageHeader, worker_id: str) -> None:
-        """Return an entry this worker will not finish to its queue (graceful shutdown)."""
+    async def hand_back(
+        self, delivery: Delivery, header: MessageHeader, worker_id: str, *, crashed: bool = False
+    ) -> None:
+        """Return an entry ``worker_id`` will not finish to its queue (graceful shutdown, an
+        eviction). ``crashed``: the worker died running it, which counts as a delivery."""
+
+    async def pending_of(self, streams: Sequence[str], consumer: str) -> list[Delivery]:
+        """The entries of the streams pending for ``consumer`` (fetched, not yet finished)."""
 
     async def wake(self, stream: str) -> None:
         """Unblock a consumer waiting on ``stream``."""
@@ -148,6 +160,35 @@ class CommandBus(Protocol):
         trouble; raise if no online worker would get it."""
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerProfile:
+    """What a worker process is, published when it registers."""
+
+    instance: str
+    """Names this process apart from earlier ones under the same worker id."""
+    host: str
+    pid: int
+    started_at: float
+    slots: int
+    heartbeat_interval: float
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReport:
+    """What a worker publishes with every heartbeat."""
+
+    state: WorkerState
+    in_flight: int
+    """Tasks fetched and not ended, waiting parents left out (they hold no slot)."""
+    config_version: int | None
+    """The version of its plugin configs; None without plugins."""
+    ended: Mapping[int, Mapping[str, int]]
+    """Tasks ended here lately: minute (Unix time // 60) -> status -> how many."""
+    run_time: Mapping[int, tuple[float, int]] = field(default_factory=dict)
+    """The run time of the tasks that ran and ended here lately: minute -> (seconds summed,
+    runs): their mean is the latency the dashboard draws."""
+
+
 class WorkerDirectory(Protocol):
     """Membership, heartbeat lease and worker-id lock."""
 
@@ -155,13 +196,25 @@ class WorkerDirectory(Protocol):
         """Take the worker-id lock; its token, or None if another live process holds it."""
 
     async def register(
-        self, worker_id: str, agent_types: Sequence[str], token: str, ttl: float
+        self,
+        worker_id: str,
+        agent_types: Sequence[str],
+        token: str,
+        ttl: float,
+        profile: WorkerProfile | None = None,
+        report: WorkerReport | None = None,
     ) -> None: ...
 
     async def heartbeat(
-        self, worker_id: str, agent_types: Sequence[str], token: str, ttl: float
+        self,
+        worker_id: str,
+        agent_types: Sequence[str],
+        token: str,
+        ttl: float,
+        report: WorkerReport | None = None,
     ) -> bool:
-        """Renew lock, online key and membership; False if the lock was lost."""
+        """Renew lock, online key and membership, and publish the report; False if the lock
+        was lost."""
 
     async def prune(self, agent_types: Sequence[str]) -> int:
         """Drop members that are not online (crashed workers); how many went."""
@@ -367,6 +420,83 @@ class RateLimiter(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """One worker as the fleet view reads it: its profile, last report and liveness."""
+
+    worker_id: str
+    online: bool
+    agent_types: tuple[str, ...]
+    profile: WorkerProfile | None
+    """None for a worker that published none (an older version)."""
+    report: WorkerReport | None
+    last_heartbeat: float | None
+    """Unix time, by Redis's clock."""
+    read_at: float
+    """When this was read (Unix time, by Redis's clock): ages are measured from it."""
+
+    @property
+    def heartbeat_age(self) -> float | None:
+        if self.last_heartbeat is None:
+            return None
+        return max(0.0, self.read_at - self.last_heartbeat)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """One agent type's control stream, as its consumer group sees it."""
+
+    agent_type: str
+    length: int
+    """Entries in the stream: queued, pending, and finished ones not trimmed yet."""
+    queued: int | None
+    """Entries not yet delivered to any worker (the group's lag); None when Redis cannot tell
+    (before Redis 7, or after entries were deleted from the middle of the stream)."""
+    pending: int
+    """Entries delivered and not yet finished."""
+    oldest_pending_at: float | None
+    """When the oldest pending entry was added to the stream (Unix time)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSnapshot:
+    """Workers, queues and dead letters, read at one moment."""
+
+    at: float
+    """Unix time, by Redis's clock: ages are measured from it."""
+    workers: tuple[WorkerInfo, ...]
+    queues: tuple[QueueInfo, ...]
+    dead_letters: int
+
+
+class FleetView(Protocol):
+    """The fleet as an operator sees it, read in a few round trips whatever its size."""
+
+    async def snapshot(self) -> FleetSnapshot:
+        """Every known worker, and the queue of every agent type served lately."""
+
+    async def worker(self, worker_id: str) -> WorkerInfo | None:
+        """One worker; None if it never registered, or left (shut down, or gone for
+        ``record_ttl``)."""
+
+
+class DeadLetterStore(Protocol):
+    """The dead-letter stream, for operators: the ``dead-letter`` command and the dashboard."""
+
+    async def get(self, dead_id: str) -> DeadLetter | None: ...
+
+    async def replay(self, dead_id: str) -> str:
+        """Put the entry back on its stream as a new entry (its id is returned) and remove the
+        dead letter, at once; a task given up on is queued again with fresh deliveries.
+        ``DeadLetterNotFoundError``, or ``DeadLetterReplayError`` saying why it cannot be."""
+
+    async def purge(self, dead_id: str | None = None) -> int:
+        """Delete one entry, or all of them (``None``); how many were deleted."""
+
+    async def list(self, count: int = 50, after: str = "-") -> list[DeadLetter]:
+        """Up to ``count`` entries, oldest first, after the entry id ``after`` ("-": the start)."""
+
+
 class Engine(Protocol):
     """Everything the worker and the client need, on one connection."""
 
@@ -380,8 +510,15 @@ class Engine(Protocol):
     registry: WorkerDirectory
     owners: SessionOwners
     rate_limiter: RateLimiter
+    fleet: FleetView
+    dead_letters: DeadLetterStore
 
     async def start(self) -> None: ...
+
+    async def ping(self) -> None:
+        """One round trip to the store, behind whatever this engine has queued; raises (one of
+        ``transient_errors`` when it is unreachable) if it does not answer."""
+        ...
 
     def lease_keeper(
         self,

@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -11,6 +11,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -242,6 +243,37 @@ class Settings(BaseModel):
         description="Largest control entry a worker accepts.",
         json_schema_extra=_env("BYAI_MAX_ENTRY_BYTES"),
     )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Port of the worker's /metrics (Prometheus), /healthz and /readyz; None: "
+        "off. Needs the [metrics] extra (pip install 'by-framework[metrics]').",
+        json_schema_extra=_env("BYAI_METRICS_PORT"),
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address the metrics port listens on (0.0.0.0: every interface, as a "
+        "container needs for its probes).",
+        json_schema_extra=_env("BYAI_METRICS_HOST"),
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO",
+        description="Lowest level logged (any case). INFO includes one line per task end.",
+        json_schema_extra=_env("BYAI_LOG_LEVEL"),
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text: one readable line per record; json: one JSON object per line, with "
+        "a record's fields (message_id, agent_type, status, duration_s) as keys.",
+        json_schema_extra=_env("BYAI_LOG_FORMAT"),
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _coherent(self) -> "Settings":

@@ -30,6 +30,8 @@ collect_ignore_glob = (
         "test_adk_*.py",
         "test_history.py",
         "test_history_worker.py",
+        "test_metrics.py",  # prometheus-client: the [metrics] extra
+        "test_deploy.py",  # deploy/ runs the [gateway] and [metrics] extras
     ]
     if CORE_ONLY
     else []

@@ -5,6 +5,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -155,6 +156,13 @@ def output_of(process: subprocess.Popen[str]) -> str:
     log = process.log  # type: ignore[attr-defined]
     log.seek(0)
     return log.read()
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 async def wait_online(client: GatewayClient, worker_id: str, timeout: float = 15.0) -> None:

@@ -1,24 +1,37 @@
 """Logging set-up: plain text for terminals, one JSON object per line for log aggregation."""
 
+import argparse
 import json
 import logging
+import os
 import sys
+from typing import Any
+
+from by_framework.settings import Settings
+
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+"""What every LogRecord has: anything else on a record came from ``extra=`` and is a field."""
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per record; the fields a call passes in ``extra=`` become keys."""
+
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, Any] = {
             "ts": record.created,
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for name, value in vars(record).items():
+            if name not in _RECORD_ATTRIBUTES:
+                entry.setdefault(name, value)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def setup_logging(level: int = logging.INFO, use_json: bool = False) -> None:
+def setup_logging(level: int | str = logging.INFO, use_json: bool = False) -> None:
     """Configure the root logger once (replacing its handlers)."""
     handler = logging.StreamHandler(sys.stderr)
     if use_json:
@@ -28,3 +41,30 @@ def setup_logging(level: int = logging.INFO, use_json: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    """``--log-level`` and ``--log-format``, which every command takes."""
+    parser.add_argument(
+        "--log-level",
+        help="DEBUG, INFO, WARNING, ERROR or CRITICAL (env BYAI_LOG_LEVEL; default INFO)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="json: one JSON object per line (env BYAI_LOG_FORMAT; default text)",
+    )
+
+
+def setup_logging_from(argv: list[str]) -> list[str]:
+    """Set logging up as ``--log-level`` / ``--log-format`` say, wherever they stand in the
+    command line, else as ``BYAI_LOG_LEVEL`` / ``BYAI_LOG_FORMAT`` do (``Settings``), else INFO
+    in text; return the command line without them, for the command's own parser."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    add_log_options(parser)
+    args, rest = parser.parse_known_args(argv)
+    # Only the logging variables: the others are judged with the command's own flags, later.
+    environ = {name: value for name, value in os.environ.items() if name.startswith("BYAI_LOG_")}
+    settings = Settings.resolve(environ, log_level=args.log_level, log_format=args.log_format)
+    setup_logging(settings.log_level, use_json=settings.log_format == "json")
+    return rest

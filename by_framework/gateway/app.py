@@ -6,11 +6,14 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import ValidationError
 
 from by_framework.client.gateway import GatewayClient
 from by_framework.errors import (
@@ -21,8 +24,9 @@ from by_framework.errors import (
     TaskTimeoutError,
 )
 from by_framework.gateway.access import Access
-from by_framework.gateway.auth import Authenticator, Identity, Unauthorized
+from by_framework.gateway.auth import Authenticator, Identity, Unauthorized, bearer_token
 from by_framework.gateway.limits import BodyLimit
+from by_framework.gateway.metrics import GatewayMetrics, RequestMetrics
 from by_framework.gateway.models import (
     Accepted,
     Agents,
@@ -37,12 +41,20 @@ from by_framework.gateway.models import (
 )
 from by_framework.gateway.settings import GatewaySettings
 from by_framework.gateway.sse import sse_stream
+from by_framework.gateway.tokens import TokenReserve
 from by_framework.ports import CancelReport
 from by_framework.protocol.records import TaskRecord
 from by_framework.protocol.results import AgentTaskResult
 from by_framework.settings import Settings
 
+if TYPE_CHECKING:
+    from by_framework.dashboard import Dashboard
+
 STREAM_ID = re.compile(r"^\d+(-\d+)?$")
+SEND_REQUEST_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": SendRequest.model_json_schema()}},
+}
 MAX_RESULT_WAIT = 60.0
 
 
@@ -50,9 +62,11 @@ MAX_RESULT_WAIT = 60.0
 class _State:
     client: GatewayClient
     access: Access
+    tokens: TokenReserve
 
 
-def _state(request: Request) -> _State:
+async def _state(request: Request) -> _State:
+    # async: FastAPI runs a plain def dependency in a thread pool, a thread hand-off per request
     return request.app.state.gateway
 
 
@@ -64,16 +78,30 @@ def create_app(settings: Settings, gateway: GatewaySettings | None = None) -> Fa
     Redis connection follows every session its SSE clients follow) and closes it."""
     gateway = gateway or GatewaySettings.resolve()
     authenticator = Authenticator(gateway)
+    dashboard = _dashboard(gateway)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = GatewayClient.connect(settings)
+        tokens = TokenReserve(client.engine.rate_limiter, gateway.rate, gateway.burst)
         try:
             await client.engine.start()
-            app.state.gateway = _State(client, Access(client.engine.owners, gateway.has_auth))
+            access = Access(client.engine.owners, gateway.has_auth)
+            app.state.gateway = _State(client, access, tokens)
+            if dashboard is not None:
+                dashboard.open(client)
             yield
         finally:
+            if dashboard is not None:
+                await dashboard.aclose()
+            tokens.close()
             await client.aclose()
+
+    def identify(authorization: str | None, access_token: str | None) -> Identity:
+        try:
+            return authenticator.identify(bearer_token(authorization, access_token))
+        except Unauthorized as exc:
+            raise HTTPException(401, str(exc), {"WWW-Authenticate": "Bearer"}) from None
 
     async def identified(
         authorization: Annotated[str | None, Header()] = None,
@@ -81,23 +109,12 @@ def create_app(settings: Settings, gateway: GatewaySettings | None = None) -> Fa
             str | None, Query(description="The bearer token, for EventSource (no headers).")
         ] = None,
     ) -> Identity:
-        token = access_token
-        if authorization is not None:
-            scheme, _, value = authorization.partition(" ")
-            if scheme.lower() != "bearer":
-                raise HTTPException(401, "Authorization must be 'Bearer <token>'")
-            token = value.strip()
-        try:
-            return authenticator.identify(token)
-        except Unauthorized as exc:
-            raise HTTPException(401, str(exc), {"WWW-Authenticate": "Bearer"}) from None
+        return identify(authorization, access_token)
 
     async def within_rate(state: _State, identity: Identity) -> None:
         if not gateway.has_auth:
             return
-        wait = await state.client.engine.rate_limiter.take(
-            identity.subject, gateway.rate, gateway.burst
-        )
+        wait = await state.tokens.take(identity.subject)
         if wait > 0:
             raise HTTPException(
                 429,
@@ -127,7 +144,15 @@ def create_app(settings: Settings, gateway: GatewaySettings | None = None) -> Fa
             expose_headers=["Retry-After"],
         )
     app.add_middleware(BodyLimit, max_body_bytes=gateway.max_body_bytes)
+    metrics = GatewayMetrics()
+    app.add_middleware(RequestMetrics, metrics=metrics)  # added last: outermost, sees every answer
     _error_statuses(app)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def exposition() -> Response:
+        """The gateway's metrics for Prometheus (docs/metrics.md), without auth: keep the
+        path off the public side of the ingress."""
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     async def owned_task(state: _State, identity: Identity, message_id: str) -> TaskRecord:
         record = await state.client.get_task(message_id)
@@ -139,16 +164,29 @@ def create_app(settings: Settings, gateway: GatewaySettings | None = None) -> Fa
             raise HTTPException(404, f"no task {message_id!r}") from None
         return record
 
-    @app.post("/v1/sessions/{session_id}/messages", status_code=202, response_model=Accepted)
-    async def send_message(
-        session_id: str,
-        body: SendRequest,
-        state: State,
-        identity: Annotated[Identity, Depends(identified)],
-    ) -> Accepted:
+    @app.post(
+        "/v1/sessions/{session_id}/messages",
+        status_code=202,
+        response_model=Accepted,
+        openapi_extra={"requestBody": SEND_REQUEST_BODY},
+    )
+    async def send_message(session_id: str, request: Request) -> Response:
         """Queue a task for an agent type on the session (created by the first send)."""
-        # The rate check and the claim travel to Redis together (one round trip, the batcher's);
-        # a claim made by a caller then refused for its rate only names it owner a moment early.
+        # The hot route: its body and caller are read here rather than through FastAPI's
+        # dependency and body machinery, which cost more CPU than the send itself
+        # (docs/performance.md, "HTTP gateway").
+        identity = identify(
+            request.headers.get("authorization"), request.query_params.get("access_token")
+        )
+        try:
+            body = SendRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError(_body_errors(exc)) from None
+        state: _State = request.app.state.gateway
+        # Mostly answered here: a token held ahead (tokens.py) and the session's owner known
+        # (access.py). Otherwise the rate check and the claim travel to Redis together (one
+        # round trip, the batcher's); a claim made by a caller then refused for its rate only
+        # names it owner a moment early.
         await asyncio.gather(within_rate(state, identity), state.access.claim(identity, session_id))
         sent = await state.client.send_message(
             body.agent_type,
@@ -158,9 +196,10 @@ def create_app(settings: Settings, gateway: GatewaySettings | None = None) -> Fa
             metadata=body.metadata,
             wait_for_worker=0,
         )
-        return Accepted(
+        accepted = Accepted(
             message_id=sent.message_id, session_id=sent.session_id, trace_id=sent.trace_id
         )
+        return Response(accepted.model_dump_json(), 202, media_type="application/json")
 
     @app.get(
         "/v1/sessions/{session_id}/events",
@@ -182,7 +221,9 @@ def create_app(settings: Settings, gateway: GatewaySettings | None = None) -> Fa
             raise HTTPException(
                 422, f"Last-Event-ID / after: {position!r} is not a stream id like 1700000000000-0"
             )
-        frames = sse_stream(state.client, session_id, position, until, gateway.heartbeat_seconds)
+        frames = sse_stream(
+            state.client, session_id, position, until, gateway.heartbeat_seconds, metrics
+        )
         return StreamingResponse(
             frames,
             media_type="text/event-stream",
@@ -269,11 +310,30 @@ def create_app(settings: Settings, gateway: GatewaySettings | None = None) -> Fa
             agents=[AgentType(agent_type=t, workers=n) for t, n in sorted(counts.items())]
         )
 
+    if dashboard is not None:
+        app.mount("/dashboard", dashboard.app)
     return app
+
+
+def _dashboard(gateway: GatewaySettings) -> "Dashboard | None":
+    """The dashboard to mount at /dashboard, on the gateway's client, if asked for."""
+    if not gateway.dashboard:
+        return None
+    from by_framework.dashboard import Dashboard  # here: the dashboard imports the gateway's
+
+    return Dashboard(gateway)
 
 
 def _cancelled(report: CancelReport) -> Cancelled:
     return Cancelled(cancelled=report.cancelled, stopping=report.stopping)
+
+
+def _body_errors(exc: ValidationError) -> list[dict[str, object]]:
+    """A body's validation errors located as FastAPI locates them (``["body", field]``)."""
+    return [
+        {"type": error["type"], "loc": ["body", *error["loc"]], "msg": error["msg"]}
+        for error in exc.errors(include_url=False)
+    ]
 
 
 def _error_statuses(app: FastAPI) -> None:

@@ -22,6 +22,17 @@ class Unauthorized(Exception):
     """No token, or one that is not valid: the message says which."""
 
 
+def bearer_token(authorization: str | None, access_token: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, else of ``?access_token=`` (a browser's
+    EventSource cannot set headers)."""
+    if authorization is None:
+        return access_token
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        raise Unauthorized("Authorization must be 'Bearer <token>'")
+    return value.strip()
+
+
 class Authenticator:
     def __init__(self, settings: GatewaySettings) -> None:
         self._settings = settings

@@ -42,6 +42,11 @@ class GatewaySettings(BaseModel):
     rate: float = Field(default=20.0, gt=0, description="Requests per second per caller.")
     burst: int = Field(default=40, ge=1, description="The token bucket's size.")
     insecure: bool = Field(default=False, description="Serve without auth on a non-loopback host.")
+    dashboard: bool = Field(
+        default=False,
+        description="Mount the dashboard at /dashboard: every valid token may look at the "
+        "whole fleet there, every session and dead letter (docs/dashboard.md).",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

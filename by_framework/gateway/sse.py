@@ -1,24 +1,35 @@
 """Server-Sent Events from a session's events: ``id:`` the stream id, ``event:`` the type."""
 
-import asyncio
 import json
+from collections import OrderedDict
 from collections.abc import AsyncIterator
-from contextlib import suppress
 
 from by_framework.client.gateway import GatewayClient
+from by_framework.gateway.metrics import GatewayMetrics
 from by_framework.protocol import EventGap, SessionEvent
 
 KEEP_ALIVE = b": keep-alive\n\n"
-QUEUE_SIZE = 64
-"""Events read ahead of a slow HTTP client; past it the feed holds the follower back."""
 
 _ENVELOPE_FIELDS = {"message_id", "agent_type", "seq", "ts", "event"}
-_DONE = object()
+
+
+FRAMES_KEPT = 1024
+_frames: OrderedDict[int, tuple[SessionEvent, bytes]] = OrderedDict()
+"""The last events framed, by identity: a client's feed hands the same event objects to every
+follower of a session, so an event is encoded once however many follow it. Each entry holds its
+event, so no other object can take its id while it is kept."""
 
 
 def event_frame(event: SessionEvent) -> bytes:
+    kept = _frames.get(id(event))
+    if kept is not None and kept[0] is event:
+        return kept[1]
     data = event.model_dump_json(include=_ENVELOPE_FIELDS)
-    return f"id: {event.stream_id}\nevent: {event.event.type}\ndata: {data}\n\n".encode()
+    frame = f"id: {event.stream_id}\nevent: {event.event.type}\ndata: {data}\n\n".encode()
+    _frames[id(event)] = (event, frame)
+    if len(_frames) > FRAMES_KEPT:
+        _frames.popitem(last=False)
+    return frame
 
 
 def gap_frame(gap: EventGap) -> bytes:
@@ -39,43 +50,26 @@ async def sse_stream(
     after: str,
     until: str | None,
     heartbeat: float,
+    metrics: GatewayMetrics | None = None,
 ) -> AsyncIterator[bytes]:
-    """The session's events as SSE frames, a keep-alive comment after ``heartbeat`` idle seconds.
-
-    The events are read by a task of their own into a queue: waiting on the queue with a
-    timeout leaves the follower untouched, where a timeout on the iterator itself would end it.
-    When the HTTP client goes away this generator is closed, and the reading task with it.
-    """
-    queue: asyncio.Queue[object] = asyncio.Queue(QUEUE_SIZE)
-
-    async def pump() -> None:
-        try:
-            async for item in client.events(session_id, after, until_message_id=until):
-                await queue.put(item)
-        except Exception as exc:  # the response ends with it, raised where the reader is
-            await queue.put(exc)
-        await queue.put(_DONE)
-
-    reading = asyncio.create_task(pump(), name=f"sse-{session_id}")
+    """The session's events as SSE frames, one chunk per batch read, a keep-alive comment after
+    ``heartbeat`` idle seconds; counted in ``metrics`` (followers, events delivered) if given.
+    When the HTTP client goes away this generator is closed, and its read of the session with
+    it."""
+    batches = client.event_batches(session_id, after, until_message_id=until, idle=heartbeat)
+    if metrics is not None:
+        metrics.followers.inc()
     try:
-        while True:
-            if not queue.empty():  # no timer (a task of its own, before 3.12) when one is there
-                item = queue.get_nowait()
-            else:
-                try:
-                    item = await asyncio.wait_for(queue.get(), heartbeat)
-                except TimeoutError:
-                    yield KEEP_ALIVE
-                    continue
-            if item is _DONE:
-                return
-            if isinstance(item, Exception):
-                raise item
-            if isinstance(item, SessionEvent):
-                yield event_frame(item)
-            elif isinstance(item, EventGap):
-                yield gap_frame(item)
+        async for batch in batches:
+            if not batch:
+                yield KEEP_ALIVE
+                continue
+            if metrics is not None:
+                metrics.events_delivered.inc(sum(isinstance(i, SessionEvent) for i in batch))
+            yield b"".join(
+                event_frame(item) if isinstance(item, SessionEvent) else gap_frame(item)
+                for item in batch
+            )
     finally:
-        reading.cancel()
-        with suppress(asyncio.CancelledError):
-            await reading
+        if metrics is not None:
+            metrics.followers.dec()

@@ -115,7 +115,7 @@ def decode_command(
     raw = _envelope_bytes(fields, max_bytes)
     if signing_key is not None:
         signature = fields.get(SIGNATURE_FIELD)
-        added_at = None if entry_id is None else _entry_time(entry_id)
+        added_at = None if entry_id is None else entry_time(entry_id)
         problem = signature_problem(raw, signature, signing_key, stream, max_age, added_at)
         if problem is not None:
             raise MalformedEntry(problem, _guess_session(raw))
@@ -151,7 +151,7 @@ def decode_event(stream_id: str, fields: dict[bytes, bytes]) -> SessionEvent:
         raise MalformedEntry(_describe(exc)) from None
 
 
-def _entry_time(entry_id: str) -> float | None:
+def entry_time(entry_id: str) -> float | None:
     """When Redis added a stream entry: the milliseconds its id starts with."""
     milliseconds, _, _ = entry_id.partition("-")
     return int(milliseconds) / 1000 if milliseconds.isdigit() else None

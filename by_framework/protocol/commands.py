@@ -4,6 +4,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from by_framework.protocol.header import MAX_ID_LENGTH
 from by_framework.protocol.results import AgentState
 
 
@@ -47,7 +48,41 @@ class ReloadPluginsCommand(_Command):
     reason: str = ""
 
 
+class _WorkerCommand(_Command):
+    """An operator's order to one worker process, on its notice stream. ``instance`` names the
+    process it was meant for: a later process under the same worker id ignores it."""
+
+    worker_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    instance: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+
+
+class DrainWorkerCommand(_WorkerCommand):
+    """Take no new work from the agent types' queues; finish what is in flight."""
+
+    type: Literal["drain_worker"] = "drain_worker"
+
+
+class ResumeWorkerCommand(_WorkerCommand):
+    """Undo a drain or an eviction: take work again."""
+
+    type: Literal["resume_worker"] = "resume_worker"
+
+
+class EvictWorkerCommand(_WorkerCommand):
+    """Hand the work not yet running back to its queues now, and take no new work."""
+
+    type: Literal["evict_worker"] = "evict_worker"
+
+
+WorkerCommand = DrainWorkerCommand | ResumeWorkerCommand | EvictWorkerCommand
+
 Command = Annotated[
-    AskAgentCommand | ResumeCommand | CancelTaskCommand | ReloadPluginsCommand,
+    AskAgentCommand
+    | ResumeCommand
+    | CancelTaskCommand
+    | ReloadPluginsCommand
+    | DrainWorkerCommand
+    | ResumeWorkerCommand
+    | EvictWorkerCommand,
     Field(discriminator="type"),
 ]

@@ -39,6 +39,7 @@ log = logging.getLogger("by_framework.worker")
 WAKE_FIELD = b"wake"
 _COPIED_ON_GIVE_UP = (ENTRY_FIELD, SIGNATURE_FIELD)  # what a replay needs of a valid command
 SEND_ATTEMPTS = 8  # about 6 s of backoff before a send gives up on an unreachable Redis
+PENDING_READ = 10_000  # entries of one consumer read at once (at most max_concurrency in use)
 _ACTIONS: dict[str, Literal["run", "cancel", "skip", "give_back", "give_up"]] = {
     "run": "run",
     "cancel": "cancel",
@@ -315,7 +316,9 @@ class RedisControlPlane:
             self._dead_letter_entry_bytes,
         )  # fmt: skip
 
-    async def hand_back(self, delivery: Delivery, header: MessageHeader, worker_id: str) -> None:
+    async def hand_back(
+        self, delivery: Delivery, header: MessageHeader, worker_id: str, *, crashed: bool = False
+    ) -> None:
         """Re-add the (verified) entry for another worker, signed anew: added again now, it
         would be refused as expired if it had been signed more than command_max_age ago."""
         entry = delivery.fields[ENTRY_FIELD]
@@ -331,8 +334,30 @@ class RedisControlPlane:
             delivery.entry_id,
             entry,
             signature,
+            "crashed" if crashed else "",
         ]
         await self._batcher.execute(evalsha(HAND_BACK, keys, args))
+
+    async def pending_of(self, streams: Sequence[str], consumer: str) -> list[Delivery]:
+        """Pending ids per stream (bounded by PENDING_READ), then their entries, in two round
+        trips; an entry deleted meanwhile comes back with no fields (like a fetch's)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for stream in streams:
+            pipe.xpending_range(stream, self._group, "-", "+", PENDING_READ, consumername=consumer)
+        found = [
+            (stream, entry["message_id"])
+            for stream, reply in zip(streams, await pipe.execute(raise_on_error=False), strict=True)
+            if not isinstance(reply, ResponseError)  # no stream or group: nothing pending
+            for entry in reply
+        ]
+        pipe = self._redis.pipeline(transaction=False)
+        for stream, entry_id in found:
+            pipe.xrange(stream, entry_id, entry_id)
+        deliveries = []
+        for (stream, entry_id), entries in zip(found, await pipe.execute(), strict=True):
+            fields = entries[0][1] if entries else {}
+            deliveries.append(Delivery(stream, entry_id.decode(), fields))
+        return deliveries
 
     async def wake(self, stream: str) -> None:
         await self._redis.xadd(stream, {WAKE_FIELD: b"1"})

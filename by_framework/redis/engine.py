@@ -3,14 +3,16 @@
 from collections.abc import Callable, Mapping, Sequence
 
 from redis.asyncio import Redis
-from redis.exceptions import AuthenticationError
+from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.redis.batching import CommandBatcher
 from by_framework.redis.connection import load_scripts, redis_for
 from by_framework.redis.control import RedisControlPlane
+from by_framework.redis.dead_letter import DeadLetters
 from by_framework.redis.events import RedisEventLog
+from by_framework.redis.fleet import RedisFleetView
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.lease_keeper import LeaseKeeper
 from by_framework.redis.orchestration import RedisOrchestration
@@ -27,6 +29,8 @@ class RedisEngine:
 
     transient_errors: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
     credential_errors: tuple[type[Exception], ...] = (AuthenticationError,)
+    refusals: tuple[type[Exception], ...] = (ResponseError,)
+    """Errors Redis answered a command with (an ACL that forbids it, a key of another type)."""
 
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
@@ -65,6 +69,10 @@ class RedisEngine:
         self.registry = WorkerRegistry(redis, settings.key_prefix, settings.record_ttl)
         self.owners = RedisSessionOwners(self.batcher, keys, settings.record_ttl)
         self.rate_limiter = RedisRateLimiter(self.batcher, keys)
+        self.fleet = RedisFleetView(redis, keys, settings.consumer_group)
+        self.dead_letters = DeadLetters(
+            redis, keys, settings.consumer_group, settings.signing_key_bytes
+        )
         self.keys = keys
         self._owns_client = False
 
@@ -77,6 +85,9 @@ class RedisEngine:
 
     async def start(self) -> None:
         await load_scripts(self.redis)
+
+    async def ping(self) -> None:
+        await self.batcher.execute(("PING",))
 
     def lease_keeper(
         self,

@@ -89,3 +89,16 @@ class KeySpace:
 
     def worker_lock(self, worker_id: str) -> str:
         return f"{self.prefix}:registry:worker:lock:{worker_id}"
+
+    def worker_info(self, worker_id: str) -> str:
+        """What a worker publishes about itself (a hash): host, slots, load, state, outcomes."""
+        return f"{self.prefix}:registry:worker:info:{worker_id}"
+
+    def known_workers(self) -> str:
+        """Every registered worker (a set, pruned like the agent types' sets): the fleet's
+        index, so that reading it needs no SCAN of the keyspace."""
+        return f"{self.prefix}:registry:workers"
+
+    def known_agent_types(self) -> str:
+        """Every agent type served lately (a sorted set scored by when a worker last served it)."""
+        return f"{self.prefix}:registry:agent_types"

@@ -4,11 +4,14 @@ import math
 import os
 import secrets
 from collections.abc import Sequence
+from itertools import chain
 
 from redis.asyncio import Redis
 
+from by_framework.ports import WorkerProfile, WorkerReport
 from by_framework.redis.keys import DEFAULT_PREFIX, KeySpace
 from by_framework.redis.scripts import HEARTBEAT, PRUNE_MEMBERS, RELEASE_LOCK
+from by_framework.redis.worker_info import profile_fields, report_fields
 
 DEFAULT_RETENTION_S = 7 * 24 * 3600
 
@@ -24,16 +27,23 @@ def heartbeat_args(
     token: str,
     ttl: float,
     retention: int,
+    report: WorkerReport | None = None,
 ) -> tuple[list[str], list[str | int]]:
     """The keys and arguments of the HEARTBEAT script (the async registry and the lease thread
-    both run it)."""
+    both run it; the thread has no report to publish, only that the process lives)."""
     script_keys = [
         keys.worker_lock(worker_id),
         keys.worker_online(worker_id),
         keys.worker_agent_types(worker_id),
+        keys.worker_info(worker_id),
+        keys.known_workers(),
+        keys.known_agent_types(),
         *(keys.agent_type_workers(agent_type) for agent_type in agent_types),
     ]
-    return script_keys, [token, _seconds(ttl), worker_id, retention]
+    fields = report_fields(report) if report is not None else {}
+    args: list[str | int] = [token, _seconds(ttl), worker_id, retention, *agent_types]
+    args.extend(chain.from_iterable(fields.items()))
+    return script_keys, args
 
 
 class WorkerRegistry:
@@ -65,35 +75,63 @@ class WorkerRegistry:
         return token if taken else None
 
     async def register(
-        self, worker_id: str, agent_types: Sequence[str], token: str, ttl: float
+        self,
+        worker_id: str,
+        agent_types: Sequence[str],
+        token: str,
+        ttl: float,
+        profile: WorkerProfile | None = None,
+        report: WorkerReport | None = None,
     ) -> None:
+        """Membership, online key and worker info, in one transaction: the heartbeat's work,
+        after setting what only registering sets (the worker's agent types, its profile)."""
         pipe = self.redis.pipeline(transaction=True)
-        for agent_type in agent_types:
-            pipe.sadd(self.keys.agent_type_workers(agent_type), worker_id)
         pipe.delete(self.keys.worker_agent_types(worker_id))
         pipe.sadd(self.keys.worker_agent_types(worker_id), *agent_types)
-        pipe.set(self.keys.worker_online(worker_id), token, ex=_seconds(ttl))
+        pipe.delete(self.keys.worker_info(worker_id))
+        if profile is not None:
+            fields = profile_fields(list(agent_types), profile)
+            pipe.hset(self.keys.worker_info(worker_id), mapping=fields)
+        keys, args = heartbeat_args(
+            self.keys, worker_id, agent_types, token, ttl, self._retention, report
+        )
+        await self._heartbeat(keys=keys, args=args, client=pipe)
         await pipe.execute()
 
     async def heartbeat(
-        self, worker_id: str, agent_types: Sequence[str], token: str, ttl: float
+        self,
+        worker_id: str,
+        agent_types: Sequence[str],
+        token: str,
+        ttl: float,
+        report: WorkerReport | None = None,
     ) -> bool:
-        keys, args = heartbeat_args(self.keys, worker_id, agent_types, token, ttl, self._retention)
+        keys, args = heartbeat_args(
+            self.keys, worker_id, agent_types, token, ttl, self._retention, report
+        )
         return bool(await self._heartbeat(keys=keys, args=args))
 
     async def prune(self, agent_types: Sequence[str]) -> int:
-        """Drop crashed workers (members that are not online) from the agent types' sets."""
+        """Drop crashed workers (members that are not online) from the agent types' sets and
+        from the fleet's index of workers."""
         pruned = 0
         for agent_type in agent_types:
             keys = [self.keys.agent_type_workers(agent_type)]
             pruned += await self._prune(keys=keys, args=[self.keys.worker_online_prefix()])
+        keys = [self.keys.known_workers()]
+        await self._prune(keys=keys, args=[self.keys.worker_online_prefix()])
         return pruned
 
     async def deregister(self, worker_id: str, agent_types: Sequence[str], token: str) -> None:
         pipe = self.redis.pipeline(transaction=True)
         for agent_type in agent_types:
             pipe.srem(self.keys.agent_type_workers(agent_type), worker_id)
-        pipe.delete(self.keys.worker_agent_types(worker_id), self.keys.worker_online(worker_id))
+        pipe.delete(
+            self.keys.worker_agent_types(worker_id),
+            self.keys.worker_online(worker_id),
+            self.keys.worker_info(worker_id),
+        )
+        pipe.srem(self.keys.known_workers(), worker_id)
         await self._release_lock(keys=[self.keys.worker_lock(worker_id)], args=[token], client=pipe)
         await pipe.execute()
 

@@ -170,9 +170,11 @@ return 'ok'
 )
 
 # KEYS: session registry, control stream
-# ARGV: message id, worker id, now, consumer group, entry id, envelope, signature or ""
-# Hands an entry back to the queue (graceful shutdown): the record returns to QUEUED if this
-# worker held it, a fresh copy of the entry goes to the stream's end, and the old one is acked.
+# ARGV: message id, worker id, now, consumer group, entry id, envelope, signature or "",
+#       "crashed" if the worker died running it, else ""
+# Hands an entry back to the queue (graceful shutdown, eviction): the record returns to QUEUED
+# if that worker held it, a fresh copy of the entry goes to the stream's end, and the old one is
+# acked.
 HAND_BACK = Script(
     "hand_back",
     _HELPERS
@@ -183,7 +185,9 @@ if raw then
   if holds_run(rec.status) and rec.worker_id == ARGV[2] then
     rec.worker_id = ''
     -- an interrupted run is not a failed delivery: max_deliveries counts crashes only
-    rec.delivery_count = math.max(0, (rec.delivery_count or 1) - 1)
+    if ARGV[8] ~= 'crashed' then
+      rec.delivery_count = math.max(0, (rec.delivery_count or 1) - 1)
+    end
     set_status(rec, 'queued', tonumber(ARGV[3]))
     redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
   end
@@ -446,21 +450,36 @@ return redis.call('XTRIM', KEYS[1], 'MINID', floor)
 """,
 )
 
-# KEYS: worker lock, worker online key, worker -> agent types set, agent type -> workers sets...
-# ARGV: lock token, TTL seconds, worker id, membership retention seconds
+# KEYS: worker lock, worker online key, worker -> agent types set, worker info, known workers,
+#       known agent types, agent type -> workers sets...
+# ARGV: lock token, TTL seconds, worker id, membership retention seconds, agent type names (one
+#       per agent type set, in order), then the worker info's field/value pairs to set
 # Renews the heartbeat only while this process still holds the worker-id lock, and keeps its
 # membership (re-added if a sweep pruned it during an outage; the sets expire when nobody renews).
+# The info's last_heartbeat is Redis's clock, so that its age reads right from any host.
 HEARTBEAT = Script(
     "heartbeat",
     """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local retention = tonumber(ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
-redis.call('EXPIRE', KEYS[3], ARGV[4])
-for i = 4, #KEYS do
-  redis.call('SADD', KEYS[i], ARGV[3])
-  redis.call('EXPIRE', KEYS[i], ARGV[4])
+redis.call('EXPIRE', KEYS[3], retention)
+local time = redis.call('TIME')
+local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+local served = #KEYS - 6
+redis.call('HSET', KEYS[4], 'last_heartbeat', string.format('%.3f', now),
+  unpack(ARGV, 5 + served, #ARGV))
+redis.call('EXPIRE', KEYS[4], retention)
+redis.call('SADD', KEYS[5], ARGV[3])
+redis.call('EXPIRE', KEYS[5], retention)
+for i = 1, served do
+  redis.call('SADD', KEYS[6 + i], ARGV[3])
+  redis.call('EXPIRE', KEYS[6 + i], retention)
+  redis.call('ZADD', KEYS[6], now, ARGV[4 + i])
 end
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - retention)
+redis.call('EXPIRE', KEYS[6], retention)
 return 1
 """,
 )

@@ -135,6 +135,11 @@ class AgentContext:
         ``EventWriteError`` if an earlier event of this task could not be written."""
         await self._events.put(self.encode(event))
 
+    @property
+    def event_backlog(self) -> int:
+        """Events emitted and not yet sent to the session stream."""
+        return self._events.backlog
+
     async def flush_events(self) -> None:
         """Wait until every event emitted so far is on the session stream."""
         await self._events.flush()

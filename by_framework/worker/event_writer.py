@@ -41,6 +41,11 @@ class EventWriter:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._start)
 
+    @property
+    def backlog(self) -> int:
+        """Events queued and not yet sent (a batch on its way to Redis not included)."""
+        return len(self._queued)
+
     async def flush(self) -> None:
         """Return once every queued event is written; raise if one could not be."""
         self._start()

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from by_framework.common.logger import setup_logging
 from by_framework.errors import ConfigurationError, WorkerIdInUseError
 from by_framework.plugins import Plugin, PluginRegistry, collect_plugins
 from by_framework.redis.engine import RedisEngine
@@ -80,8 +81,6 @@ def run_worker(
     ``settings`` takes any other field of ``Settings``. Exits with status 2 on bad configuration or
     unreachable Redis and 3 when another live process holds the worker id.
     """
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         resolved = Settings.resolve(
             worker_id=worker_id,
@@ -101,6 +100,8 @@ def run_worker(
             plugin_log_hook_stats_on_shutdown=plugin_log_hook_stats_on_shutdown,
             **settings,
         )
+        if not logging.getLogger().handlers:  # as the settings say, unless set up already
+            setup_logging(resolved.log_level, use_json=resolved.log_format == "json")
         worker = worker_class() if isinstance(worker_class, type) else worker_class
         _run_to_end(serve_worker(worker, resolved, plugin_list, plugin_configurator))
     except ConfigurationError as exc:

@@ -13,34 +13,49 @@ from by_framework.common.aio import Backoff, cancel_and_wait
 from by_framework.errors import ConfigurationError, EventWriteError, WorkerIdInUseError
 from by_framework.history import SessionHistory, TurnRecorder, open_history_store
 from by_framework.history.backends import redact
+from by_framework.metrics import NO_METRICS, WorkerLoad, WorkerMetrics, open_endpoint
 from by_framework.plugins.base import Plugin
 from by_framework.plugins.configs import ConfigSet
 from by_framework.plugins.host import PluginHost
-from by_framework.ports import Delivery, Engine, Fetcher, FinalEvents, LeaseKeeper, Verdict
+from by_framework.ports import (
+    Delivery,
+    Engine,
+    Fetcher,
+    FinalEvents,
+    LeaseKeeper,
+    Verdict,
+    WorkerReport,
+    WorkerState,
+)
 from by_framework.protocol import (
     AgentState,
     AgentTaskResult,
     CancelTaskCommand,
     CommandEnvelope,
+    DrainWorkerCommand,
     ErrorEvent,
     MalformedEntry,
     MessageHeader,
     ReloadPluginsCommand,
+    ResumeWorkerCommand,
     StateChangeEvent,
     TaskEndEvent,
     TaskResultEvent,
+    WorkerCommand,
     decode_command,
     encode_event,
 )
 from by_framework.settings import Settings
 from by_framework.tracing import discover_tracer
 from by_framework.tracing.task import end_task_span, start_task_span
+from by_framework.worker.activity import EndedTasks, worker_profile
 from by_framework.worker.base import GatewayWorker
 from by_framework.worker.context import AgentContext
 from by_framework.worker.subcalls import SubCalls, Waiters
 from by_framework.worker.workspace import Workspace
 
 log = logging.getLogger("by_framework.worker")
+task_log = logging.getLogger("by_framework.worker.tasks")  # one INFO line per task end
 T = TypeVar("T")
 
 # How long a fetch blocks: a stop that no wake-up reaches is seen within this.
@@ -82,6 +97,7 @@ class _Run:
 
     handler: asyncio.Task[Any]
     subcalls: SubCalls
+    context: AgentContext
     cut: bool = False
     """A cancel stopped its body (``handler.cancel()``): it ends CANCELLED."""
     deadline: asyncio.TimerHandle | None = field(default=None)
@@ -137,6 +153,10 @@ class WorkerRunner:
         self._room = asyncio.Event()
         self._room.set()
         self._stopping = asyncio.Event()
+        self._standing: WorkerState = "running"  # what operators set: drain, evict, resume
+        self._profile = worker_profile(settings)
+        self._ended = EndedTasks()
+        self._awaiting_slot: set[asyncio.Task[Any]] = set()  # fetched from a shared queue
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiters = Waiters()
         self._runs: dict[str, _Run] = {}
@@ -147,6 +167,8 @@ class WorkerRunner:
         self._duties: list[asyncio.Task[None]] = []  # background loops, started last
         self._keeper: LeaseKeeper | None = None
         self.tracer = discover_tracer()  # None unless a tracing package is installed and set up
+        self._endpoint = None if settings.metrics_port is None else open_endpoint(self, settings)
+        self.metrics: WorkerMetrics = self._endpoint.metrics if self._endpoint else NO_METRICS
 
     # Lifecycle
 
@@ -171,6 +193,8 @@ class WorkerRunner:
 
     async def start(self) -> None:
         directory = self.engine.registry
+        if self._endpoint is not None:  # first: probes answer while the rest starts
+            await self._endpoint.start()
         try:
             await self.history.start()
         except Exception as exc:
@@ -190,9 +214,7 @@ class WorkerRunner:
             )
         self._token = token
         await self.engine.control.prepare([*self.streams, self._notices])
-        await directory.register(
-            self.worker_id, self.agent_types, token, self.settings.heartbeat_ttl
-        )
+        await self._register(token)
         await self.worker.on_startup()
         await self.plugins.hooks.run("on_worker_startup")
         self._duties = [
@@ -222,6 +244,33 @@ class WorkerRunner:
     async def wait_started(self) -> None:
         await self._started.wait()
 
+    @property
+    def state(self) -> WorkerState:
+        return "stopping" if self._stopping.is_set() else self._standing
+
+    @property
+    def draining(self) -> bool:
+        """Whether it takes no new work from its agent types (drained or evicted by an
+        operator, or stopping): not ready for more."""
+        return self.state != "running"
+
+    @property
+    def registered(self) -> bool:
+        """Started and holding its worker id (until it stops)."""
+        return self._started.is_set() and self._token is not None
+
+    def load(self) -> WorkerLoad:
+        """What the worker holds now, for its metrics."""
+        stats = self.plugins.hooks.stats
+        return WorkerLoad(
+            in_flight=sum(len(entries) for entries in self._in_flight.values()),
+            slots=self.settings.max_concurrency,
+            slots_in_use=self._in_hand,
+            event_backlog=sum(run.context.event_backlog for run in self._runs.values()),
+            hook_failures=sum(n for (_, _, end), n in stats.items() if end == "failure"),
+            hook_timeouts=sum(n for (_, _, end), n in stats.items() if end == "timeout"),
+        )
+
     async def serve(self) -> None:
         control = self.engine.control
         notices = control.fetcher([self._notices], self.worker_id)
@@ -234,21 +283,25 @@ class WorkerRunner:
         finally:
             await notices.aclose()
         fetcher = control.fetcher(self.streams, self.worker_id)
+        direct = control.fetcher([self._own_stream], self.worker_id)  # connects once drained
         try:
             for delivery in await fetcher.fetch(OWN_PENDING_BATCH, 0, own_pending=True):
                 self._take(delivery)  # left pending by an earlier life of this worker id
-            await self._fetch_forever(fetcher)
+            await self._fetch_forever(fetcher, direct)
         finally:
             await fetcher.aclose()
+            await direct.aclose()
 
-    async def _fetch_forever(self, fetcher: Fetcher) -> None:
+    async def _fetch_forever(self, fetcher: Fetcher, direct: Fetcher) -> None:
+        """Fetch from every stream, or from the worker's own stream alone while drained."""
         backoff = Backoff()
         while not self._stopping.is_set():
             await self._room.wait()
             if self._stopping.is_set():
                 break
             count = min(self.settings.fetch_count, self.settings.max_concurrency - self._in_hand)
-            for delivery in await self._fetched(fetcher, count, backoff, "fetch"):
+            source = direct if self.draining else fetcher
+            for delivery in await self._fetched(source, count, backoff, "fetch"):
                 self._take(delivery)
 
     async def _fetched(
@@ -285,6 +338,8 @@ class WorkerRunner:
             finally:
                 await self.engine.registry.deregister(self.worker_id, self.agent_types, self._token)
                 self._token = None
+        if self._endpoint is not None:
+            await self._endpoint.aclose()
         if self.tracer is not None:
             await asyncio.to_thread(self.tracer.shutdown)  # exports what is queued, bounded
         try:
@@ -327,12 +382,23 @@ class WorkerRunner:
             if isinstance(envelope.command, ReloadPluginsCommand):
                 await self._reload(delivery, envelope.command)
                 return
+            if isinstance(envelope.command, WorkerCommand):
+                reason = f"{envelope.command.type} commands belong on a worker's notice stream"
+                await self._reject(delivery, reason, envelope.header.session_id)
+                return
+            shared = delivery.stream != self._own_stream
+            handler = asyncio.current_task()
+            assert handler is not None  # this coroutine always runs as the delivery's task
+            if shared:
+                self._awaiting_slot.add(handler)  # an eviction hands it back
             try:
                 await slot.acquire()
-            except asyncio.CancelledError:  # shutdown deadline, still waiting for a slot
+            except asyncio.CancelledError:  # shutdown deadline or eviction, waiting for a slot
                 await self.engine.control.hand_back(delivery, envelope.header, self.worker_id)
                 raise
-            if self._stopping.is_set():
+            finally:
+                self._awaiting_slot.discard(handler)
+            if self._stopping.is_set() or (shared and self.draining):
                 await self.engine.control.hand_back(delivery, envelope.header, self.worker_id)
                 return
             await self._execute(delivery, envelope, slot)
@@ -373,6 +439,7 @@ class WorkerRunner:
         await self._retrying(
             lambda: self.engine.control.reject(delivery, reason, session_id, event)
         )
+        self.metrics.dead_lettered()
 
     async def _execute(self, delivery: Delivery, envelope: CommandEnvelope, slot: _Slot) -> None:
         header, command = envelope.header, envelope.command
@@ -384,6 +451,7 @@ class WorkerRunner:
         verdict = await self._retrying(
             lambda: control.begin(delivery, header, self.worker_id, running, configs.version)
         )
+        started = time.monotonic()
         run_number = int(verdict.detail) if verdict.action == "run" else 0
         workspace = Workspace(self.settings.workspace_dir, header.session_id, header.message_id)
         context, subcalls = self._context(header, workspace, run_number, slot, configs)
@@ -398,11 +466,12 @@ class WorkerRunner:
             await self._settle_unrun(delivery, header, context, verdict)
             return
         else:
+            self.metrics.task_started(header.target_agent_type, delivery.entry_id)
             await self._turns.incoming(header, command, run_number)
             await hooks.run("on_task_start", context)
             handler = asyncio.current_task()
             assert handler is not None  # this coroutine always runs as the delivery's task
-            run = _Run(handler, subcalls)
+            run = _Run(handler, subcalls, context)
             result = await self._run_here(delivery, header, command, context, run, workspace)
         if context.cancel_reason is not None:  # a cancelled task ends CANCELLED, whatever it says
             result.status = AgentState.CANCELLED
@@ -420,6 +489,7 @@ class WorkerRunner:
                 "task %s was taken over by another worker; result dropped", header.message_id
             )
             return
+        self._report_end(header, result.status, time.monotonic() - started)
         if result.status is AgentState.CANCELLED:
             await hooks.run("on_task_cancel", context, result.error or "")
         elif result.status is AgentState.FAILED:
@@ -427,6 +497,27 @@ class WorkerRunner:
             await hooks.run("on_task_error", context, error)
         else:
             await hooks.run("on_task_complete", context, result)
+
+    def _report_end(self, header: MessageHeader, status: AgentState, seconds: float) -> None:
+        """A run's outcome is recorded: count it, and log one line."""
+        agent_type = header.target_agent_type
+        self.metrics.task_ended(agent_type, status, seconds)
+        self._ended.add(status.value, seconds)
+        if task_log.isEnabledFor(logging.INFO):
+            fields = {
+                "message_id": header.message_id,
+                "agent_type": agent_type,
+                "status": status.value,
+                "duration_s": round(seconds, 6),
+            }
+            task_log.info(
+                "task %s (%s) %s in %.3fs",
+                header.message_id,
+                agent_type,
+                status.value,
+                seconds,
+                extra=fields,
+            )
 
     def _context(
         self,
@@ -456,6 +547,7 @@ class WorkerRunner:
             set_waiting,
             recheck=self.settings.sweep_interval,
             retrying=self._retrying,
+            metrics=self.metrics,
         )
         context = AgentContext(
             header,
@@ -634,6 +726,8 @@ class WorkerRunner:
             result = AgentTaskResult(status=AgentState.FAILED, error=reason)
             events = self._final_events(context, result)
             await self._retrying(lambda: control.give_up(delivery, header, reason, events))
+            self.metrics.dead_lettered()
+            self._ended.add(AgentState.FAILED.value)
 
     async def _retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run one settling step, waiting out a Redis outage: a finished task's outcome exists
@@ -693,7 +787,11 @@ class WorkerRunner:
             try:
                 assert self._token is not None
                 alive = await self.engine.registry.heartbeat(
-                    self.worker_id, self.agent_types, self._token, self.settings.heartbeat_ttl
+                    self.worker_id,
+                    self.agent_types,
+                    self._token,
+                    self.settings.heartbeat_ttl,
+                    self._report(),
                 )
                 if not alive:
                     await self._reclaim_identity()
@@ -705,6 +803,26 @@ class WorkerRunner:
             elapsed = time.monotonic() - started
             if elapsed > self.settings.heartbeat_interval:
                 log.warning("heartbeat took %.1fs", elapsed)
+
+    async def _register(self, token: str) -> None:
+        await self.engine.registry.register(
+            self.worker_id,
+            self.agent_types,
+            token,
+            self.settings.heartbeat_ttl,
+            self._profile,
+            self._report(),
+        )
+
+    def _report(self) -> WorkerReport:
+        """What the heartbeat publishes: state, load, config version, recent outcomes."""
+        return WorkerReport(
+            state=self.state,
+            in_flight=self._in_hand,
+            config_version=self.plugins.current.version if self.plugins.plugins else None,
+            ended=self._ended.by_minute(),
+            run_time=self._ended.run_time_by_minute(),
+        )
 
     def _in_flight_now(self) -> dict[str, list[str]]:
         """The entries in flight here, by stream. The lease thread calls it too, while the loop
@@ -737,6 +855,8 @@ class WorkerRunner:
                 await self._cancel(delivery, envelope.header, command)
             elif isinstance(command, ReloadPluginsCommand):
                 await self._reload(delivery, command)
+            elif isinstance(command, WorkerCommand):
+                await self._obey(delivery, command)
             else:
                 reason = f"{command.type} commands do not belong on a notice stream"
                 await self._reject(delivery, reason, envelope.header.session_id)
@@ -748,6 +868,37 @@ class WorkerRunner:
         await self._retrying(lambda: self.engine.control.acknowledge(delivery))
         answer = await self.plugins.reload(command.reload_id, command.reason)
         await self._retrying(lambda: self.engine.plugin_store.answer(answer))
+
+    async def _obey(self, delivery: Delivery, command: WorkerCommand) -> None:
+        """An operator's drain, resume or evict; the new state is published at once."""
+        await self._retrying(lambda: self.engine.control.acknowledge(delivery))
+        if (command.worker_id, command.instance) != (self.worker_id, self._profile.instance):
+            log.info("ignoring a %s meant for an earlier process of this worker id", command.type)
+            return
+        if isinstance(command, ResumeWorkerCommand):
+            self._standing = "running"
+        elif isinstance(command, DrainWorkerCommand):
+            self._standing = "draining"
+        else:
+            self._standing = "evicted"
+            for task in list(self._awaiting_slot):  # fetched, not started: back to the queues
+                task.cancel()
+            for run in self._runs.values():
+                if run.subcalls.waiting:  # holds nothing: hand it back now, a re-run replays
+                    run.handler.cancel()
+        log.warning("worker %s is %s, by an operator's command", self.worker_id, self._standing)
+        await self._wake_reader()  # a fetch waiting on the task streams returns now
+        token = self._token
+        if token is not None:
+            await self._retrying(
+                lambda: self.engine.registry.heartbeat(
+                    self.worker_id,
+                    self.agent_types,
+                    token,
+                    self.settings.heartbeat_ttl,
+                    self._report(),
+                )
+            )
 
     async def _sweep_forever(self) -> None:
         """Take over commands whose worker died (pending, not renewed for a whole lease), and
@@ -762,7 +913,7 @@ class WorkerRunner:
             try:
                 await self.engine.control.trim([*self.streams, self._notices])
                 await self.engine.registry.prune(self.agent_types)
-                if free <= 0:
+                if free <= 0 or self.draining:
                     continue
                 deliveries = await self.engine.control.reclaim(
                     shared, self.worker_id, lease_ms, min(free, self.settings.fetch_count)
@@ -772,6 +923,7 @@ class WorkerRunner:
                 continue
             for delivery in deliveries:
                 log.info("reclaimed %s from %s", delivery.entry_id, delivery.stream)
+                self.metrics.reclaimed(1)
                 self._take(delivery)
 
     async def _reclaim_identity(self) -> None:
@@ -784,9 +936,7 @@ class WorkerRunner:
             return
         self._token = token
         await self.engine.control.prepare([*self.streams, self._notices])
-        await directory.register(
-            self.worker_id, self.agent_types, token, self.settings.heartbeat_ttl
-        )
+        await self._register(token)
         log.warning("worker %s re-registered after losing its lock", self.worker_id)
 
     async def _wake_reader(self) -> None:

@@ -25,6 +25,7 @@ from by_framework.errors import (
     TaskNotFoundError,
     TaskTimeoutError,
 )
+from by_framework.metrics.recorder import WorkerMetrics
 from by_framework.ports import Orchestration, SubCall
 from by_framework.protocol import AgentTaskResult, AskAgentCommand, MessageHeader, encode_command
 from by_framework.protocol.ids import sub_call_id
@@ -83,6 +84,7 @@ class SubCalls:
         set_waiting: StateWriter,
         recheck: float,
         retrying: Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]],
+        metrics: WorkerMetrics,
     ) -> None:
         self._header = header
         self._run = run
@@ -92,6 +94,7 @@ class SubCalls:
         self._set_waiting = set_waiting
         self._recheck = recheck
         self._retrying = retrying
+        self._metrics = metrics
         self._next_call = 0
         self._cancel_reason: str | None = None
         self._armed: set[asyncio.Future[None]] = set()
@@ -157,15 +160,11 @@ class SubCalls:
             child_id, target_agent_type, content, wait_for_reply, None, extra_payload, span
         )
         if not wait_for_reply:
-            await self._retrying(
-                lambda: self._orchestration.dispatch(self._header, [sub_call], None)
-            )
+            await self._dispatch([sub_call], None)
             return child_id
         future = self._arm(child_id)  # before the send: the child may end at once
         try:
-            sent = await self._retrying(
-                lambda: self._orchestration.dispatch(self._header, [sub_call], None)
-            )
+            sent = await self._dispatch([sub_call], None)
         except BaseException:
             self._disarm(child_id, future)
             raise
@@ -226,9 +225,7 @@ class SubCalls:
                     span,
                 )
             )
-        await self._retrying(
-            lambda: self._orchestration.dispatch(self._header, sub_calls, group_id)
-        )
+        await self._dispatch(sub_calls, group_id)
         return {
             "task_group_id": group_id,
             "message_ids": [sub_call.header.message_id for sub_call in sub_calls],
@@ -260,6 +257,15 @@ class SubCalls:
         return await self._wait(group_id, gathered, timeout, f"task group {group_id}")
 
     # Internals
+
+    async def _dispatch(self, calls: Sequence[SubCall], group_id: str | None) -> bool:
+        """Send the calls, unless a run before this one did: True if sent now."""
+        sent = await self._retrying(
+            lambda: self._orchestration.dispatch(self._header, calls, group_id)
+        )
+        if sent:
+            self._metrics.sub_calls_sent(self._header.target_agent_type, len(calls))
+        return sent
 
     def _take_numbers(self, count: int) -> int:
         """Call numbers in call order, taken before the first await: concurrent calls started

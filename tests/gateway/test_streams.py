@@ -6,8 +6,10 @@ import httpx
 import pytest
 import uvicorn
 
-from by_framework import GatewayClient, Settings
+from by_framework import GatewayClient, Settings, StreamChunkEvent
 from by_framework.gateway import GatewaySettings, create_app
+from by_framework.gateway.sse import event_frame
+from by_framework.protocol import SessionEvent
 from tests.gateway.conftest import free_port, read_until_end, sse_frames
 from tests.support import redis_7, write_chunks
 
@@ -42,12 +44,8 @@ async def test_gateway_restart_mid_stream(start_gateway, start_worker, client: G
     assert frames[-1].event == "end"
 
 
-def _followers() -> int:
-    return sum(1 for task in asyncio.all_tasks() if task.get_name().startswith("sse-"))
-
-
 async def test_a_client_gone_ends_its_follower(settings: Settings, client: GatewayClient):
-    """The real app on a real uvicorn server in this loop, so that its tasks can be counted."""
+    """The real app on a real uvicorn server in this loop, so that its followers can be counted."""
     app = create_app(settings, GatewaySettings(heartbeat_seconds=0.1))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
@@ -58,17 +56,20 @@ async def test_a_client_gone_ends_its_follower(settings: Settings, client: Gatew
                 await asyncio.sleep(0.02)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
 
+            def followers() -> int:
+                return app.state.gateway.client.engine.events.followers
+
             async def follow_then_leave(session_id: str) -> None:
                 async with http.stream("GET", f"/v1/sessions/{session_id}/events") as response:
                     async for frame in sse_frames(response):
                         assert frame.comment == "keep-alive"
-                        assert _followers() >= 1  # its reader runs while it is connected
+                        assert followers() >= 1  # it is read for while it is connected
                         return
 
             await asyncio.gather(*(follow_then_leave(f"idle-{i}") for i in range(5)))
-        async with asyncio.timeout(10):
-            while _followers():
-                await asyncio.sleep(0.05)
+            async with asyncio.timeout(10):
+                while followers():
+                    await asyncio.sleep(0.05)
     finally:
         server.should_exit = True
         await serving
@@ -92,3 +93,18 @@ async def test_trimmed_events_come_as_a_gap_event(start_gateway, redis, settings
     assert gap.data["after"] == "0-0" and gap.data["trimmed"] > 0
     assert "trimmed" in gap.data["message"]
     assert gap.data["before"] == frames[1].id
+
+
+def test_an_event_is_framed_once_and_only_as_itself():
+    def chunk(stream_id: str, text: str) -> SessionEvent:
+        return SessionEvent(
+            v=1, message_id="m", agent_type="echo", seq=1, ts=0.0, stream_id=stream_id,
+            event=StreamChunkEvent(content=text),
+        )  # fmt: skip
+
+    first = chunk("1-1", "a")
+    assert event_frame(first) is event_frame(first)  # the second follower's is the first's
+    twin = chunk("1-1", "a")
+    assert event_frame(twin) == event_frame(first) and event_frame(twin) is not event_frame(first)
+    other = chunk("1-2", "b")
+    assert b"id: 1-2\n" in event_frame(other) and b'"b"' in event_frame(other)

@@ -1,0 +1,106 @@
+"""The fleet view in Redis: workers from the registry's index, queues from the consumer group.
+
+Two pipelined round trips, whatever the number of workers and agent types: the indexes (and
+Redis's clock), then every worker's info and every agent type's stream.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from by_framework.ports import FleetSnapshot, QueueInfo, WorkerInfo
+from by_framework.protocol.codec import entry_time
+from by_framework.redis.keys import KeySpace
+from by_framework.redis.worker_info import parse_info
+
+
+class RedisFleetView:
+    def __init__(self, redis: Redis, keys: KeySpace, group: str) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._group = group
+
+    async def snapshot(self) -> FleetSnapshot:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.time()
+        pipe.smembers(self._keys.known_workers())
+        pipe.zrange(self._keys.known_agent_types(), 0, -1)
+        pipe.xlen(self._keys.dead_letter_stream())
+        clock, members, served, dead_letters = await pipe.execute()
+        now = _seconds(clock)
+        worker_ids = sorted(member.decode() for member in members)
+
+        pipe = self._redis.pipeline(transaction=False)
+        for worker_id in worker_ids:
+            pipe.hgetall(self._keys.worker_info(worker_id))
+            pipe.exists(self._keys.worker_online(worker_id))
+        replies = await pipe.execute()
+        workers = [
+            parse_info(worker_id, info, bool(online), now)
+            for worker_id, info, online in zip(worker_ids, replies[::2], replies[1::2], strict=True)
+            if info
+        ]
+
+        agent_types = sorted(
+            {name.decode() for name in served}.union(*(w.agent_types for w in workers))
+        )
+        pipe = self._redis.pipeline(transaction=False)
+        for agent_type in agent_types:
+            stream = self._keys.agent_type_stream(agent_type)
+            pipe.xlen(stream)
+            pipe.xinfo_groups(stream)
+            pipe.xpending(stream, self._group)
+        replies = await pipe.execute(raise_on_error=False)
+        queues = [
+            self._queue(agent_type, *replies[i * 3 : i * 3 + 3])
+            for i, agent_type in enumerate(agent_types)
+        ]
+        return FleetSnapshot(now, tuple(workers), tuple(queues), dead_letters)
+
+    async def worker(self, worker_id: str) -> WorkerInfo | None:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.time()
+        pipe.hgetall(self._keys.worker_info(worker_id))
+        pipe.exists(self._keys.worker_online(worker_id))
+        clock, info, online = await pipe.execute()
+        if not info:
+            return None
+        return parse_info(worker_id, info, bool(online), _seconds(clock))
+
+    def _queue(self, agent_type: str, length: Any, groups: Any, pending: Any) -> QueueInfo:
+        """The queue from XLEN, XINFO GROUPS and the XPENDING summary; a stream or group that
+        does not exist (yet) reads as empty."""
+        group = _our_group(groups, self._group)
+        lag = group.get("lag") if group is not None else None
+        if group is None and isinstance(length, int):
+            lag = length  # no group yet: nothing was delivered
+        summary = pending if isinstance(pending, Mapping) else {}
+        oldest = summary.get("min")
+        if isinstance(oldest, bytes):
+            oldest = oldest.decode()
+        return QueueInfo(
+            agent_type=agent_type,
+            length=length if isinstance(length, int) else 0,
+            queued=lag if isinstance(lag, int) else None,
+            pending=int(summary.get("pending") or 0),
+            oldest_pending_at=entry_time(oldest) if isinstance(oldest, str) else None,
+        )
+
+
+def _our_group(groups: Any, name: str) -> Mapping[str, Any] | None:
+    if isinstance(groups, ResponseError) or not isinstance(groups, list):
+        return None
+    for group in groups:
+        group_name = group.get("name")
+        if isinstance(group_name, bytes):
+            group_name = group_name.decode()
+        if group_name == name:
+            return group
+    return None
+
+
+def _seconds(clock: tuple[int, int]) -> float:
+    seconds, microseconds = clock
+    return seconds + microseconds / 1_000_000

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 from redis.asyncio import Redis
 
 from by_framework import (
@@ -156,6 +157,20 @@ def output_of(process: subprocess.Popen[str]) -> str:
     log = process.log  # type: ignore[attr-defined]
     log.seek(0)
     return log.read()
+
+
+async def wait_http(process: subprocess.Popen[str], url: str, timeout: float = 15.0) -> None:
+    """Until the process answers HTTP at ``url`` (any status: it is up); the test fails with the
+    process's output if it exits first."""
+    async with httpx.AsyncClient() as http, asyncio.timeout(timeout):
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"{url} exited:\n{output_of(process)}")
+            try:
+                await http.get(url)
+                return
+            except httpx.TransportError:
+                await asyncio.sleep(0.05)
 
 
 def free_port() -> int:

@@ -1,23 +1,21 @@
 """A real dashboard process (``python -m by_framework dashboard``) per test, on a free port, with
 the test's key prefix; real worker processes started through the CLI."""
 
-import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 
 from by_framework import GatewayClient, Settings
 from tests.support import (
     ROOT,
     free_port,
-    output_of,
     process_env,
     spawn,
+    wait_http,
     wait_online,
     worker_process,
 )
@@ -37,17 +35,9 @@ class Dashboard:
     url: str
 
 
-async def wait_serving(dashboard: Dashboard, timeout: float = 15.0) -> None:
+async def wait_serving(dashboard: Dashboard) -> None:
     """Until it answers HTTP (a 401 counts: it is up)."""
-    async with httpx.AsyncClient() as http, asyncio.timeout(timeout):
-        while True:
-            if dashboard.process.poll() is not None:
-                pytest.fail(f"the dashboard exited:\n{output_of(dashboard.process)}")
-            try:
-                await http.get(f"{dashboard.url}/api/whoami")
-                return
-            except httpx.TransportError:
-                await asyncio.sleep(0.05)
+    await wait_http(dashboard.process, f"{dashboard.url}/api/whoami")
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """A real gateway process (``python -m by_framework gateway``) per test, on a free port, with
 the test's key prefix; real worker processes behind it."""
 
-import asyncio
 import json
 import socket
 import subprocess
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from by_framework import GatewayClient, Settings
-from tests.support import ROOT, output_of, process_env, spawn, wait_online, worker_process
+from tests.support import ROOT, process_env, spawn, wait_http, wait_online, worker_process
 
 SHORT_HEARTBEAT = "0.2"
 
@@ -52,16 +51,8 @@ def gateway_command(port: int, *flags: str, host: str = "127.0.0.1") -> list[str
             "--heartbeat-seconds", SHORT_HEARTBEAT, *flags]  # fmt: skip
 
 
-async def wait_serving(gateway: Gateway, timeout: float = 15.0) -> None:
-    async with httpx.AsyncClient() as http, asyncio.timeout(timeout):
-        while True:
-            if gateway.process.poll() is not None:
-                pytest.fail(f"the gateway exited:\n{output_of(gateway.process)}")
-            try:
-                await http.get(f"{gateway.url}/openapi.json")
-                return
-            except httpx.TransportError:
-                await asyncio.sleep(0.05)
+async def wait_serving(gateway: Gateway) -> None:
+    await wait_http(gateway.process, f"{gateway.url}/openapi.json")
 
 
 @pytest.fixture

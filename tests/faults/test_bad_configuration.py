@@ -24,6 +24,14 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 PASSWORD = "s3cret-of-the-test"
 WRONG_PASSWORD = "not-the-password-42"
 PG_BASE = os.environ.get("BYF_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BAD_PG_URLS = [
+    "postgresql://postgres@127.0.0.1:{closed_port}/test",
+    PG_BASE.rsplit("/", 1)[0] + "/byf_no_such_database",
+]
+"""PostgreSQL URLs that cannot work: a port nothing listens on (a ``closed_port()`` picked when
+the test runs, so that every pytest-xdist worker collects the same test ids), a database that
+does not exist."""
+BAD_PG_IDS = ["unreachable", "no-such-database"]
 
 COMMANDS = {
     "worker": ["--worker-class", "tests.agents.EchoAgent", "--worker-id", "bad-config"],
@@ -142,28 +150,18 @@ async def test_bad_setting_value_is_one_line_without_secrets(
 
 
 @pytest.mark.skipif(CORE_ONLY, reason="the PostgreSQL history package is not installed there")
-@pytest.mark.parametrize(
-    "history_url",
-    [
-        f"postgresql://postgres@127.0.0.1:{closed_port()}/test",
-        PG_BASE.rsplit("/", 1)[0] + "/byf_no_such_database",
-    ],
-)
+@pytest.mark.parametrize("history_url", BAD_PG_URLS, ids=BAD_PG_IDS)
 async def test_bad_history_url(history_url: str, settings: Settings) -> None:
+    history_url = history_url.format(closed_port=closed_port())
     args = with_redis("worker", str(settings.redis_url), settings, "--history-url", history_url)
     line = (await failure(args))[-1]
     assert "history_url" in line and "BYF_HISTORY_URL" in line, line
 
 
 @pytest.mark.skipif(CORE_ONLY, reason="the LangGraph adapter is not installed in the core run")
-@pytest.mark.parametrize(
-    "checkpointer_url",
-    [
-        f"postgresql://postgres@127.0.0.1:{closed_port()}/test",
-        PG_BASE.rsplit("/", 1)[0] + "/byf_no_such_database",
-    ],
-)
+@pytest.mark.parametrize("checkpointer_url", BAD_PG_URLS, ids=BAD_PG_IDS)
 async def test_bad_langgraph_checkpointer_url(checkpointer_url: str, settings: Settings) -> None:
+    checkpointer_url = checkpointer_url.format(closed_port=closed_port())
     env = {**ENV, "BYAI_LANGGRAPH_CHECKPOINTER_URL": checkpointer_url}
     args = ["--worker-class", "tests.adapters.langgraph.graphs.ChatWorker", "--worker-id", "lg-bad"]
     line = (await failure([*args, "--redis-url", str(settings.redis_url),

@@ -4,6 +4,7 @@ import asyncio
 import sys
 
 from by_framework.client.gateway import GatewayClient
+from by_framework.engine import check_engine, connect_engine
 from by_framework.protocol import (
     ArtifactEvent,
     EventGap,
@@ -11,8 +12,6 @@ from by_framework.protocol import (
     StreamChunkEvent,
     TaskResultEvent,
 )
-from by_framework.redis.engine import RedisEngine
-from by_framework.redis.probe import check_redis
 from by_framework.settings import Settings
 from by_framework.worker.base import GatewayWorker
 from by_framework.worker.context import AgentContext
@@ -40,8 +39,8 @@ async def run_demo(redis_url: str, topic: str, key_prefix: str | None = None) ->
     settings = Settings.resolve(
         redis_url=redis_url, key_prefix=key_prefix, worker_id="demo-worker", shutdown_timeout=5
     )
-    await check_redis(settings)  # else a worker that cannot start leaves wait_started hanging
-    worker = WorkerRunner(StorytellerAgent(), RedisEngine.connect(settings), settings)
+    await check_engine(settings)  # else a worker that cannot start leaves wait_started hanging
+    worker = WorkerRunner(StorytellerAgent(), connect_engine(settings), settings)
     serving = asyncio.create_task(worker.run())
     await worker.wait_started()
     client = GatewayClient.connect(settings)

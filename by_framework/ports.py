@@ -1,7 +1,9 @@
 """The small interfaces the worker and the client talk to; ``by_framework.redis`` implements them.
 
-Only ``by_framework/redis/`` imports redis-py. Engine logic (worker, client) depends on these
-Protocols, so another engine, or an instrumented one in a test, can stand in without touching it.
+Only ``by_framework/redis/`` imports redis-py. Engine logic (worker, client, CLI, gateway,
+dashboard) depends on these Protocols, so another engine, or an instrumented one in a test, can
+stand in without touching it: ``by_framework.engine.connect_engine`` assembles one, and every
+engine passes the conformance suite ``by_framework.testing.engine`` (docs/backends.md).
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -12,6 +14,7 @@ from typing import Any, Literal, Protocol
 from by_framework.protocol import AgentTaskResult, EventGap, MessageHeader, SessionEvent
 from by_framework.protocol.dead_letter import DeadLetter
 from by_framework.protocol.records import TaskRecord
+from by_framework.settings import Settings
 
 WorkerState = Literal["running", "draining", "evicted", "stopping"]
 """What a worker takes: ``running`` new work; ``draining`` (an operator's ``workers drain``) and
@@ -221,6 +224,18 @@ class WorkerDirectory(Protocol):
 
     async def deregister(self, worker_id: str, agent_types: Sequence[str], token: str) -> None: ...
 
+    async def is_online(self, worker_id: str) -> bool:
+        """Whether the worker's heartbeat lease is current."""
+        ...
+
+    async def all_online(self) -> list[str]:
+        """Every online worker, sorted."""
+        ...
+
+    async def agent_types_of(self, worker_id: str) -> set[str]:
+        """The agent types the worker registered for."""
+        ...
+
 
 class Fetcher(Protocol):
     """One loop's reads of a set of control streams for one consumer, until ``aclose``."""
@@ -253,6 +268,10 @@ class EventLog(Protocol):
 
 class TaskStore(Protocol):
     """Execution records, read side."""
+
+    async def session_of(self, message_id: str) -> str | None:
+        """The session of the task, None if it was never sent or its record expired."""
+        ...
 
     async def get(self, message_id: str) -> TaskRecord | None: ...
 
@@ -357,7 +376,7 @@ class HistoryStore(Protocol):
 
     Backends are chosen by URL (``Settings.history_url``); the in-memory one in
     ``by_framework.history`` is the reference, and every backend passes the conformance suite
-    ``by_framework.history.conformance``.
+    ``by_framework.testing.history``.
     """
 
     async def start(self) -> None:
@@ -500,18 +519,59 @@ class DeadLetterStore(Protocol):
 class Engine(Protocol):
     """Everything the worker and the client need, on one connection."""
 
-    control: ControlPlane
-    orchestration: Orchestration
-    plugin_store: PluginStore
-    transient_errors: tuple[type[Exception], ...]
-    """Errors that mean "Redis is unreachable right now": retry later, nothing is lost."""
-    events: EventLog
-    tasks: TaskStore
-    registry: WorkerDirectory
-    owners: SessionOwners
-    rate_limiter: RateLimiter
-    fleet: FleetView
-    dead_letters: DeadLetterStore
+    # Read-only members (properties): an implementation may hold more specific types.
+
+    @property
+    def settings(self) -> Settings:
+        """What it was made from."""
+        ...
+
+    @property
+    def transient_errors(self) -> tuple[type[Exception], ...]:
+        """Errors that mean "the store is unreachable right now": retry later, nothing is
+        lost."""
+        ...
+
+    @property
+    def credential_errors(self) -> tuple[type[Exception], ...]:
+        """Errors that mean the store refused the credentials."""
+        ...
+
+    @property
+    def refusals(self) -> tuple[type[Exception], ...]:
+        """Errors the store answered a command with (an ACL that forbids it, a key of another
+        type)."""
+        ...
+
+    @property
+    def control(self) -> ControlPlane: ...
+
+    @property
+    def orchestration(self) -> Orchestration: ...
+
+    @property
+    def plugin_store(self) -> PluginStore: ...
+
+    @property
+    def events(self) -> EventLog: ...
+
+    @property
+    def tasks(self) -> TaskStore: ...
+
+    @property
+    def registry(self) -> WorkerDirectory: ...
+
+    @property
+    def owners(self) -> SessionOwners: ...
+
+    @property
+    def rate_limiter(self) -> RateLimiter: ...
+
+    @property
+    def fleet(self) -> FleetView: ...
+
+    @property
+    def dead_letters(self) -> DeadLetterStore: ...
 
     async def start(self) -> None: ...
 

@@ -27,10 +27,10 @@ from by_framework import (
     TaskEndEvent,
     WorkerRunner,
 )
+from by_framework.engine import connect_engine, engine_on_client
 from by_framework.protocol import encode_event
 from by_framework.protocol.ids import new_id
 from by_framework.redis.embedded import redis_answers
-from by_framework.redis.engine import RedisEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,7 +64,7 @@ async def final_result(
 async def write_chunks(redis: Redis, settings: Settings, session_id: str, *texts: str) -> None:
     """Text chunks written straight to the session's stream, as a worker would, all of one task
     (a new one on each call: readers drop an event whose task already had its sequence number)."""
-    engine = RedisEngine(redis, settings)
+    engine = engine_on_client(redis, settings=settings)
     message_id = new_id()
     try:
         for seq, text in enumerate(texts, start=1):
@@ -89,7 +89,7 @@ async def running_worker(
 ) -> AsyncIterator[WorkerRunner]:
     """A worker serving in this event loop until the block ends."""
     worker_settings = settings.model_copy(update=overrides)
-    engine = RedisEngine.connect(worker_settings)
+    engine = connect_engine(worker_settings)
     runner = WorkerRunner(worker, engine, worker_settings, plugins)
     serving = asyncio.create_task(runner.run())
     starting = asyncio.create_task(runner.wait_started())

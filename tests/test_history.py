@@ -10,8 +10,8 @@ from by_framework_history_postgres import SCHEMA_VERSION, PostgresHistoryStore
 
 from by_framework import ConfigurationError, MemoryHistoryStore, open_history_store
 from by_framework.history import backends
-from by_framework.history.conformance import WORKERS, HistoryStoreConformance
 from by_framework.ports import HistoryStore
+from by_framework.testing.history import WORKERS, HistoryStoreConformance
 
 
 class TestMemoryHistory(HistoryStoreConformance):

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 from by_framework.cli.options import checked_settings, command_parser, redis_options
 from by_framework.cli.table import duration
+from by_framework.engine import connect_engine
 from by_framework.errors import TaskNotFoundError
 from by_framework.fleet import TaskNode, order_worker, task_tree
 from by_framework.fleet.orders import ORDERS
 from by_framework.protocol.records import TaskRecord
-from by_framework.redis.engine import RedisEngine
 
 RESULT_SHOWN = 2000  # characters of a result shown before it is cut
 
@@ -42,7 +42,7 @@ def workers(argv: list[str]) -> None:
 
 async def _order(args: argparse.Namespace) -> str:
     settings = await checked_settings(args)
-    engine = RedisEngine.connect(settings)
+    engine = connect_engine(settings)
     try:
         return await order_worker(engine, settings, args.worker_id, args.order, args.timeout)
     finally:
@@ -65,7 +65,7 @@ def tasks(argv: list[str]) -> None:
 
 
 async def _show(args: argparse.Namespace) -> str:
-    engine = RedisEngine.connect(await checked_settings(args))
+    engine = connect_engine(await checked_settings(args))
     try:
         root = await task_tree(engine.tasks, args.message_id)
     finally:

@@ -6,8 +6,8 @@ import json
 from datetime import UTC, datetime
 
 from by_framework.cli.options import checked_settings, command_parser, redis_options
+from by_framework.engine import connect_engine
 from by_framework.errors import DeadLetterNotFoundError
-from by_framework.redis.engine import RedisEngine
 
 
 def dead_letter(argv: list[str]) -> None:
@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _dead_letter(args: argparse.Namespace) -> None:
     settings = await checked_settings(args)
-    engine = RedisEngine.connect(settings)
+    engine = connect_engine(settings)
     dead_letters = engine.dead_letters
     try:
         if args.action == "list":
@@ -45,10 +45,10 @@ async def _dead_letter(args: argparse.Namespace) -> None:
                     f"{letter.id:<16} {at} {letter.stream:<40} {message:<32} {letter.reason}{cut}"
                 )
         elif args.action == "show":
-            letter = await dead_letters.get(args.id)
-            if letter is None:
+            shown = await dead_letters.get(args.id)
+            if shown is None:
                 raise DeadLetterNotFoundError(args.id)
-            print(json.dumps(letter.as_dict(), indent=2, ensure_ascii=False))
+            print(json.dumps(shown.as_dict(), indent=2, ensure_ascii=False))
         elif args.action == "replay":
             print(await dead_letters.replay(args.id))
         else:

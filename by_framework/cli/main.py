@@ -19,9 +19,9 @@ from by_framework.cli.sessions import send, tail
 from by_framework.cli.status import status
 from by_framework.cli.worker import dev, worker
 from by_framework.common.logger import setup_logging_from
+from by_framework.engine import REFUSALS, TRANSIENT_ERRORS
 from by_framework.errors import ByFrameworkError, ConfigurationError
 from by_framework.redis.embedded import EmbeddedRedisError
-from by_framework.redis.engine import RedisEngine
 from by_framework.settings import reference_table
 from by_framework.worker.run import EXIT_CONFIG
 
@@ -80,9 +80,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(EXIT_CONFIG) from None
     except (ByFrameworkError, EmbeddedRedisError) as exc:
         raise SystemExit(f"by-framework: {exc}") from None
-    except RedisEngine.transient_errors as exc:
+    except TRANSIENT_ERRORS as exc:
         raise SystemExit(f"by-framework: cannot reach Redis ({exc})") from None
-    except RedisEngine.refusals as exc:
+    except REFUSALS as exc:
         raise SystemExit(f"by-framework: Redis refused a command: {exc}") from None
     except KeyboardInterrupt:
         pass

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from by_framework.common.logger import add_log_options
+from by_framework.engine import check_engine
 from by_framework.redis.embedded import resolve_redis_url
-from by_framework.redis.probe import check_redis
 from by_framework.settings import Settings
 
 PROG = "python -m by_framework"
@@ -52,7 +52,7 @@ def client_settings(args: argparse.Namespace) -> Settings:
 async def checked_settings(args: argparse.Namespace) -> Settings:
     """The client settings, once Redis has answered a first PING with them."""
     settings = client_settings(args)
-    await check_redis(settings)
+    await check_engine(settings)
     return settings
 
 

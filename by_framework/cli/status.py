@@ -8,8 +8,8 @@ import sys
 
 from by_framework.cli.options import checked_settings, command_parser, redis_options
 from by_framework.cli.table import age, duration, table
+from by_framework.engine import connect_engine
 from by_framework.fleet import FleetStatus, fleet_status
-from by_framework.redis.engine import RedisEngine
 from by_framework.worker.activity import MINUTES_KEPT
 
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear the screen
@@ -56,7 +56,7 @@ def window_seconds(text: str) -> float:
 
 
 async def _status(args: argparse.Namespace) -> None:
-    engine = RedisEngine.connect(await checked_settings(args))
+    engine = connect_engine(await checked_settings(args))
     try:
         while True:
             shown = await fleet_status(engine.fleet, args.window)

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from by_framework.cancellation import cancel_tasks
 from by_framework.common.aio import Backoff
+from by_framework.engine import connect_engine, engine_on_client
 from by_framework.errors import (
     EventsTrimmedError,
     InvalidMessageError,
@@ -17,7 +18,7 @@ from by_framework.errors import (
     TaskNotWaitingError,
     TaskTimeoutError,
 )
-from by_framework.ports import CancelReport, ReloadAck
+from by_framework.ports import CancelReport, Engine, ReloadAck, WorkerDirectory
 from by_framework.protocol import (
     AgentTaskResult,
     AskAgentCommand,
@@ -31,8 +32,6 @@ from by_framework.protocol import (
 )
 from by_framework.protocol.ids import new_id
 from by_framework.protocol.records import TaskRecord
-from by_framework.redis.engine import RedisEngine
-from by_framework.redis.registry import WorkerRegistry
 from by_framework.settings import Settings
 
 T = TypeVar("T")
@@ -93,35 +92,39 @@ class _Runs:
 class GatewayClient:
     """Publishes commands to control streams and reads session data streams.
 
-    ``redis_client`` is the client from ``init_redis``; the key prefix comes from ``registry`` (or
-    ``key_prefix``, or ``BYAI_KEY_PREFIX``), so client and workers agree on key names.
+    Give it an ``engine`` (``by_framework.engine.connect_engine``; ``aclose`` closes it), or
+    ``connect(settings)``.
+    The older form takes ``redis_client``, the client from ``init_redis``, and finds the key
+    prefix in ``settings``, ``key_prefix``, ``registry`` or ``BYAI_KEY_PREFIX``, so client and
+    workers agree on key names.
     """
 
     def __init__(
         self,
-        redis_client: Any,
-        registry: WorkerRegistry | None = None,
+        redis_client: Any = None,
+        registry: WorkerDirectory | None = None,
         *,
         key_prefix: str | None = None,
         settings: Settings | None = None,
+        engine: Engine | None = None,
     ) -> None:
-        if settings is None:
-            prefix = key_prefix or (registry.keys.prefix if registry is not None else None)
-            settings = Settings.resolve(key_prefix=prefix)
-        self._engine = RedisEngine(redis_client, settings)
-        self.registry = registry or self._engine.registry
+        if engine is None:
+            if redis_client is None:
+                raise TypeError("GatewayClient needs an engine or a redis_client")
+            engine = engine_on_client(
+                redis_client, registry, key_prefix=key_prefix, settings=settings
+            )
+        self._engine = engine
+        self.registry: WorkerDirectory = registry or engine.registry
         self._interceptors: list[Interceptor] = []
 
     @classmethod
     def connect(cls, settings: Settings) -> "GatewayClient":
         """A client on a connection of its own, made from ``settings``; ``aclose`` closes it."""
-        engine = RedisEngine.connect(settings)
-        client = cls(engine.redis, settings=settings)
-        client._engine = engine
-        return client
+        return cls(engine=connect_engine(settings))
 
     @property
-    def engine(self) -> RedisEngine:
+    def engine(self) -> Engine:
         """The engine it works on: its ports serve what has no call of the client's (the HTTP
         gateway's session owners and rate limit)."""
         return self._engine

@@ -5,6 +5,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from by_framework.discovery.errors import InvalidServiceError, NoHealthyNodeError
 from by_framework.discovery.model import ServiceInstance, ServiceLookup, check_name
@@ -46,7 +47,7 @@ class DiscoveryClient:
         self._locks: dict[str, asyncio.Lock] = {}
         self._turns: dict[str, int] = {}
 
-    def _fresh(self, entry: _Entry | None) -> bool:
+    def _fresh(self, entry: _Entry | None) -> TypeGuard[_Entry]:
         return (
             entry is not None
             and bool(entry.nodes)

@@ -177,10 +177,10 @@ class ServiceInstance:
         if not isinstance(fields, dict):
             raise InvalidServiceError(f"bad service record {data!r}")
         return cls(
-            service=fields.get("service"),
-            node_id=fields.get("node_id"),
-            address=fields.get("address"),
-            metadata=fields.get("metadata"),
+            service=fields.get("service", ""),
+            node_id=fields.get("node_id", ""),
+            address=fields.get("address", ""),
+            metadata=fields.get("metadata", {}),
         )
 
 

@@ -71,15 +71,14 @@ class Authenticator:
             raise Unauthorized("unknown API key")
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
-            key = self._jwt_keys.get(algorithm)
-            if key is None:
+            if not isinstance(algorithm, str) or algorithm not in self._jwt_keys:
                 raise Unauthorized(
                     f"token is neither a known API key nor a JWT signed with "
                     f"{' or '.join(self._jwt_keys)}"
                 )
             claims = jwt.decode(
                 token,
-                key,
+                self._jwt_keys[algorithm],
                 algorithms=[algorithm],
                 issuer=self._settings.jwt_issuer,
                 audience=self._settings.jwt_audience,

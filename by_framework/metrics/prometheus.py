@@ -70,7 +70,8 @@ class Histogram:
 
     def cumulative(self) -> list[tuple[str, float]]:
         """``(le, count)`` pairs as the text format has them: each bucket holds those below."""
-        buckets, seen = [], 0
+        buckets: list[tuple[str, float]] = []
+        seen = 0
         for bound, count in zip((*self._bounds, float("inf")), self.counts, strict=True):
             seen += count
             buckets.append((floatToGoString(bound), seen))

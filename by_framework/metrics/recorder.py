@@ -58,8 +58,11 @@ NO_METRICS = WorkerMetrics()
 class Observed(Protocol):
     """What the metrics port reads of a worker (a ``WorkerRunner``)."""
 
-    engine: Engine
-    agent_types: Sequence[str]
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def agent_types(self) -> Sequence[str]: ...
 
     @property
     def registered(self) -> bool:

@@ -220,8 +220,9 @@ class RedisControlPlane:
         await self._batcher.execute(("XACK", delivery.stream, self._group, delivery.entry_id))
 
     async def give_back(self, delivery: Delivery, holder: str) -> None:
-        await self._batcher.execute(
-            ("XCLAIM", delivery.stream, self._group, holder, 0, delivery.entry_id, "JUSTID")
+        # Not through the batcher: its reply parser would read a JUSTID reply as full entries.
+        await self._redis.xclaim(
+            delivery.stream, self._group, holder, 0, [delivery.entry_id], justid=True
         )
 
     async def give_up(
@@ -292,7 +293,7 @@ class RedisControlPlane:
         pipe = self._redis.pipeline(transaction=True)
         pipe.xadd(
             self._keys.dead_letter_stream(),
-            self._dead_letter(delivery, reason),
+            self._dead_letter(delivery, reason),  # type: ignore[arg-type]  # as in plugin_store
             maxlen=self._dead_letter_maxlen,
             approximate=True,
         )

@@ -23,6 +23,7 @@ from by_framework.protocol.dead_letter import (
 )
 from by_framework.protocol.signing import SIGNATURE_FIELD, sign, signed_stream
 from by_framework.redis.keys import KeySpace
+from by_framework.redis.replies import entries
 from by_framework.redis.scripts import _HELPERS, Script
 
 REASON_CHARS = 1_000  # a reason quotes what it rejects (pydantic's locations): keep it bounded
@@ -131,14 +132,14 @@ class DeadLetters:
     async def list(self, count: int = 50, after: str = "-") -> list[DeadLetter]:
         """Up to ``count`` entries, oldest first, after the entry id ``after`` ("-": the start)."""
         start = after if after == "-" else f"({after}"
-        entries = await self._redis.xrange(self._stream, min=start, count=count)
-        return [DeadLetter.from_entry(dead_id, raw) for dead_id, raw in entries]
+        found = entries(await self._redis.xrange(self._stream, min=start, count=count))
+        return [DeadLetter.from_entry(dead_id, raw) for dead_id, raw in found]
 
     async def get(self, dead_id: str) -> DeadLetter | None:
         if not _STREAM_ID.fullmatch(dead_id):
             return None
-        entries = await self._redis.xrange(self._stream, min=dead_id, max=dead_id)
-        return DeadLetter.from_entry(*entries[0]) if entries else None
+        found = entries(await self._redis.xrange(self._stream, min=dead_id, max=dead_id))
+        return DeadLetter.from_entry(*found[0]) if found else None
 
     async def replay(self, dead_id: str) -> str:
         """Put the entry back on its stream as a new entry (its id is returned) and remove it
@@ -158,7 +159,9 @@ class DeadLetters:
         keys = [self._stream, letter.stream]
         if letter.session_id is not None and letter.message_id is not None:
             keys.append(self._keys.session_registry(letter.session_id))
-        args = [letter.id, self._group, time.time(), letter.message_id or "", signature]
+        args: list[str | bytes | float] = [
+            letter.id, self._group, time.time(), letter.message_id or "", signature,
+        ]  # fmt: skip
         reply: bytes = await self._replay(keys=keys, args=args)
         verdict, _, detail = reply.decode().partition(":")
         if verdict == "ok":

@@ -8,6 +8,7 @@ from by_framework.common.aio import Backoff
 from by_framework.redis.batching import CommandBatcher
 from by_framework.redis.feed import FeedFollower, SessionFeed
 from by_framework.redis.keys import KeySpace
+from by_framework.redis.replies import entries
 
 
 class RedisEventLog:
@@ -49,5 +50,6 @@ class RedisEventLog:
 
     async def last_id(self, session_id: str) -> str:
         """Id of the newest event, or "0-0": reading after it sees only what comes next."""
-        newest = await self._redis.xrevrange(self._keys.session_data_stream(session_id), count=1)
+        stream = self._keys.session_data_stream(session_id)
+        newest = entries(await self._redis.xrevrange(stream, count=1))
         return newest[0][0].decode() if newest else "0-0"

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -150,7 +151,7 @@ class LeaseKeeper:
 
 def _sync_client(settings: Settings) -> Redis:
     """A synchronous client of its own, to the Redis the settings name."""
-    options = {
+    options: dict[str, Any] = {
         "socket_connect_timeout": DEFAULT_REPLY_TIMEOUT,
         "socket_timeout": DEFAULT_REPLY_TIMEOUT,
         **settings.tls_options,

@@ -124,8 +124,8 @@ class RedisOrchestration:
         for index, message_id in enumerate(message_ids):
             raw, result_raw = values[2 * index], values[2 * index + 1]
             record = parse_record(raw, result_raw) if raw is not None else None
-            ended = record is not None and record.status.is_terminal and record.result
-            results[message_id] = record.result if ended else None  # type: ignore[union-attr]
+            ended = record is not None and record.status.is_terminal
+            results[message_id] = record.result if record is not None and ended else None
         return results
 
     async def group(self, session_id: str, group_id: str) -> tuple[list[str], int] | None:

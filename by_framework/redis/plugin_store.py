@@ -9,6 +9,7 @@ from by_framework.ports import ReloadAck
 from by_framework.protocol.signing import data_signature_holds, sign_data
 from by_framework.redis.batching import CommandBatcher, evalsha
 from by_framework.redis.keys import KeySpace
+from by_framework.redis.replies import entries, read_entries
 from by_framework.redis.scripts import CONFIG_VERSION
 
 ACKS_MAXLEN = 10_000
@@ -45,7 +46,9 @@ class RedisPluginStore:
         """The snapshot; with a signing key, only one whose signature holds (any other is
         logged and treated as no snapshot, like a forged command)."""
         name = self._keys.config_snapshot(key)
-        value: bytes | None = await self._redis.get(name)
+        value = await self._redis.get(name)
+        if isinstance(value, str):  # never: this client returns bytes
+            value = value.encode()
         if value is None:
             return None
         signature, snapshot = _split_signed(value)
@@ -78,12 +81,13 @@ class RedisPluginStore:
         }
         stream = self._keys.reload_acks()
         pipe = self._redis.pipeline(transaction=False)
+        # redis-py's fields type is a dict of its own key and value unions: dict is invariant
         pipe.xadd(stream, fields, maxlen=ACKS_MAXLEN, approximate=True)  # type: ignore[arg-type]
         pipe.expire(stream, self._retention)
         await pipe.execute()
 
     async def last_answer_id(self) -> str:
-        newest = await self._redis.xrevrange(self._keys.reload_acks(), count=1)
+        newest = entries(await self._redis.xrevrange(self._keys.reload_acks(), count=1))
         return newest[0][0].decode() if newest else "0-0"
 
     async def answers(
@@ -98,12 +102,11 @@ class RedisPluginStore:
                 break
             block = max(1, min(READ_BLOCK_MS, int(left * 1000)))
             reply = await self._redis.xread({stream: after}, block=block)
-            for _, entries in reply or []:
-                for entry_id, fields in entries:
-                    after = entry_id.decode()
-                    ack = _parse(fields)
-                    if ack is not None and ack.reload_id == reload_id:
-                        found[ack.worker_id] = ack
+            for entry_id, fields in read_entries(reply):
+                after = entry_id.decode()
+                ack = _parse(fields)
+                if ack is not None and ack.reload_id == reload_id:
+                    found[ack.worker_id] = ack
         return found
 
 

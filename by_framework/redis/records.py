@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from by_framework.protocol import AgentState, MessageHeader
 from by_framework.protocol.records import TaskRecord
 from by_framework.redis.keys import KeySpace
+from by_framework.redis.replies import byte_hash, text
 
 RESULT_SUFFIX = ":r"
 
@@ -40,7 +41,7 @@ def new_record(header: MessageHeader, now: float | None = None, *, reply: bool =
     return to_json(record)
 
 
-def parse_record(raw: bytes, result_event: bytes | None) -> TaskRecord:
+def parse_record(raw: bytes | str, result_event: bytes | str | None) -> TaskRecord:
     """The record from its JSON and the envelope of its last run's result event."""
     data: dict[str, Any] = json.loads(raw)
     if result_event is not None:
@@ -55,7 +56,7 @@ class RedisTaskStore:
 
     async def session_of(self, message_id: str) -> str | None:
         session_id = await self._redis.get(self._keys.task_index(message_id))
-        return session_id.decode() if session_id is not None else None
+        return text(session_id) if session_id is not None else None
 
     async def get(self, message_id: str) -> TaskRecord | None:
         session_id = await self.session_of(message_id)
@@ -74,9 +75,7 @@ class RedisTaskStore:
         return record
 
     async def list_session(self, session_id: str) -> list[TaskRecord]:
-        fields: dict[bytes, bytes] = await self._redis.hgetall(
-            self._keys.session_registry(session_id)
-        )
+        fields = byte_hash(await self._redis.hgetall(self._keys.session_registry(session_id)))
         suffix = RESULT_SUFFIX.encode()
         records = [
             parse_record(raw, fields.get(name + suffix))
@@ -84,7 +83,7 @@ class RedisTaskStore:
             if not name.endswith(suffix)
         ]
         by_id = {record.message_id: record for record in records}
-        parents = sorted({r.parent_message_id for r in records} & by_id.keys())  # type: ignore[arg-type]
+        parents = sorted({r.parent_message_id or "" for r in records} & by_id.keys())
         if parents:
             pipe = self._redis.pipeline(transaction=False)
             for parent in parents:

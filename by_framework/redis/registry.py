@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from by_framework.ports import WorkerProfile, WorkerReport
 from by_framework.redis.keys import DEFAULT_PREFIX, KeySpace
+from by_framework.redis.replies import text
 from by_framework.redis.scripts import HEARTBEAT, PRUNE_MEMBERS, RELEASE_LOCK
 from by_framework.redis.worker_info import profile_fields, report_fields
 
@@ -91,7 +92,8 @@ class WorkerRegistry:
         pipe.delete(self.keys.worker_info(worker_id))
         if profile is not None:
             fields = profile_fields(list(agent_types), profile)
-            pipe.hset(self.keys.worker_info(worker_id), mapping=fields)
+            # redis-py's mapping type has an invariant key: it refuses a dict[str, str]
+            pipe.hset(self.keys.worker_info(worker_id), mapping=fields)  # type: ignore[arg-type]
         keys, args = heartbeat_args(
             self.keys, worker_id, agent_types, token, ttl, self._retention, report
         )
@@ -141,7 +143,7 @@ class WorkerRegistry:
     async def workers_of(self, agent_type: str) -> set[str]:
         """Members of the agent type, online or not."""
         members = await self.redis.smembers(self.keys.agent_type_workers(agent_type))
-        return {member.decode() for member in members}
+        return {text(member) for member in members}
 
     async def online_workers(self, agent_type: str) -> list[str]:
         members = sorted(await self.workers_of(agent_type))
@@ -164,4 +166,4 @@ class WorkerRegistry:
 
     async def agent_types_of(self, worker_id: str) -> set[str]:
         members = await self.redis.smembers(self.keys.worker_agent_types(worker_id))
-        return {member.decode() for member in members}
+        return {text(member) for member in members}

@@ -7,13 +7,14 @@ Redis was lost while settling it) is ended then, as ``interrupted``.
 import asyncio
 
 from by_framework.protocol import AgentState, AgentTaskResult, MessageHeader
+from by_framework.tracing.port import AttributeValue
 from by_framework.tracing.tracer import Span, Tracer
 
 
 def start_task_span(
     tracer: Tracer, header: MessageHeader, command_type: str, run: int, worker_id: str
 ) -> Span:
-    attributes = {
+    attributes: dict[str, AttributeValue] = {
         "byf.agent_type": header.target_agent_type,
         "byf.session_id": header.session_id,
         "byf.message_id": header.message_id,

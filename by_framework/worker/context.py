@@ -1,7 +1,7 @@
 """AgentContext: what a running task sees of the engine."""
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -117,7 +117,7 @@ class AgentContext:
         """This task's own directory, created on first use and removed when the task ends."""
         return self._workspace.path
 
-    async def emit_chunk(self, content: str, kind: str = "text") -> None:
+    async def emit_chunk(self, content: str, kind: Literal["text", "reasoning"] = "text") -> None:
         """Stream a piece of output (``kind="reasoning"`` for thoughts and tool logs)."""
         await self.emit(StreamChunkEvent(content=content, kind=kind))
 

@@ -8,10 +8,10 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from by_framework.common.logger import setup_logging
+from by_framework.engine import CREDENTIAL_ERRORS, TRANSIENT_ERRORS, check_engine, connect_engine
 from by_framework.errors import ConfigurationError, WorkerIdInUseError
 from by_framework.plugins import Plugin, PluginRegistry, collect_plugins
-from by_framework.redis.engine import RedisEngine
-from by_framework.redis.probe import check_redis
+from by_framework.ports import Engine
 from by_framework.settings import Settings
 from by_framework.worker.base import GatewayWorker
 from by_framework.worker.runner import WorkerRunner
@@ -28,21 +28,23 @@ async def serve_worker(
     settings: Settings,
     plugin_list: Sequence[Plugin] | None = None,
     plugin_configurator: Callable[[PluginRegistry], Any] | None = None,
+    engine: Engine | None = None,
 ) -> None:
-    """Run the worker on a new Redis connection until SIGTERM / SIGINT, then drain and return.
+    """Run the worker until SIGTERM / SIGINT, then drain and return; on ``engine`` (closed at
+    the end), else on a new one made from ``settings``.
 
     Plugins come from ``plugin_list``, ``plugin_configurator`` (sync or async, given the
     registry), ``settings.plugin_dir`` and, unless ``settings.plugin_entry_points`` is off,
     the ``by_framework.plugins`` entry points."""
-    await check_redis(settings)  # a wrong URL or password stops the start here, not a retry loop
+    if engine is None:  # a wrong URL or password stops the start here, not a retry loop
+        await check_engine(settings)
     plugins = await collect_plugins(
         plugin_list,
         plugin_configurator,
         settings.plugin_dir,
         entry_points=settings.plugin_entry_points,
     )
-    engine = RedisEngine.connect(settings)
-    runner = WorkerRunner(worker, engine, settings, plugins)
+    runner = WorkerRunner(worker, engine or connect_engine(settings), settings, plugins)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, runner.request_stop)
@@ -73,13 +75,15 @@ def run_worker(
     plugin_log_hook_stats_on_shutdown: bool | None = None,
     *,
     redis_url: str | None = None,
+    engine: Engine | None = None,
     **settings: Any,
 ) -> None:
     """Run a worker (a GatewayWorker class, or a configured instance) until SIGTERM / SIGINT.
 
     Arguments win over environment variables (``BYAI_*``, ``REDIS_URL``), which win over defaults;
-    ``settings`` takes any other field of ``Settings``. Exits with status 2 on bad configuration or
-    unreachable Redis and 3 when another live process holds the worker id.
+    ``settings`` takes any other field of ``Settings``. ``engine``: run on it (closed at the
+    end) instead of one made from the settings' Redis fields. Exits with status 2 on bad
+    configuration or unreachable Redis and 3 when another live process holds the worker id.
     """
     try:
         resolved = Settings.resolve(
@@ -103,15 +107,15 @@ def run_worker(
         if not logging.getLogger().handlers:  # as the settings say, unless set up already
             setup_logging(resolved.log_level, use_json=resolved.log_format == "json")
         worker = worker_class() if isinstance(worker_class, type) else worker_class
-        _run_to_end(serve_worker(worker, resolved, plugin_list, plugin_configurator))
+        _run_to_end(serve_worker(worker, resolved, plugin_list, plugin_configurator, engine))
     except ConfigurationError as exc:
         _fail(EXIT_CONFIG, f"configuration error: {exc}")
     except WorkerIdInUseError as exc:
         _fail(EXIT_WORKER_ID_IN_USE, str(exc))
-    except RedisEngine.credential_errors as exc:
+    except CREDENTIAL_ERRORS as exc:
         _fail(EXIT_CONFIG, f"Redis refused the credentials ({exc}); check redis_username and "
               "redis_password (BYAI_REDIS_USERNAME / BYAI_REDIS_PASSWORD)")  # fmt: skip
-    except RedisEngine.transient_errors as exc:
+    except TRANSIENT_ERRORS as exc:
         _fail(EXIT_CONFIG, f"cannot reach Redis ({exc}); start Redis or set REDIS_URL")
 
 

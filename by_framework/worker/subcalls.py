@@ -29,7 +29,7 @@ from by_framework.metrics.recorder import WorkerMetrics
 from by_framework.ports import Orchestration, SubCall
 from by_framework.protocol import AgentTaskResult, AskAgentCommand, MessageHeader, encode_command
 from by_framework.protocol.ids import sub_call_id
-from by_framework.tracing import Span, child_span
+from by_framework.tracing import Attributes, Span, child_span
 
 T = TypeVar("T")
 
@@ -132,7 +132,10 @@ class SubCalls:
         timeout: float | None,
         extra_payload: dict[str, Any] | None,
     ) -> AgentTaskResult | str:
-        attributes = {"byf.target_agent_type": target_agent_type, "byf.wait": wait_for_reply}
+        attributes: Attributes = {
+            "byf.target_agent_type": target_agent_type,
+            "byf.wait": wait_for_reply,
+        }
         name = f"call_agent {target_agent_type}"
         with child_span(self.span, "call_agent", name, attributes) as span:
             reply = await self._call_agent(
@@ -250,8 +253,9 @@ class SubCalls:
             if any(result is None for result in results.values()):
                 return None  # counted down but not readable yet: read again
             return {
-                child: result.model_dump(mode="json")  # type: ignore[union-attr]
+                child: result.model_dump(mode="json")
                 for child, result in results.items()
+                if result is not None  # none is, as checked above
             }
 
         return await self._wait(group_id, gathered, timeout, f"task group {group_id}")

@@ -10,7 +10,7 @@
 
 import base64
 import json
-from typing import Any
+from typing import Any, Literal
 
 from google.adk.artifacts import BaseArtifactService
 from google.adk.events import Event
@@ -130,7 +130,7 @@ class EventStream:
         return event
 
 
-def _kind(part: Any) -> str:
+def _kind(part: Any) -> Literal["text", "reasoning"]:
     return "reasoning" if part.thought else "text"
 
 

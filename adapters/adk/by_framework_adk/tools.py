@@ -285,7 +285,8 @@ async def _send(
     if not calls:
         return shares
     tools = [tool for call_id, tool, _ in plan if call_id in spans]
-    timeout = None if any(t.timeout is None for t in tools) else max(t.timeout for t in tools)
+    limits = [tool.timeout for tool in tools if tool.timeout is not None]
+    timeout = max(limits) if len(limits) == len(tools) else None  # None: one waits forever
     entries = await _sub_calls(context, calls, timeout)
     for call_id, span in spans.items():
         shares[call_id] = entries[span]

@@ -196,13 +196,17 @@ class AdkWorker(GatewayWorker):
 
     async def _session(self, user_id: str, session_id: str) -> Session:
         """The ADK session of this by-framework session, created when missing."""
-        where = {"app_name": self.app_name, "user_id": user_id, "session_id": session_id}
-        session = await self.session_service.get_session(**where)
+        service, app = self.session_service, self.app_name
+        session = await service.get_session(app_name=app, user_id=user_id, session_id=session_id)
         if session is None:
             try:
-                session = await self.session_service.create_session(**where)
+                session = await service.create_session(
+                    app_name=app, user_id=user_id, session_id=session_id
+                )
             except AlreadyExistsError:  # another replica created it just now
-                session = await self.session_service.get_session(**where)
+                session = await service.get_session(
+                    app_name=app, user_id=user_id, session_id=session_id
+                )
         assert session is not None
         return session
 
@@ -249,7 +253,7 @@ def adk_worker(
     def __init__(self: AdkWorker) -> None:
         AdkWorker.__init__(self, agent, agent_type=agent_type, **options)
 
-    named = agent_type or getattr(agent, "name", "Adk")
+    named: str = agent_type or getattr(agent, "name", None) or "Adk"
     name = "".join(part.title() for part in named.replace("-", "_").split("_")) + "Worker"
     return type(name, (AdkWorker,), {"__init__": __init__})
 

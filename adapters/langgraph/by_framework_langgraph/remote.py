@@ -69,7 +69,7 @@ class RemoteCalls:
         if self._doc is None:
             found = await self._saver.aget_tuple(self._config())  # type: ignore[arg-type]
             stored = found.metadata.get(LEDGER_KEY) if found is not None else None
-            self._doc = stored or {"runs": {}}
+            self._doc = stored if isinstance(stored, dict) and stored else {"runs": {}}
             self.touched = True
         return self._doc
 
@@ -265,9 +265,9 @@ def _turn_of(runtime: Any, tool_call_id: str) -> tuple[str | None, list[str], se
             tc.get("id") == tool_call_id for tc in message.tool_calls
         ):
             order = [
-                tc["id"]
+                call_id
                 for tc in message.tool_calls
-                if tc.get("id") and (not remote or tc["name"] in remote)
+                if (call_id := tc.get("id")) and (not remote or tc["name"] in remote)
             ]
             turn_key = message.id or "|".join(order)
             return turn_key, order, answered
@@ -309,6 +309,9 @@ def remote_agent_tool(
         scope = current_scope()
         content = args["request"] if args_schema is None else args
         tool_call_id = getattr(runtime, "tool_call_id", None)
+        turn_key: str | None
+        order: list[str]
+        answered: set[str]
         if tool_call_id is None:
             turn_key, order, answered = None, [], set()
             tool_call_id = scope.turns.direct_key(tool_name, args)

@@ -11,9 +11,12 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from by_framework import AgentContext, TaskCancelledError
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
 
 log = logging.getLogger("by_framework_langgraph")
 
@@ -98,18 +101,22 @@ class PostgresThreadLock:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._connection: object | None = None
+        self._connection: AsyncConnection[Any] | None = None
         self._io = asyncio.Lock()
         self._local = LocalThreadLock()  # advisory locks are re-entrant within one connection
 
     async def open(self) -> None:
+        await self._connect()
+
+    async def _connect(self) -> "AsyncConnection[Any]":
         import psycopg  # the "postgres" extra
 
         self._connection = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+        return self._connection
 
     async def close(self) -> None:
         if self._connection is not None:
-            await self._connection.close()  # type: ignore[attr-defined]
+            await self._connection.close()
             self._connection = None
 
     async def _query(self, sql: str, key: int) -> bool:
@@ -117,10 +124,11 @@ class PostgresThreadLock:
 
         async with self._io:
             for attempt in (1, 2):
-                if self._connection is None or self._connection.closed:  # type: ignore[attr-defined]
-                    await self.open()
+                connection = self._connection
+                if connection is None or connection.closed:
+                    connection = await self._connect()
                 try:
-                    cursor = await self._connection.execute(sql, (key,))  # type: ignore[attr-defined]
+                    cursor = await connection.execute(sql, (key,))
                     row = await cursor.fetchone()
                     return bool(row and row[0])
                 except psycopg.OperationalError:

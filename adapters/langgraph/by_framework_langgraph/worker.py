@@ -200,7 +200,8 @@ class LangGraphWorker(GatewayWorker):
     async def _open_postgres(self, url: str) -> BaseCheckpointSaver:
         try:
             from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-            from psycopg.rows import dict_row
+            from psycopg import AsyncConnection
+            from psycopg.rows import DictRow, dict_row
             from psycopg_pool import AsyncConnectionPool
         except ImportError as exc:
             raise RuntimeError(
@@ -213,14 +214,17 @@ class LangGraphWorker(GatewayWorker):
             min_size=1,
             max_size=self._pool_size,
             open=False,
+            connection_class=AsyncConnection[DictRow],
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         )
         await pool.open(wait=True)
         self._closing.push_async_callback(pool.close)
-        saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+        saver = AsyncPostgresSaver(pool)
         async with pool.connection() as connection:
             cursor = await connection.execute("SELECT current_schema() AS schema")
-            schema = (await cursor.fetchone())["schema"]  # type: ignore[index]
+            row = await cursor.fetchone()
+            assert row is not None  # the query always returns one row
+            schema = row["schema"]
         # Replicas starting together would race to create the tables: one at a time, under a
         # lock of the schema. A polled lock, as every PostgresThreadLock is: the setup's CREATE
         # INDEX CONCURRENTLY waits for every older transaction of the database, and a replica

@@ -159,7 +159,9 @@ class HistoryStoreConformance:
     async def test_pages_walk_every_message_once_in_order(self, store: HistoryStore) -> None:
         for i in range(25):
             await store.append("s-pages", "user", i)
-        sizes, seen, after = [], [], None
+        sizes: list[int] = []
+        seen: list[Any] = []
+        after: str | None = None
         while True:
             page = await store.list("s-pages", after, 7)
             sizes.append(len(page.messages))

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock demo test lint format bench bench-all chunks soak fault-soak fanout \
+.PHONY: install lock demo test lint ci format bench bench-all chunks soak fault-soak fanout \
 	gateway-bench metrics-bench status-bench
 
 # The core and every extension package (adapters, history, tracing), editable, in one resolve.
@@ -16,10 +16,13 @@ PYPROJECTS := pyproject.toml adapters/langgraph/pyproject.toml adapters/adk/pypr
 # Every dependency at the version the suite last passed with (`make lock` refreshes it, on
 # purpose); CI also runs the suite on the newest and the lowest redis-py and pydantic allowed.
 CONSTRAINTS ?= constraints.txt
+# pip says only what failed (errors), not the build backends' warnings on every editable
+# install; `make install V=1` shows everything pip and setuptools print.
+PIP_QUIET := $(if $(V),,-qq)
 $(STAMP): $(PYPROJECTS) $(CONSTRAINTS)
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c $(CONSTRAINTS) $(PACKAGES)
+	$(PY) -m pip install $(PIP_QUIET) --upgrade pip
+	$(PY) -m pip install $(PIP_QUIET) -c $(CONSTRAINTS) $(PACKAGES)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,8 +32,8 @@ install: $(STAMP)
 lock:
 	rm -rf .venv-lock
 	python3 -m venv .venv-lock
-	.venv-lock/bin/python -m pip install -q --upgrade pip
-	.venv-lock/bin/python -m pip install -q $(PACKAGES)
+	.venv-lock/bin/python -m pip install $(PIP_QUIET) --upgrade pip
+	.venv-lock/bin/python -m pip install $(PIP_QUIET) $(PACKAGES)
 	{ echo "# make lock: every dependency at the version the test suite passed with."; \
 	  .venv-lock/bin/python -m pip freeze --exclude-editable; } > constraints.txt
 	rm -rf .venv-lock
@@ -46,6 +49,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# What CI runs (.ci/run): the services checked (started if absent), `make lint`, `make test`, then
+# the suite on the newest redis-py and pydantic on Redis 6.2, and the core on the lowest versions.
+ci:
+	.ci/run
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

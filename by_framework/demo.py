@@ -2,6 +2,7 @@
 
 import asyncio
 import sys
+import uuid
 
 from by_framework.client.gateway import GatewayClient
 from by_framework.engine import check_engine, connect_engine
@@ -44,10 +45,12 @@ async def run_demo(redis_url: str, topic: str, key_prefix: str | None = None) ->
     serving = asyncio.create_task(worker.run())
     await worker.wait_started()
     client = GatewayClient.connect(settings)
+    session_id = f"demo-{uuid.uuid4().hex[:8]}"  # a session per run: replaying it shows this run
     try:
-        sent = await client.send_message("storyteller", "demo-session", topic)
+        sent = await client.send_message("storyteller", session_id, topic)
         print(f"sent task {sent.message_id} to agent type 'storyteller' via {redis_url}")
-        async for item in client.events("demo-session", until_message_id=sent.message_id):
+        print(f"session {session_id}")
+        async for item in client.events(session_id, until_message_id=sent.message_id):
             if isinstance(item, EventGap):
                 print(f"\n[{item.describe()}]")
                 continue

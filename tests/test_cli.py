@@ -7,7 +7,10 @@ import signal
 import sys
 
 from by_framework import AgentState, GatewayClient, Settings
-from tests.support import ROOT, output_of, spawn, wait_online, worker_process
+from by_framework.settings import reference_table
+from tests.agents import ShowcaseAgent
+from tests.support import ROOT, output_of, running_worker, spawn, wait_online, worker_process
+from tests.test_cookbook import on_localhost_6379
 
 
 def cli(settings: Settings, *args: str) -> list[str]:
@@ -16,6 +19,8 @@ def cli(settings: Settings, *args: str) -> list[str]:
         "--redis-url", str(settings.redis_url), "--key-prefix", settings.key_prefix,
     ]  # fmt: skip
 
+
+__all__ = ["on_localhost_6379"]  # a fixture, used by name
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -52,6 +57,90 @@ async def test_send_follow_and_tail(client: GatewayClient, settings: Settings) -
     resumed = spawn(cli(settings, "tail", "cli-s", "--until-end", "--after",
                         replayed[6]["id"]), ROOT, ENV)  # fmt: skip
     assert [json.loads(line) for line in (await finish(resumed)).splitlines()] == replayed[7:]
+
+
+async def test_tail_until_end_stops_at_the_newest_task(
+    client: GatewayClient, settings: Settings
+) -> None:
+    """An old task ended long ago; a newer one is running: the tail replays both and stops at
+    the newer one's end, not the first end it reads. ``--until`` names a task to stop at."""
+    async with running_worker(ShowcaseAgent(), settings, worker_id="tail-w"):
+        old = await client.send_message("showcase", "tail-s", {"sleep": 0})
+        await client.wait_for_result(old.message_id, timeout=10)
+        new = await client.send_message("showcase", "tail-s", {"sleep": 1})
+        tail = spawn(cli(settings, "tail", "tail-s", "--until-end"), ROOT, ENV)
+        lines = [json.loads(line) for line in (await finish(tail)).splitlines()]
+    ends = [(line["task"], line["type"]) for line in lines if line["type"] == "end"]
+    assert ends == [(old.message_id, "end"), (new.message_id, "end")]
+    assert lines[-1]["type"] == "end" and lines[-1]["task"] == new.message_id
+
+    named = spawn(cli(settings, "tail", "tail-s", "--until", old.message_id), ROOT, ENV)
+    replayed = [json.loads(line) for line in (await finish(named)).splitlines()]
+    assert replayed == lines[: lines.index(next(x for x in lines if x["type"] == "end")) + 1]
+    assert {line["task"] for line in replayed} == {old.message_id}
+
+
+async def test_each_demo_run_has_a_session_of_its_own(settings: Settings) -> None:
+    """`make demo` twice: two sessions, and tailing the one a run printed replays that run."""
+    outputs = [await finish(spawn(cli(settings, "demo"), ROOT, ENV)) for _ in range(2)]
+    sessions = [
+        line.split()[1] for output in outputs for line in output.splitlines()
+        if line.startswith("session ")
+    ]  # fmt: skip
+    assert len(sessions) == 2 and sessions[0] != sessions[1]
+    assert all(session.startswith("demo-") for session in sessions)
+    sent = next(line.split()[2] for line in outputs[1].splitlines() if line.startswith("sent "))
+    tail = spawn(cli(settings, "tail", sessions[1], "--until-end"), ROOT, ENV)
+    lines = [json.loads(line) for line in (await finish(tail)).splitlines()]
+    assert {line["task"] for line in lines} == {sent}
+    assert lines[-1]["type"] == "end"
+
+
+async def test_demo_says_which_redis_it_found(on_localhost_6379: None, settings: Settings) -> None:
+    env = {k: v for k, v in ENV.items() if k != "REDIS_URL"}
+    env["BYAI_KEY_PREFIX"] = settings.key_prefix
+    output = await finish(spawn([sys.executable, "-m", "by_framework", "demo"], ROOT, env))
+    assert "by-framework: no Redis configured; using the one answering at " in output
+    assert "redis://127.0.0.1:6379/0" in output
+
+
+async def test_send_waits_for_a_worker_started_after_it(
+    client: GatewayClient, settings: Settings
+) -> None:
+    command = cli(settings, "send", "showcase", "{\"sleep\": 0}", "--session", "late-s",
+                  "--wait-for-worker", "30", "--follow")  # fmt: skip
+    sender = spawn(command, ROOT, ENV)
+    await asyncio.sleep(1)
+    assert sender.poll() is None, output_of(sender)  # still waiting: nothing serves "showcase"
+    async with running_worker(ShowcaseAgent(), settings, worker_id="late-w"):
+        lines = [json.loads(line) for line in (await finish(sender)).splitlines()]
+    assert lines[-2]["type"] == "result" and lines[-2]["result"]["content"] == {"sleep": 0}
+    assert lines[-1]["type"] == "end"
+
+
+async def test_config_shows_each_value_and_its_source() -> None:
+    env = {
+        **{k: v for k, v in ENV.items() if not k.startswith(("BYAI_", "BYF_", "REDIS_"))},
+        "BYAI_HEARTBEAT_TTL": "40",
+        "REDIS_URL": "redis://app:hunter2@cache.internal:6380/1",
+        "BYAI_SIGNING_KEY": "k" * 32,
+    }
+    shown = spawn([sys.executable, "-m", "by_framework", "config", "--max-concurrency", "3",
+                   "--heartbeat-ttl", "45"], ROOT, env)  # fmt: skip
+    rows = {line.split()[0]: line.split()[1:] for line in (await finish(shown)).splitlines()}
+    assert rows["max_concurrency"] == ["3", "flag", "--max-concurrency"]
+    assert rows["heartbeat_ttl"] == ["45.0", "flag", "--heartbeat-ttl"]  # the flag beats the env
+    assert rows["redis_url"] == ["redis://app:***@cache.internal:6380/1", "env", "REDIS_URL"]
+    assert rows["signing_key"] == ["(set,", "hidden)", "env", "BYAI_SIGNING_KEY"]
+    assert rows["fetch_count"] == [str(Settings().fetch_count), "default"]
+    assert rows.keys() == {"setting", *Settings.model_fields}
+    assert "hunter2" not in output_of(shown) and "k" * 32 not in output_of(shown)
+
+    bad = spawn([sys.executable, "-m", "by_framework", "config", "--heartbeat-ttl", "1"], ROOT, env)
+    assert await asyncio.to_thread(bad.wait, 30) == 2
+    assert "heartbeat_ttl (1.0) must exceed heartbeat_interval" in output_of(bad)
+    reference = spawn([sys.executable, "-m", "by_framework", "config", "--reference"], ROOT, env)
+    assert await finish(reference) == reference_table()
 
 
 async def test_send_without_a_worker_says_so(settings: Settings) -> None:
@@ -109,6 +198,7 @@ async def test_dev_starts_an_embedded_redis_when_none_is_configured(tmp_path) ->
                 break
             await asyncio.sleep(0.1)
         output = output_of(dev)
+        assert "no Redis configured or answering on 127.0.0.1:6379; started one at" in output
         url = output.split("started one at ")[1].split()[0]
         assert url != "redis://127.0.0.1:6379/0"
         send = spawn([sys.executable, "-m", "by_framework", "send", "echo", '"ping"', "--session",

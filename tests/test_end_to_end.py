@@ -167,6 +167,27 @@ async def test_sending_without_an_online_worker_is_refused(
         await client.send_message("echo", "sess-5", "hi", wait_for_worker=0)
 
 
+async def test_a_send_waits_for_a_worker_started_after_it_within_its_bound(
+    client: GatewayClient, settings: Settings
+) -> None:
+    """A recipe's client started with its worker: the send waits for the worker to come online,
+    then queues the task once; with no worker within the bound, nothing is queued."""
+    sending = asyncio.create_task(client.send_message("echo", "sess-w", "hi", wait_for_worker=10))
+    await asyncio.sleep(0.5)
+    assert not sending.done()
+    async with running_worker(EchoAgent(), settings, worker_id="w-late"):
+        sent = await sending
+        result = await client.wait_for_result(sent.message_id, timeout=10)
+    assert result.content == "hi"
+    assert [r.message_id for r in await client.list_session_tasks("sess-w")] == [sent.message_id]
+
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(NoOnlineWorkerError, match=r"'echo'.*waited 0\.5s for one"):
+        await client.send_message("echo", "sess-w2", "hi", wait_for_worker=0.5)
+    assert 0.5 <= asyncio.get_running_loop().time() - started < 3
+    assert await client.list_session_tasks("sess-w2") == []
+
+
 async def test_bad_calls_raise_errors_that_say_what_to_do(
     client: GatewayClient, settings: Settings
 ) -> None:

@@ -99,7 +99,7 @@ def test_a_backend_that_is_not_installed_names_its_package(
     monkeypatch.setattr(backends, "entry_points", lambda group: [])
     with pytest.raises(ConfigurationError) as caught:
         open_history_store("postgresql://app:secret@db/agents")
-    assert "pip install by-framework-history-postgres" in str(caught.value)
+    assert "pip install ./history/postgres (in a clone of by-framework)" in str(caught.value)
     assert "secret" not in str(caught.value)  # the password never reaches a message
 
 

@@ -148,7 +148,9 @@ async def test_a_backend_that_is_not_installed_stops_the_worker_before_it_starts
     pg = settings.model_copy(update={"history_url": "postgresql://app@db/agents"})
     engine = RedisEngine.connect(pg)
     try:
-        with pytest.raises(ConfigurationError, match="pip install by-framework-history-postgres"):
+        with pytest.raises(
+            ConfigurationError, match=r"pip install \./history/postgres \(in a clone"
+        ):
             WorkerRunner(HistoryAgent(), engine, pg)
     finally:
         await engine.aclose()

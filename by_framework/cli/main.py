@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from by_framework.cli.admin import tasks, workers
+from by_framework.cli.config import config
 from by_framework.cli.dashboard import dashboard
 from by_framework.cli.dead_letter import dead_letter
 from by_framework.cli.demo import demo
@@ -22,7 +23,6 @@ from by_framework.common.logger import setup_logging_from
 from by_framework.engine import REFUSALS, TRANSIENT_ERRORS
 from by_framework.errors import ByFrameworkError, ConfigurationError
 from by_framework.redis.embedded import EmbeddedRedisError
-from by_framework.settings import reference_table
 from by_framework.worker.run import EXIT_CONFIG
 
 EXIT_USAGE = 2  # argparse's status for a command line it cannot read
@@ -33,10 +33,6 @@ class Subcommand:
     name: str
     summary: str
     run: Callable[[list[str]], None]
-
-
-def _config(argv: list[str]) -> None:
-    print(reference_table(), end="")
 
 
 SUBCOMMANDS = (
@@ -51,7 +47,7 @@ SUBCOMMANDS = (
     Subcommand("dead-letter", "list, show, replay or purge dead letters", dead_letter),
     Subcommand("gateway", "serve the HTTP gateway (extra [gateway])", gateway),
     Subcommand("dashboard", "serve the live web dashboard (extra [gateway])", dashboard),
-    Subcommand("config", "print every setting with its environment variable and default", _config),
+    Subcommand("config", "every setting's value and its source (--reference: the table)", config),
 )
 _BY_NAME = {subcommand.name: subcommand for subcommand in SUBCOMMANDS}
 

@@ -2,6 +2,7 @@
 settings they resolve to."""
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,7 +62,15 @@ def redis_for(args: argparse.Namespace) -> Iterator[str]:
     """The Redis URL to use, starting an embedded server when none is configured or running."""
     url, server = resolve_redis_url(args.redis_url, args.redis_host, args.redis_port)
     if server is not None:
-        print(f"by-framework: no Redis configured; started one at {url}", file=sys.stderr)
+        print(
+            f"by-framework: no Redis configured or answering on 127.0.0.1:6379; started one at "
+            f"{url} ({server.executable}), stopped on exit",
+            file=sys.stderr,
+        )
+    elif not (args.redis_url or os.environ.get("REDIS_URL") or args.redis_host or args.redis_port):
+        print(
+            f"by-framework: no Redis configured; using the one answering at {url}", file=sys.stderr
+        )
     try:
         yield url
     finally:

@@ -32,7 +32,12 @@ def tail(argv: list[str]) -> None:
     parser = command_parser("tail", "Print a session's events as JSON lines, live.")
     parser.add_argument("session")
     parser.add_argument("--after", default="0-0", help="resume after this stream id")
-    parser.add_argument("--until-end", action="store_true", help="stop at a task's end")
+    parser.add_argument(
+        "--until-end",
+        action="store_true",
+        help="stop at the end of the session's newest task (as it is when tail starts)",
+    )
+    parser.add_argument("--until", metavar="MESSAGE_ID", help="stop at the end of this task")
     redis_options(parser)
     asyncio.run(_tail(parser.parse_args(argv)))
 
@@ -93,13 +98,26 @@ async def _send(args: argparse.Namespace) -> None:
 async def _tail(args: argparse.Namespace) -> None:
     client = GatewayClient.connect(await checked_settings(args))
     try:
-        async for item in client.events(args.session, args.after):
+        until = args.until
+        if until is None and args.until_end:
+            until = await _newest_task(client, args.session)
+        async for item in client.events(args.session, args.after, until_message_id=until):
             _print_event(item)
             if (
                 args.until_end
+                and until is None
                 and isinstance(item, SessionEvent)
                 and isinstance(item.event, TaskEndEvent)
             ):
                 return
     finally:
         await client.aclose()
+
+
+async def _newest_task(client: GatewayClient, session_id: str) -> str | None:
+    """The message id of the session's newest top-level task (a tree's root ends after its
+    sub-calls), or None when the session has no task on record yet: then the first task end
+    seen ends the tail."""
+    records = await client.list_session_tasks(session_id)
+    roots = [record for record in records if record.parent_message_id is None] or records
+    return max(roots, key=lambda record: record.created_at).message_id if roots else None

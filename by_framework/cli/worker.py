@@ -40,6 +40,12 @@ def worker_parser(name: str = "") -> argparse.ArgumentParser:
     """The worker's options (``name``: the subcommand it runs under, none by default)."""
     parser = command_parser(name, "Run a by-framework worker.")
     parser.add_argument("--worker-class", required=True, help="module.Class of a GatewayWorker")
+    worker_settings_options(parser)
+    return parser
+
+
+def worker_settings_options(parser: argparse.ArgumentParser) -> None:
+    """The flags that set a worker's settings, each named after its ``Settings`` field."""
     parser.add_argument("--worker-id")
     redis_options(parser)
     parser.add_argument("--redis-max-connections", type=int)
@@ -61,7 +67,6 @@ def worker_parser(name: str = "") -> argparse.ArgumentParser:
         "--metrics-port", type=int, help="serve /metrics, /healthz, /readyz here (extra [metrics])"
     )
     parser.add_argument("--metrics-host", help="address of the metrics port (default 127.0.0.1)")
-    return parser
 
 
 def run_worker_from(args: argparse.Namespace, redis_url: str | None) -> None:

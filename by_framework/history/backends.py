@@ -21,10 +21,11 @@ ENTRY_POINT_GROUP = "by_framework.history"
 BUILT_IN: dict[str, Callable[[str], HistoryStore]] = {"memory": MemoryHistoryStore.from_url}
 
 PACKAGES = {
-    "postgresql": "by-framework-history-postgres",
-    "postgres": "by-framework-history-postgres",
+    "postgresql": "history/postgres",
+    "postgres": "history/postgres",
 }
-"""The distribution to install for a scheme whose backend is not installed."""
+"""Where, in a clone of this repository, the package to install for a scheme whose backend is
+not installed lives (not on the public package index: the names there are another project's)."""
 
 
 def open_history_store(url: str) -> HistoryStore:
@@ -54,7 +55,7 @@ def _installed(scheme: str, url: str) -> Callable[[str], HistoryStore]:
         if package:
             raise ConfigurationError(
                 f"history_url {redact(url)!r} needs the {scheme}:// history backend, which is "
-                f"not installed: pip install {package}"
+                f"not installed: pip install ./{package} (in a clone of by-framework)"
             )
         known = sorted({*BUILT_IN, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))})
         raise ConfigurationError(
@@ -64,7 +65,11 @@ def _installed(scheme: str, url: str) -> Callable[[str], HistoryStore]:
     try:
         factory: Callable[[str], HistoryStore] = found[0].load()
     except ImportError as exc:
-        hint = f"; reinstall it: pip install {package}" if package else ""
+        hint = (
+            f"; reinstall it: pip install ./{package} (in a clone of by-framework)"
+            if package
+            else ""
+        )
         raise ConfigurationError(
             f"the {scheme}:// history backend ({found[0].value}) cannot be imported: {exc}{hint}"
         ) from None

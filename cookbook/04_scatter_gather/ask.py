@@ -13,7 +13,7 @@ from by_framework import GatewayClient, Settings, StreamChunkEvent, TaskEndEvent
 async def main(topics: list[str], session: str) -> None:
     client = GatewayClient.connect(Settings.resolve())  # REDIS_URL, BYAI_KEY_PREFIX
     try:
-        sent = await client.send_message("lead", session, topics)
+        sent = await client.send_message("lead", session, topics, wait_for_worker=10)
         async for item in client.events(session, until_message_id=sent.message_id, timeout=60):
             event = item.event
             if isinstance(event, StreamChunkEvent) and event.kind == "reasoning":

@@ -31,7 +31,7 @@ async def main(release: str, answer: str | None, approver: str) -> None:
     client = GatewayClient.connect(Settings.resolve())  # REDIS_URL, BYAI_KEY_PREFIX
     session = f"deploy-{uuid.uuid4().hex[:8]}"
     try:
-        sent = await client.send_message("deployer", session, release)
+        sent = await client.send_message("deployer", session, release, wait_for_worker=10)
         question, after = await follow(client, session, sent.message_id, "0-0")
         record = await client.get_task(sent.message_id)
         assert record is not None

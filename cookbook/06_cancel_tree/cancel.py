@@ -16,7 +16,7 @@ PROBES = sum(len(probes) for probes in PLAN.values())
 async def main(session: str) -> None:
     client = GatewayClient.connect(Settings.resolve())  # REDIS_URL, BYAI_KEY_PREFIX
     try:
-        root = await client.send_message("survey", session, PLAN)
+        root = await client.send_message("survey", session, PLAN, wait_for_worker=10)
         streaming: set[str] = set()  # probes that sent a reading
         ended: set[str] = set()
         tree: set[str] = set()  # every task of the session, once cancelled

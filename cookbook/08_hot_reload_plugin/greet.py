@@ -12,7 +12,7 @@ from by_framework import GatewayClient, Settings
 async def main(name: str) -> None:
     client = GatewayClient.connect(Settings.resolve())  # REDIS_URL, BYAI_KEY_PREFIX
     try:
-        sent = await client.send_message("greeter", "greetings", name)
+        sent = await client.send_message("greeter", "greetings", name, wait_for_worker=10)
         result = await client.wait_for_result(sent.message_id, timeout=30)
         record = await client.get_task(sent.message_id)
         assert record is not None

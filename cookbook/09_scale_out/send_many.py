@@ -15,7 +15,7 @@ async def main(session: str, count: int) -> None:
     try:
         after = await client.last_event_id(session)  # only this run's events
         sent = [
-            await client.send_message("resizer", session, f"photo-{n:02}.jpg")
+            await client.send_message("resizer", session, f"photo-{n:02}.jpg", wait_for_worker=10)
             for n in range(1, count + 1)
         ]
         waiting = {s.message_id for s in sent}

@@ -10,7 +10,7 @@ async def main(message: str) -> None:
     client = GatewayClient.connect(Settings.resolve())
     try:
         after = await client.last_event_id("cookbook-adk")
-        sent = await client.send_message("concierge", "cookbook-adk", message)
+        sent = await client.send_message("concierge", "cookbook-adk", message, wait_for_worker=30)
         async for item in client.events("cookbook-adk", after, until_message_id=sent.message_id):
             event = item.event
             if isinstance(event, StreamChunkEvent):

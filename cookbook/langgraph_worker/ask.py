@@ -46,7 +46,7 @@ async def main(text: str, answer: str | None) -> None:
     client = GatewayClient.connect(Settings.resolve())  # REDIS_URL, BYAI_KEY_PREFIX
     session = f"trip-{uuid.uuid4().hex[:8]}"
     try:
-        sent = await client.send_message("trip-planner", session, text)
+        sent = await client.send_message("trip-planner", session, text, wait_for_worker=30)
         print(f"session {session}")  # python -m by_framework tail <session> shows it too
         question, after = await follow(client, session, sent.message_id, "0-0")
         while question is not None:

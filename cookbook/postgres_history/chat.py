@@ -19,7 +19,9 @@ async def main(lines: list[str], via: list[str] | None) -> None:
     try:
         for turn, line in enumerate(lines):
             worker = via[turn % len(via)] if via else None
-            sent = await client.send_message("notebook", session, line, target_worker_id=worker)
+            sent = await client.send_message(
+                "notebook", session, line, target_worker_id=worker, wait_for_worker=10
+            )
             result = await client.wait_for_result(sent.message_id, timeout=30)
             print(f"{worker or 'agent'}: {result.content}")
     finally:

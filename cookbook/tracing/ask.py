@@ -13,7 +13,7 @@ from by_framework import GatewayClient, Settings
 async def main(topic: str, session: str) -> None:
     client = GatewayClient.connect(Settings.resolve())  # REDIS_URL, BYAI_KEY_PREFIX
     try:
-        sent = await client.send_message("planner", session, topic)
+        sent = await client.send_message("planner", session, topic, wait_for_worker=30)
         print(f"trace {sent.trace_id}")
         result = await client.wait_for_result(sent.message_id, timeout=60)
         print(f"answer ({result.status.value}):")

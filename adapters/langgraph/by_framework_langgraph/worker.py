@@ -206,7 +206,7 @@ class LangGraphWorker(GatewayWorker):
         except ImportError as exc:
             raise RuntimeError(
                 "checkpointer_url needs the postgres extra: "
-                "pip install 'by-framework-langgraph[postgres]'"
+                "pip install './adapters/langgraph[postgres]' (in a clone of by-framework)"
             ) from exc
         await _check_postgres(url)
         pool = AsyncConnectionPool(

@@ -15,6 +15,7 @@ async def test_a_drained_worker_finishes_its_task_and_takes_no_new_one_until_res
         await wait_online(client, "dr-a")
         long = await client.send_message("echo", "dr-s", {"sleep": 3})
         await eventually(lambda: _running(client, long.message_id))
+        await eventually(lambda: _in_flight(settings, "dr-a"))  # published with a heartbeat
         second = worker_process(settings, "dr-b")
         await wait_online(client, "dr-b")
 
@@ -78,3 +79,9 @@ async def test_a_worker_with_a_signing_key_refuses_an_unsigned_drain(
         assert output.startswith("worker dr-k is draining")
     finally:
         stop(worker)
+
+
+async def _in_flight(settings: Settings, worker_id: str) -> int | None:
+    """How many tasks the worker last said it runs, once it says so."""
+    shown = [w for w in (await status_json(settings))["workers"] if w["worker_id"] == worker_id]
+    return shown[0]["in_flight"] if shown else None

@@ -22,13 +22,11 @@ extension packages, which need newer ones, are not installed: their tests are no
 
 collect_ignore_glob = (
     [
-        "adapters",
-        "adk",
+        "adapters",  # the LangGraph and ADK adapters' tests, one directory each
         "dashboard",  # its API and pages take the [gateway] extra's tokens (PyJWT)
         "gateway",
         "test_gateway_bench.py",
         "tracing",
-        "test_adk_*.py",
         "test_history.py",
         "test_history_worker.py",
         "test_metrics.py",  # prometheus-client: the [metrics] extra

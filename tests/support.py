@@ -9,9 +9,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from redis.asyncio import Redis
@@ -25,6 +25,7 @@ from by_framework import (
     Settings,
     StreamChunkEvent,
     TaskEndEvent,
+    TaskRecord,
     WorkerRunner,
 )
 from by_framework.engine import connect_engine, engine_on_client
@@ -246,3 +247,33 @@ class DurableRedis:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
+
+
+T = TypeVar("T")
+
+
+async def eventually(
+    predicate: Callable[[], Awaitable[T | None]],
+    timeout: float = 15.0,
+    interval: float = 0.05,
+    what: str = "the condition",
+) -> T:
+    """The first truthy value of ``predicate()``, polled every ``interval`` seconds: for a test
+    that waits for a state to be reached, where a fixed sleep would guess how long it takes.
+    Raises AssertionError, naming ``what`` and the last value seen, after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if loop.time() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}: last {value!r}")
+        await asyncio.sleep(interval)
+
+
+async def task_records(client: GatewayClient, sends: Sequence[SendResponse]) -> list[TaskRecord]:
+    """The record of each task sent, now, in order (fails if one has none)."""
+    records = await asyncio.gather(*(client.get_task(sent.message_id) for sent in sends))
+    assert all(records), f"no record of some of {[s.message_id for s in sends]}"
+    return [record for record in records if record is not None]

@@ -18,6 +18,7 @@ from by_framework.discovery import (
     ServiceInstance,
     ServiceUnavailableError,
 )
+from tests.support import eventually
 
 
 def addr(port: int) -> str:
@@ -101,7 +102,7 @@ async def test_nodes_expire_unless_heartbeats_renew_them(
 ) -> None:
     await registry.register("billing", "gone", addr(9001), ttl=0.3)
     await registry.register("billing", "kept", addr(9002), ttl=0.5)
-    for _ in range(6):  # 0.6 s: past both leases, but "kept" is renewed every 0.1 s
+    for _ in range(6):  # 0.6 s on purpose: past both leases, but "kept" is renewed every 0.1 s
         await asyncio.sleep(0.1)
         assert await registry.heartbeat("billing", "kept", ttl=0.5)
 
@@ -110,9 +111,11 @@ async def test_nodes_expire_unless_heartbeats_renew_them(
     assert members == {b"kept"}, "the look-up prunes expired members"
     assert not await registry.heartbeat("billing", "gone"), "an expired node must re-register"
 
-    await asyncio.sleep(0.6)
-    assert await registry.instances("billing") == []
-    assert await registry.services() == [], "the member set expires with the last lease"
+    async def all_expired() -> bool:
+        return await registry.instances("billing") == [] and await registry.services() == []
+
+    # The member set expires with the last lease.
+    await eventually(all_expired, timeout=5, what="the last lease and the member set to expire")
 
 
 async def test_deregister_removes_at_once(registry: ServiceRegistry, redis: Redis) -> None:
@@ -133,12 +136,16 @@ async def test_keep_alive_heartbeats_re_registers_and_deregisters(
 ) -> None:
     async with registry.keep_alive("billing", "b-1", addr(9001), {"v": 1}, ttl=0.6) as node:
         assert node.metadata == {"v": 1}
-        await asyncio.sleep(0.8)  # longer than the lease: the heartbeats renewed it
+        await asyncio.sleep(0.8)  # on purpose, longer than the lease: the heartbeats renewed it
         assert await registry.instances("billing") == [node]
 
         await registry.deregister("billing", "b-1")  # lost (say, Redis was flushed)
-        await asyncio.sleep(0.35)  # a beat is a third of the lease: 0.2 s
-        assert await registry.instances("billing") == [node], "registered again"
+
+        async def registered_again() -> bool:
+            return await registry.instances("billing") == [node]
+
+        # A beat is a third of the lease (0.2 s): the next one registers it again.
+        await eventually(registered_again, timeout=5, what="the next beat to register it again")
     assert await registry.instances("billing") == []
 
 
@@ -251,8 +258,12 @@ async def test_cache_refresh_picks_up_new_nodes_and_drops_expired_ones(
     await registry.register("orders", "b", addr(18003))
     assert [n.node_id for n in await discovery.nodes("orders")] == ["a", "short"], "cached"
 
-    await asyncio.sleep(0.6)  # the cache went stale and "short" expired
-    assert [n.node_id for n in await discovery.nodes("orders")] == ["a", "b"]
+    async def refreshed() -> list[str] | None:
+        ids = [n.node_id for n in await discovery.nodes("orders")]
+        return ids if ids == ["a", "b"] else None
+
+    # Once the cache goes stale (0.5 s) the look-up finds "b", and "short" expired (0.3 s).
+    await eventually(refreshed, timeout=5, what="the stale cache to be read again")
 
     await registry.deregister("orders", "a")
     assert [n.node_id for n in await discovery.nodes("orders")] == ["a", "b"], "cached"
@@ -281,8 +292,9 @@ async def test_a_failing_registry_serves_the_cached_nodes(registry: ServiceRegis
     assert [n.node_id for n in await discovery.nodes("orders")] == ["n1"]
 
     lookup.fail = True
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # on purpose: past the cache's 0.05 s, so that it is read again
     assert [n.node_id for n in await discovery.nodes("orders")] == ["n1"]
+    assert lookup.calls == 2, "the stale cache was read again, failed, and served the cached"
     with pytest.raises(ConnectionError):
         await discovery.nodes("other")  # nothing cached to fall back on
 

@@ -10,6 +10,7 @@ from by_framework.redis.batching import FLUSHES_IN_FLIGHT, CommandBatcher
 from by_framework.redis.events import RedisEventLog
 from by_framework.redis.keys import KeySpace
 from by_framework.worker.event_writer import EventWriter
+from tests.support import eventually
 
 
 @pytest.fixture
@@ -34,6 +35,11 @@ async def release(redis: Redis, key: str, blockers: list[asyncio.Task]) -> None:
     await asyncio.gather(*blockers)
 
 
+async def taken(writer: EventWriter) -> bool:
+    """Whether the writer has taken all that was queued (and sent it, or waits to)."""
+    return writer.backlog == 0
+
+
 async def stream_values(redis: Redis, key_prefix: str, session_id: str) -> list[bytes]:
     entries = await redis.xrange(KeySpace(key_prefix).session_data_stream(session_id))
     return [fields[b"e"] for _, fields in entries]
@@ -56,11 +62,12 @@ async def test_a_full_backlog_holds_the_task_back(
     # Hold the write in flight: the batcher's pipelines wait on this client's BLPOPs.
     blockers = await hold_flushes(event_log, f"{key_prefix}:b", 1)
     await writer.put(b"a")
-    await asyncio.sleep(0.05)  # taken by the writer, which now waits behind the BLPOP
+    # Taken by the writer, which now waits behind the BLPOP.
+    await eventually(lambda: taken(writer), what='the writer to take "a"')
     await writer.put(b"b")
     await writer.put(b"c")  # backlog 2 full
     third = asyncio.create_task(writer.put(b"d"))
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # on purpose: a window in which it must not return
     assert not third.done()
     await release(redis, f"{key_prefix}:b", blockers)
     await asyncio.wait_for(third, 5)
@@ -83,13 +90,21 @@ async def test_a_refused_write_is_raised_at_the_next_emit_and_at_flush(
 async def test_closing_abandons_what_is_queued_without_hanging(
     redis: Redis, key_prefix: str, event_log: RedisEventLog
 ) -> None:
-    writer = EventWriter(event_log, "s4", backlog=1)
+    writer = EventWriter(event_log, "s4")
     blockers = await hold_flushes(event_log, f"{key_prefix}:b", 2)
     await writer.put(b"a")
-    await writer.put(b"b")
+    await eventually(lambda: taken(writer), what='the writer to take "a"')  # "a" is in flight
+    await writer.put(b"b")  # queued behind it
     await asyncio.wait_for(writer.aclose(), 5)
+    assert writer.backlog == 0
     await asyncio.wait_for(writer.flush(), 1)  # nothing left to wait for
     await release(redis, f"{key_prefix}:b", blockers)
+    # "a" had left with the batcher and lands; "b" was dropped: an event written after it
+    # comes right after "a".
+    after = EventWriter(event_log, "s4")
+    await after.put(b"c")
+    await after.flush()
+    assert await stream_values(redis, key_prefix, "s4") == [b"a", b"c"]
 
 
 async def test_take_hands_over_what_is_queued_after_the_write_in_flight(
@@ -98,15 +113,16 @@ async def test_take_hands_over_what_is_queued_after_the_write_in_flight(
     writer = EventWriter(event_log, "s5")
     await writer.put(b"a")
     assert await writer.take() == [b"a"]  # not written yet: handed over, never written here
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # on purpose: a window in which nothing must be written
     assert await stream_values(redis, key_prefix, "s5") == []
 
     blockers = await hold_flushes(event_log, f"{key_prefix}:b", 2)
     await writer.put(b"b")
-    await asyncio.sleep(0.05)  # the writer took "b" and waits behind the BLPOP
+    # The writer took "b" and waits behind the BLPOP.
+    await eventually(lambda: taken(writer), what='the writer to take "b"')
     await writer.put(b"c")
     taking = asyncio.create_task(writer.take())
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # on purpose: a window in which it must not return
     assert not taking.done()  # "b" is in flight: take waits for it
     await release(redis, f"{key_prefix}:b", blockers)
     assert await asyncio.wait_for(taking, 5) == []  # the writer wrote "c" after "b"

@@ -16,9 +16,7 @@ from by_framework.redis import feed
 from by_framework.redis.connection import HeldConnection
 from by_framework.redis.engine import RedisEngine
 from by_framework.redis.keys import KeySpace
-from tests.support import write_chunks
-
-NAMED = "feed-under-test"
+from tests.support import eventually, write_chunks
 
 
 async def read_texts(
@@ -34,19 +32,30 @@ async def read_texts(
 
 
 @pytest.fixture
-async def named(redis_url: str, settings: Settings) -> AsyncIterator[GatewayClient]:
-    """A client whose connections are named, to be found in CLIENT LIST."""
-    redis = Redis.from_url(redis_url, client_name=NAMED)
-    client = GatewayClient(redis, settings=settings)
-    yield client
-    await client.aclose()
+def name(key_prefix: str) -> str:
+    """The name of the connections under test, this test's own, to be found in CLIENT LIST."""
+    return f"feed-{key_prefix}"
+
+
+@pytest.fixture
+async def named_redis(redis_url: str, name: str) -> AsyncIterator[Redis]:
+    redis = Redis.from_url(redis_url, client_name=name)
+    yield redis
     await redis.aclose()
 
 
-async def blocked_reads(redis: Redis) -> list[int]:
-    """Ids of the named client's connections blocked in XREAD."""
+@pytest.fixture
+async def named(named_redis: Redis, settings: Settings) -> AsyncIterator[GatewayClient]:
+    """A client whose connections are named."""
+    client = GatewayClient(named_redis, settings=settings)
+    yield client
+    await client.aclose()
+
+
+async def blocked_reads(redis: Redis, name: str) -> list[int]:
+    """Ids of the named connections blocked in XREAD."""
     return [c["id"] for c in await redis.client_list()
-            if c["name"] == NAMED and c["cmd"] == "xread" and "b" in c["flags"]]  # fmt: skip
+            if c["name"] == name and c["cmd"] == "xread" and "b" in c["flags"]]  # fmt: skip
 
 
 @pytest.fixture
@@ -57,12 +66,16 @@ def long_reads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("long_reads")
 async def test_followers_share_one_read_and_each_gets_its_own_events(
-    named: GatewayClient, redis: Redis, settings: Settings
+    named: GatewayClient, redis: Redis, settings: Settings, name: str
 ) -> None:
     sessions = [f"s-many-{i}" for i in range(20)]
     followers = [asyncio.create_task(read_texts(named, s, 2)) for s in sessions]
-    await asyncio.sleep(0.5)  # all twenty joined
-    assert len(await blocked_reads(redis)) == 1
+
+    async def all_joined() -> bool:
+        return named.engine.events.followers == 20
+
+    await eventually(all_joined, what="the twenty followers to join")
+    assert len(await eventually(lambda: blocked_reads(redis, name), what="a blocked read")) == 1
     for session in sessions:
         await write_chunks(redis, settings, session, f"{session}/a", f"{session}/b")
     assert await asyncio.gather(*followers) == [[f"{s}/a", f"{s}/b"] for s in sessions]
@@ -70,15 +83,16 @@ async def test_followers_share_one_read_and_each_gets_its_own_events(
 
 @pytest.mark.usefixtures("long_reads")
 async def test_a_follower_that_joins_behind_the_blocked_read_gets_every_event(
-    redis: Redis, settings: Settings
+    named_redis: Redis, redis: Redis, settings: Settings, name: str
 ) -> None:
-    engine = RedisEngine(redis, settings)
+    engine = RedisEngine(named_redis, settings)
     ahead, behind = engine.events.reader("s-behind"), engine.events.reader("s-behind")
     try:
         await write_chunks(redis, settings, "s-behind", "a", "b")
         first = await ahead.read("0-0", 10, 1000)
         waiting = asyncio.create_task(ahead.read(first[-1].stream_id, 10, 5000))
-        await asyncio.sleep(0.3)  # the feed now reads s-behind after "b", for `ahead`
+        # The feed now reads s-behind after "b", for `ahead` (its only follower): blocked.
+        await eventually(lambda: blocked_reads(redis, name), what="the read after 'b'")
         # "c" written without letting this loop run (a blocking client): the read that brings
         # it is answered, and not yet handed out, when `behind` joins from the start. "c" alone
         # must not be taken for all that comes after 0-0.
@@ -98,12 +112,16 @@ async def test_a_follower_that_joins_behind_the_blocked_read_gets_every_event(
 
 @pytest.mark.usefixtures("long_reads")
 async def test_a_follower_that_breaks_off_leaves_the_others_reading(
-    named: GatewayClient, redis: Redis, settings: Settings
+    named: GatewayClient, redis: Redis, settings: Settings, name: str
 ) -> None:
     await write_chunks(redis, settings, "s-quit", "x")
     assert await read_texts(named, "s-quit", 1) == ["x"]  # joined, took one, broke off
     staying = asyncio.create_task(read_texts(named, "s-stay", 1))
-    await asyncio.sleep(0.3)
+
+    async def only_staying_read_for() -> bool:
+        return named.engine.events.followers == 1 and bool(await blocked_reads(redis, name))
+
+    await eventually(only_staying_read_for, what="the quitter gone, the stayer read for")
     await write_chunks(redis, settings, "s-quit", "y")
     await write_chunks(redis, settings, "s-stay", "z")
     assert await staying == ["z"]
@@ -178,14 +196,16 @@ async def test_events_read_alike_in_both_protocols(
         await redis.aclose()
 
 
-async def test_a_call_cut_short_leaves_no_reply_behind(redis: Redis, settings: Settings) -> None:
+async def test_a_call_cut_short_leaves_no_reply_behind(
+    named_redis: Redis, redis: Redis, settings: Settings, name: str
+) -> None:
     stream = KeySpace(settings.key_prefix).session_data_stream("s-cut")
-    connection = HeldConnection(redis)
+    connection = HeldConnection(named_redis)
     try:
         cut = asyncio.create_task(
             connection.call(("XREAD", "BLOCK", 2000, "STREAMS", stream, "0-0"), 2000)
         )
-        await asyncio.sleep(0.3)  # blocked in XREAD after 0-0
+        await eventually(lambda: blocked_reads(redis, name), what="XREAD after 0-0 blocked")
         cut.cancel()
         with pytest.raises(asyncio.CancelledError):
             await cut

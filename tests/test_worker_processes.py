@@ -5,18 +5,27 @@ import collections
 import os
 import signal
 import subprocess
+import time
 
 from redis.asyncio import Redis
 
 from by_framework import (
     AgentState,
     GatewayClient,
+    SendResponse,
     Settings,
     StateChangeEvent,
     StreamChunkEvent,
 )
 from by_framework.redis.keys import KeySpace
-from tests.support import output_of, wait_all, wait_online, worker_process
+from tests.support import (
+    eventually,
+    output_of,
+    task_records,
+    wait_all,
+    wait_online,
+    worker_process,
+)
 
 
 async def run_counts(client: GatewayClient, sessions: list[str]) -> collections.Counter[str]:
@@ -109,8 +118,13 @@ async def test_a_worker_whose_heartbeat_stops_goes_offline_after_the_ttl(
         await wait_online(client, "frozen")
         assert await client.registry.online_workers("echo") == ["frozen"]
         os.kill(process.pid, signal.SIGSTOP)
-        await asyncio.sleep(settings.heartbeat_ttl + 1.0)
-        assert not await client.registry.is_online("frozen")
+        stopped_at = time.monotonic()
+
+        async def offline() -> bool:
+            return not await client.registry.is_online("frozen")
+
+        await eventually(offline, timeout=settings.heartbeat_ttl + 5, what="'frozen' offline")
+        assert time.monotonic() - stopped_at >= settings.heartbeat_ttl - 0.5, "not before the ttl"
         assert await client.registry.online_workers("echo") == []
         assert await client.registry.workers_of("echo") == {"frozen"}  # still a member
         os.kill(process.pid, signal.SIGCONT)
@@ -124,8 +138,7 @@ async def test_sigterm_stops_a_worker_whose_startup_never_ends(
     client: GatewayClient, settings: Settings
 ) -> None:
     process = worker_process(settings, "stuck", "tests.agents.StuckStartAgent")
-    await wait_online(client, "stuck")  # registered, then on_startup waits forever
-    await asyncio.sleep(0.3)
+    await wait_online(client, "stuck")  # registered: on_startup, which waits forever, runs next
     assert stop(process, timeout=10) == 0
     assert "worker stuck stopped while starting" in output_of(process)
     assert not await client.registry.is_online("stuck")  # deregistered on the way out
@@ -138,7 +151,12 @@ async def test_sigterm_drains_in_flight_tasks_and_loses_none(
     await wait_online(client, "drain-1")
     sends = [await client.send_message("echo", "s-drain", {"n": i, "sleep": 0.4})
              for i in range(30)]  # fmt: skip
-    await asyncio.sleep(0.5)  # the first five are running, the rest are queued
+
+    async def five_started() -> bool:
+        states = [r.status for r in await task_records(client, sends)]
+        return states.count(AgentState.QUEUED) <= 25
+
+    await eventually(five_started, what="the first five to run")  # the rest are queued
     assert stop(first) == 0
     done_by_first = [await client.get_task(s.message_id) for s in sends]
     finished = [r for r in done_by_first if r is not None and r.status is AgentState.COMPLETED]
@@ -162,7 +180,11 @@ async def test_tasks_still_running_at_the_deadline_are_handed_back(
                            "0.3")  # fmt: skip
     await wait_online(client, "late-1")
     sends = [await client.send_message("echo", "s-late", {"n": i, "sleep": 2}) for i in range(3)]
-    await asyncio.sleep(0.5)
+
+    async def all_running() -> bool:
+        return all(r.status is AgentState.RUNNING for r in await task_records(client, sends))
+
+    await eventually(all_running, what="the three tasks to run")
     assert stop(first) == 0
     for sent in sends:
         record = await client.get_task(sent.message_id)
@@ -231,7 +253,12 @@ async def test_fetched_tasks_waiting_for_a_slot_are_handed_back_at_the_deadline(
                            "--max-concurrency", "1", "--shutdown-timeout", "0.3")  # fmt: skip
     await wait_online(client, "slots-1")
     blocker = await client.send_message("showcase", "s-slots", {"n": 0, "sleep": 1})
-    await asyncio.sleep(0.3)  # the blocker holds the only slot; the next three queue up
+
+    async def running(sends: list[SendResponse]) -> bool:
+        return any(r.status is AgentState.RUNNING for r in await task_records(client, sends))
+
+    # The blocker holds the only slot; the next three queue up.
+    await eventually(lambda: running([blocker]), what="the blocker to run")
     queued = [
         await client.send_message("showcase", "s-slots", {"n": 1, "sleep": 3}),
         await client.send_message("showcase-b", "s-slots", {"n": 2, "sleep": 3}),
@@ -239,7 +266,8 @@ async def test_fetched_tasks_waiting_for_a_slot_are_handed_back_at_the_deadline(
                                   target_worker_id="slots-1"),
     ]  # fmt: skip
     await client.wait_for_result(blocker.message_id, timeout=10)
-    await asyncio.sleep(0.3)  # one of the three runs, two wait for the slot
+    # One of the three runs; the same fetch brought the two others, which wait for the slot.
+    await eventually(lambda: running(queued), what="one of the three to run")
     assert stop(first) == 0
     assert "handing back 3 task(s)" in output_of(first)
     keys = KeySpace(settings.key_prefix)

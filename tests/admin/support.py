@@ -6,13 +6,10 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from by_framework import Settings
 from tests.support import ROOT, output_of, process_env, spawn
-
-T = TypeVar("T")
 
 
 def start_cli(settings: Settings, *args: str, **env: str) -> subprocess.Popen[str]:
@@ -34,16 +31,6 @@ async def status_json(settings: Settings, *args: str) -> dict[str, Any]:
     assert code == 0, output
     document: dict[str, Any] = json.loads(output)
     return document
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 15.0) -> T:
-    """The first truthy value of ``check``, polled until ``timeout`` seconds pass."""
-    async with asyncio.timeout(timeout):
-        while True:
-            value = await check()
-            if value:
-                return value
-            await asyncio.sleep(0.1)
 
 
 def stop(*processes: subprocess.Popen[str]) -> None:

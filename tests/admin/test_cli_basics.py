@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 from by_framework import GatewayClient, Settings
 from by_framework.cli.main import SUBCOMMANDS
 from by_framework.cli.status import CLEAR
-from tests.admin.support import eventually, run_cli, start_cli, status_json, stop
-from tests.support import output_of, redis_7, wait_online, worker_process
+from tests.admin.support import run_cli, start_cli, status_json, stop
+from tests.support import eventually, output_of, redis_7, wait_online, worker_process
 
 
 async def test_help_lists_every_command_and_version_prints_it(settings: Settings) -> None:

@@ -2,8 +2,8 @@
 new from its queues until resumed; the order is a signed command like any other."""
 
 from by_framework import AgentState, GatewayClient, Settings
-from tests.admin.support import eventually, run_cli, status_json, stop
-from tests.support import wait_online, worker_process
+from tests.admin.support import run_cli, status_json, stop
+from tests.support import eventually, wait_online, worker_process
 
 
 async def test_a_drained_worker_finishes_its_task_and_takes_no_new_one_until_resumed(

@@ -6,8 +6,8 @@ import signal
 
 from by_framework import AgentState, GatewayClient, Settings
 from by_framework.protocol.records import TaskRecord
-from tests.admin.support import eventually, run_cli, status_json, stop
-from tests.support import wait_online, worker_process
+from tests.admin.support import run_cli, status_json, stop
+from tests.support import eventually, wait_online, worker_process
 
 LONG_LEASE = 60.0  # the reclaim the eviction overtakes: a minute and a sweep
 

@@ -9,8 +9,6 @@ import asyncio
 import collections
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import pytest
 
@@ -22,9 +20,7 @@ from by_framework import (
     TaskRecord,
     TaskResultEvent,
 )
-from tests.support import output_of, wait_online, worker_process
-
-T = TypeVar("T")
+from tests.support import eventually, output_of, wait_online, worker_process
 
 ORCHESTRA = "tests.agents.OrchestraAgent"  # planner: {"op": "call"} calls an agent, waits
 ECHO = "tests.agents.EchoAgent"  # echo: {"sleep": s} sleeps s seconds, answers its content
@@ -79,17 +75,6 @@ def assert_clean_exits(
 
 
 # Observation
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 15) -> T:
-    """``probe()``'s first truthy value, polled; fails after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def record(client: GatewayClient, message_id: str) -> TaskRecord:
@@ -179,13 +164,13 @@ async def test_sigkill_the_parents_worker_while_its_child_runs(
             task = await record(client, sent.message_id)
             return task if task.status is AgentState.WAITING_REPLY and task.children else None
 
-        waiting = await eventually(parent_waits, "the parent to wait for its child")
+        waiting = await eventually(parent_waits, what="the parent to wait for its child")
         (child_id,) = waiting.children
 
         async def child_started() -> bool:
             return (await record(client, child_id)).status is not AgentState.QUEUED
 
-        await eventually(child_started, "the child to start")
+        await eventually(child_started, what="the child to start")
         victim = waiting.worker_id
         assert victim in {"parent-a", "parent-b"}
         kill(processes[victim])
@@ -248,7 +233,7 @@ async def test_sigkill_the_childs_worker_while_it_runs(
             child = await record(client, parent.children[0])
             return child if child.status is AgentState.RUNNING else None
 
-        child = await eventually(running_child, "the child to run")
+        child = await eventually(running_child, what="the child to run")
         victim = child.worker_id
         assert victim in {"child-1", "child-2"}
         kill(processes[victim])
@@ -319,7 +304,7 @@ async def test_fanout_of_20_over_2_agent_types_survives_a_child_worker_sigkill(
                     return task.worker_id
             return None
 
-        victim = await eventually(victim_in_the_middle, "a child worker mid-fan-out")
+        victim = await eventually(victim_in_the_middle, what="a child worker mid-fan-out")
         assert victim in kids
         kill(processes[victim])
         killed.add(victim)
@@ -386,7 +371,7 @@ async def test_fanout_parent_sigkilled_mid_group_replays_it_without_redispatchin
             ended = sum(child.status is AgentState.COMPLETED for child in children)
             return parent if 4 <= ended < n - 4 else None
 
-        waiting = await eventually(parent_mid_group, "the parent mid-group")
+        waiting = await eventually(parent_mid_group, what="the parent mid-group")
         victim = waiting.worker_id
         assert victim in {"fanout-a", "fanout-b"}
         kill(processes[victim])

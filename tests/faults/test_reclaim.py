@@ -16,7 +16,14 @@ from by_framework import (
     TaskResultEvent,
 )
 from by_framework.redis.keys import KeySpace
-from tests.support import output_of, wait_all, wait_online, worker_process
+from tests.support import (
+    eventually,
+    output_of,
+    task_records,
+    wait_all,
+    wait_online,
+    worker_process,
+)
 
 
 async def tally(client: GatewayClient, sends: list[SendResponse]) -> dict[str, int]:
@@ -70,7 +77,12 @@ async def test_sigkill_mid_task_the_task_finishes_on_another_worker(
     victim = worker_process(settings, "victim")
     await wait_online(client, "victim")
     sent = await client.send_message("echo", "s-kill", {"n": 1, "sleep": task_s})
-    await asyncio.sleep(0.3)  # running on the victim, the only worker
+
+    async def running_on_the_victim() -> bool:
+        (record,) = await task_records(client, [sent])
+        return record.status is AgentState.RUNNING and record.worker_id == "victim"
+
+    await eventually(running_on_the_victim, what="the task to run on the victim")
     survivor = worker_process(settings, "survivor")
     try:
         await wait_online(client, "survivor")
@@ -105,7 +117,13 @@ async def test_sigkill_with_100_tasks_in_flight_across_3_workers(
             *(client.send_message("echo", f"s{i % 10}", {"n": i, "sleep": 0.5})
               for i in range(100))
         )  # fmt: skip
-        await asyncio.sleep(0.3)  # every worker holds tasks now
+
+        async def every_worker_runs_some() -> bool:
+            records = await task_records(client, sends)
+            holders = {r.worker_id for r in records if r.status is AgentState.RUNNING}
+            return holders == {"w0", "w1", "w2"}
+
+        await eventually(every_worker_runs_some, what="every worker to run tasks")
         kill(workers[0])
         results = await wait_all(client, list(sends), timeout=60)
     finally:

@@ -17,7 +17,7 @@ from by_framework import (
     Settings,
     StateChangeEvent,
 )
-from tests.adk.agents import (
+from tests.adapters.adk.agents import (
     PIXEL,
     Painter,
     UpperAgent,
@@ -26,9 +26,9 @@ from tests.adk.agents import (
     router_agent,
     survey_agent,
 )
+from tests.adapters.adk.test_worker import results
 from tests.agents import EchoAgent
 from tests.support import chunks, running_worker, task_events
-from tests.test_adk_worker import results
 
 
 async def test_two_questions_in_one_turn_are_asked_one_after_the_other(

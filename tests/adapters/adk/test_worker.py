@@ -20,7 +20,7 @@ from by_framework import (
     StreamChunkEvent,
     TaskResultEvent,
 )
-from tests.adk.agents import (
+from tests.adapters.adk.agents import (
     Countdown,
     UpperAgent,
     banker_agent,

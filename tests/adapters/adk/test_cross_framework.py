@@ -14,14 +14,14 @@ from by_framework import (
     StreamChunkEvent,
     TaskResultEvent,
 )
-from tests.adk.agents import concierge_agent
+from tests.adapters.adk.agents import concierge_agent
 from tests.support import running_worker, task_events
 
 pytest.importorskip("by_framework_langgraph")
 
 from by_framework_langgraph import LangGraphWorker
 
-from tests.adk.cross import formatter, research_graph
+from tests.adapters.adk.cross import formatter, research_graph
 
 
 async def test_an_adk_agent_asks_a_langgraph_agent_and_a_plain_callable(

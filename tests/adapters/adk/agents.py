@@ -23,7 +23,7 @@ from google.adk.tools.base_toolset import BaseToolset
 from google.genai import types
 
 from by_framework import AgentContext, GatewayWorker
-from tests.adk.fake_llm import FakeLlm, responses
+from tests.adapters.adk.fake_llm import FakeLlm, responses
 
 # Human in the loop
 

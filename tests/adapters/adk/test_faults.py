@@ -14,7 +14,7 @@ from by_framework_adk.services import SESSION_URL_ENV
 from google.adk.sessions import InMemorySessionService
 
 from by_framework import AgentState, GatewayClient, Settings
-from tests.adk.agents import (
+from tests.adapters.adk.agents import (
     Failing,
     Raising,
     UpperAgent,

@@ -21,7 +21,7 @@ from by_framework import (
     Settings,
     TaskResultEvent,
 )
-from tests.adk.agents import UpperAgent
+from tests.adapters.adk.agents import UpperAgent
 from tests.agents import EchoAgent
 from tests.support import (
     ROOT,
@@ -72,7 +72,7 @@ async def test_long_running_tool_asks_and_another_worker_resumes(
     client: GatewayClient, settings: Settings, session_url: str
 ) -> None:
     first, second = (
-        worker_process(settings, worker_id, "tests.adk.agents.ApprovalWorker")
+        worker_process(settings, worker_id, "tests.adapters.adk.agents.ApprovalWorker")
         for worker_id in ("payer-1", "payer-2")
     )
     try:
@@ -163,7 +163,7 @@ async def test_a_run_cut_off_by_a_crash_runs_again_without_repeating_its_sub_cal
     calls again, and gets the recorded replies: each remote agent ran once."""
     monkeypatch.setenv("ADK_TEST_CRASH_FILE", str(tmp_path / "crashed"))
     workers = [
-        worker_process(settings, worker_id, f"tests.adk.agents.{worker_class}")
+        worker_process(settings, worker_id, f"tests.adapters.adk.agents.{worker_class}")
         for worker_id in ("concierge-1", "concierge-2")
     ]
     try:
@@ -208,7 +208,7 @@ async def test_a_resume_cut_off_by_a_crash_gives_the_answer_again(
     the question answered by that cut-off attempt, answers it again, and the agent finishes."""
     monkeypatch.setenv("ADK_TEST_CRASH_FILE", str(tmp_path / "crashed"))
     workers = [
-        worker_process(settings, worker_id, "tests.adk.agents.CrashingApprovalWorker")
+        worker_process(settings, worker_id, "tests.adapters.adk.agents.CrashingApprovalWorker")
         for worker_id in ("payer-1", "payer-2")
     ]
     try:
@@ -227,7 +227,7 @@ async def test_a_resume_cut_off_by_a_crash_gives_the_answer_again(
 
 SERVE = """
 from by_framework_adk import serve_agent
-from tests.adk.agents import parrot_agent
+from tests.adapters.adk.agents import parrot_agent
 
 serve_agent(
     parrot_agent(), "parrot", worker_id="parrot-1", session_url="memory://",

@@ -1,25 +1,33 @@
 """Session data streams: bounded (MAXLEN ~), expiring (TTL refreshed on every write)."""
 
-from redis.asyncio import Redis
+from typing import Any
+
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.common.aio import Backoff
-from by_framework.redis.batching import CommandBatcher
+from by_framework.redis.batching import Batcher
+from by_framework.redis.cluster_batching import ClusterBatcher
+from by_framework.redis.cluster_feed import ClusterSessionFeed
+from by_framework.redis.connection import RedisClient
 from by_framework.redis.feed import FeedFollower, SessionFeed
 from by_framework.redis.keys import KeySpace
 
 
 class RedisEventLog:
     def __init__(
-        self, redis: Redis, batcher: CommandBatcher, keys: KeySpace, maxlen: int, ttl: int
+        self, redis: RedisClient, batcher: Batcher, keys: KeySpace, maxlen: int, ttl: int
     ) -> None:
         self._redis = redis
         self._batcher = batcher
         self._keys = keys
         self._maxlen = maxlen
         self._ttl = ttl
-        self._feed = SessionFeed(redis, batcher, keys)
+        self._feed: SessionFeed
+        if isinstance(batcher, ClusterBatcher):
+            self._feed = ClusterSessionFeed(batcher, keys)
+        else:
+            self._feed = SessionFeed(redis, batcher, keys)
 
     async def append(self, session_id: str, *events: bytes) -> None:
         """Append, waiting out a Redis outage (the caller may cancel). A reply lost to a dropped
@@ -49,5 +57,6 @@ class RedisEventLog:
 
     async def last_id(self, session_id: str) -> str:
         """Id of the newest event, or "0-0": reading after it sees only what comes next."""
-        newest = await self._redis.xrevrange(self._keys.session_data_stream(session_id), count=1)
+        stream = self._keys.session_data_stream(session_id)
+        newest: Any = await self._redis.xrevrange(stream, count=1)  # [(id, fields)] or []
         return newest[0][0].decode() if newest else "0-0"

@@ -14,9 +14,12 @@ from by_framework.redis.keys import KeySpace
 RESULT_SUFFIX = ":r"
 
 
-def new_record(header: MessageHeader, now: float | None = None, *, reply: bool = False) -> bytes:
+def new_record(
+    header: MessageHeader, now: float | None = None, *, reply: bool = False, send_id: str = ""
+) -> bytes:
     """The JSON of a QUEUED record for this command (the scripts update it in place); ``reply``:
-    its parent waits for its result (it is woken when the task ends)."""
+    its parent waits for its result (it is woken when the task ends); ``send_id``: the send that
+    wrote it, so that a retry of that send knows the record for its own."""
     at = time.time() if now is None else now
     record = {
         "message_id": header.message_id,
@@ -35,6 +38,7 @@ def new_record(header: MessageHeader, now: float | None = None, *, reply: bool =
         "delivery_count": 0,
         "run": 0,
         "reply": reply,
+        "send_id": send_id,
         "timeline": [[AgentState.QUEUED.value, at]],
     }
     return to_json(record)

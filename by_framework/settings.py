@@ -1,5 +1,6 @@
 """One settings object: explicit arguments, then environment variables, then defaults."""
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -35,7 +36,10 @@ class Settings(BaseModel):
     )
     redis_url: str | None = Field(
         None,
-        description="redis:// or rediss:// URL; wins over host/port.",
+        description=(
+            "redis:// or rediss:// URL, or redis+cluster://host:port[,host:port...] "
+            "(rediss+cluster:// for TLS) for a Redis Cluster; wins over host/port."
+        ),
         json_schema_extra=_env("REDIS_URL"),
     )
     redis_host: str = Field(
@@ -43,6 +47,11 @@ class Settings(BaseModel):
     )
     redis_port: int = Field(
         6379, description="Redis port.", json_schema_extra=_env("BYAI_REDIS_PORT")
+    )
+    redis_cluster: bool = Field(
+        False,
+        description="redis_host / redis_port name a node of a Redis Cluster (no redis_url).",
+        json_schema_extra=_env("BYAI_REDIS_CLUSTER"),
     )
     redis_db: int = Field(
         0, ge=0, description="Redis database number.", json_schema_extra=_env("BYAI_REDIS_DB")
@@ -85,6 +94,13 @@ class Settings(BaseModel):
         min_length=1,
         description="Consumer group on every control stream.",
         json_schema_extra=_env("BYAI_CONSUMER_GROUP"),
+    )
+    agent_type_shards: dict[str, int] = Field(
+        {},
+        description="Hot agent types spread over several control streams (hash slots), as JSON: "
+        '{"resizer": 4}; a session\'s commands go to one shard, its workers read them all. '
+        "Senders and workers must agree.",
+        json_schema_extra=_env("BYF_AGENT_TYPE_SHARDS"),
     )
     workspace_dir: str = Field(
         "/tmp/gateway-workspace",
@@ -220,7 +236,8 @@ class Settings(BaseModel):
         "memory://",
         min_length=1,
         description="Where workers keep session history: memory:// (each process its own) or "
-        "postgresql://user@host/db?schema=... (pip install by-framework-history-postgres).",
+        "postgresql://user@host/db?schema=... "
+        "(pip install ./history/postgres, in a clone of by-framework).",
         json_schema_extra=_env("BYF_HISTORY_URL"),
     )
     signing_key: SecretStr | None = Field(
@@ -275,6 +292,26 @@ class Settings(BaseModel):
     def _upper_level(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
 
+    @field_validator("agent_type_shards", mode="before")
+    @classmethod
+    def _shards_from_json(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(
+                f'write a JSON object such as {{"resizer": 4}}, not {value!r}'
+            ) from None
+
+    @field_validator("agent_type_shards")
+    @classmethod
+    def _positive_shards(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = {name: count for name, count in value.items() if count < 1}
+        if bad:
+            raise ValueError(f"an agent type has one control stream at least: {bad}")
+        return value
+
     @model_validator(mode="after")
     def _coherent(self) -> "Settings":
         if self.heartbeat_ttl <= self.heartbeat_interval:
@@ -285,7 +322,7 @@ class Settings(BaseModel):
         if self.redis_url:
             _check_redis_url(self.redis_url)
         _check_tls_files(self.tls_options)
-        if self.tls_options and not (self.redis_url or "").startswith("rediss://"):
+        if self.tls_options and not (self.redis_url or "").startswith(("rediss://", "rediss+")):
             raise ValueError("the redis_ssl_* options need a rediss:// redis_url")
         if self.lease_seconds <= 2 * self.heartbeat_interval:
             raise ValueError(
@@ -339,7 +376,7 @@ class Settings(BaseModel):
             raise ConfigurationError(_one_line(exc)) from None
 
 
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 
 
 def _check_redis_url(url: str) -> None:
@@ -350,7 +387,8 @@ def _check_redis_url(url: str) -> None:
     if "@" in rest:  # never show a password
         rest = "***@" + rest.rpartition("@")[2]
     raise ValueError(
-        f"redis_url must start with redis://, rediss:// or unix://: write redis://{rest} "
+        f"redis_url must start with redis://, rediss://, unix:// or redis+cluster://: "
+        f"write redis://{rest} "
         "(--redis-url / REDIS_URL)"
     )
 

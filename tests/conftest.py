@@ -31,6 +31,7 @@ collect_ignore_glob = (
         "test_history_worker.py",
         "test_metrics.py",  # prometheus-client: the [metrics] extra
         "test_deploy.py",  # deploy/ runs the [gateway] and [metrics] extras
+        "test_packaging.py",  # installs every package's wheel, with their dependencies
     ]
     if CORE_ONLY
     else []

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -277,3 +278,266 @@ async def task_records(client: GatewayClient, sends: Sequence[SendResponse]) -> 
     records = await asyncio.gather(*(client.get_task(sent.message_id) for sent in sends))
     assert all(records), f"no record of some of {[s.message_id for s in sends]}"
     return [record for record in records if record is not None]
+
+
+class LocalCluster:
+    """A Redis Cluster of this test session's own: 3 masters, each with a replica, on free
+    loopback ports (each node's cluster bus on port + 10000), no persistence, in a temp dir.
+
+    A node's failure is noticed after ``NODE_TIMEOUT_MS`` (Redis's default is 15 s; tests
+    would wait that long for every failover).
+    """
+
+    MASTERS = 3
+    NODE_TIMEOUT_MS = 1000
+
+    def __init__(self, replicas: int = 1) -> None:
+        """``replicas`` per master (0: none, for a benchmark to see what replication costs)."""
+        self.replicas = replicas
+        self.directory = Path(tempfile.mkdtemp(prefix="byf-cluster-"))
+        self.ports: list[int] = []
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self.stalled: set[int] = set()  # stopped (SIGSTOP): they answer nothing
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def start(self) -> None:
+        self.ports = _free_cluster_ports(self.MASTERS * (1 + self.replicas))
+        for port in self.ports:
+            self._start_node(port)
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        self.wait_ok()
+        if self.replicas:
+            self.wait_replicas_synced()
+
+    def wait_replicas_synced(self, timeout: float = 30.0) -> None:
+        """Until every live replica has its master's data (until then it may not take over)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            roles = [self.cli(p, "INFO", "replication") for p in self.live_ports()]
+            replicas = [role for role in roles if "role:slave" in role]
+            if replicas and all("master_link_status:up" in role for role in replicas):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the local cluster's replicas did not sync in {timeout}s")
+            time.sleep(0.1)
+
+    def wait_replicated(self, master: int, timeout: float = 10.0) -> None:
+        """Until the master's replicas acknowledged every write it took so far."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = dict(
+                line.split(":", 1)
+                for line in self.cli(master, "INFO", "replication").splitlines()
+                if ":" in line
+            )
+            offset = info["master_repl_offset"].strip()
+            replicas = [v for k, v in info.items() if k.startswith("slave")]
+            if replicas and all(f"offset={offset}," in replica for replica in replicas):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the replicas of {master} did not catch up in {timeout}s")
+            time.sleep(0.05)
+
+    def _start_node(self, port: int) -> None:
+        self.processes[port] = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+             "--cluster-enabled", "yes",
+             "--cluster-config-file", str(self.directory / f"nodes-{port}.conf"),
+             "--cluster-node-timeout", str(self.NODE_TIMEOUT_MS),
+             "--logfile", str(self.directory / f"redis-{port}.log"),
+             "--repl-diskless-sync-delay", "0",
+             "--dir", str(self.directory), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(100):
+            if redis_answers("127.0.0.1", port):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"the cluster's redis-server on port {port} did not start")
+
+    def cli(self, port: int, *args: str) -> str:
+        """A redis-cli command on one node, its output (raises if redis-cli fails)."""
+        done = subprocess.run(
+            ["redis-cli", "-p", str(port), *args], check=True, capture_output=True, timeout=30
+        )
+        return done.stdout.decode()
+
+    def live_ports(self) -> list[int]:
+        """The nodes that answer: running, and not stalled."""
+        return [
+            p
+            for p, process in self.processes.items()
+            if process.poll() is None and p not in self.stalled
+        ]
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Until every live node says cluster_state:ok and agrees on who owns every slot."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = [self.cli(p, "CLUSTER", "INFO") for p in self.live_ports()]
+            if all("cluster_state:ok" in state for state in states) and self._one_map():
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the local cluster is not ok after {timeout}s: {states}")
+            time.sleep(0.1)
+
+    def _one_map(self) -> bool:
+        """Whether every live node sees the same masters serving the same slots."""
+        views = {
+            frozenset(
+                (node["port"], node["slots"])
+                for node in self.nodes(port)
+                if "master" in node["flags"] and "fail" not in node["flags"]
+            )
+            for port in self.live_ports()
+        }
+        return len(views) == 1
+
+    def nodes(self, port: int | None = None) -> list[dict[str, str]]:
+        """CLUSTER NODES as seen by a live node: id, port, role, master id, slots."""
+        lines = self.cli(port or self.live_ports()[0], "CLUSTER", "NODES").splitlines()
+        found = []
+        for line in lines:
+            fields = line.split()
+            address = fields[1].split("@")[0]
+            found.append({
+                "id": fields[0],
+                "port": address.rsplit(":", 1)[1],
+                "flags": fields[2],
+                "master": fields[3],
+                "slots": " ".join(fields[8:]),
+            })  # fmt: skip
+        return found
+
+    def masters(self) -> list[int]:
+        """Ports of the live masters (that serve slots)."""
+        return sorted(
+            int(node["port"])
+            for node in self.nodes()
+            if "master" in node["flags"] and "fail" not in node["flags"] and node["slots"]
+        )
+
+    def owner(self, slot: int) -> int:
+        """Port of the master that serves the slot."""
+        for node in self.nodes():
+            if "master" not in node["flags"] or "fail" in node["flags"]:
+                continue
+            for part in node["slots"].split():
+                if part.startswith("["):
+                    continue
+                first, _, last = part.partition("-")
+                if int(first) <= slot <= int(last or first):
+                    return int(node["port"])
+        raise LookupError(f"no master serves slot {slot}")
+
+    def node_id(self, port: int) -> str:
+        return self.cli(port, "CLUSTER", "MYID").strip()
+
+    def replicas_of(self, master: int) -> list[int]:
+        master_id = self.node_id(master)
+        return [int(node["port"]) for node in self.nodes() if node["master"] == master_id]
+
+    def stall_replicas(self, master: int) -> list[int]:
+        """Stop (SIGSTOP) the master's replicas and cut their links: what the master takes from
+        now on is not replicated, and is lost if it dies before ``kill_master`` resumes them."""
+        replicas = self.replicas_of(master)
+        for replica in replicas:
+            self.processes[replica].send_signal(signal.SIGSTOP)
+            self.stalled.add(replica)
+        # A stopped process still takes data into its socket's buffer: its link is cut too.
+        self.cli(master, "CLIENT", "KILL", "TYPE", "replica")
+        return replicas
+
+    def kill_master(self, port: int, stalled: Sequence[int] = ()) -> int:
+        """SIGKILL the master on ``port`` (then resume its ``stalled`` replicas); wait until a
+        replica took over; the new master's port."""
+        try:
+            replicas = self.replicas_of(port)
+            process = self.processes[port]
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+        finally:
+            for replica in stalled:
+                self.processes[replica].send_signal(signal.SIGCONT)
+                self.stalled.discard(replica)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            promoted = [p for p in replicas if self.cli(p, "ROLE").split()[0] == "master"]
+            if promoted:
+                self.wait_ok()
+                return promoted[0]
+            time.sleep(0.1)
+        raise TimeoutError(f"no replica of {port} took over")
+
+    def restart(self, port: int) -> None:
+        """Start a killed node again (it rejoins as a replica of whoever took its slots)."""
+        self._start_node(port)
+        self.wait_ok()
+        self.wait_replicas_synced()
+
+    def begin_migration(self, slot: int, target: int) -> int:
+        """Mark the slot MIGRATING on its owner and IMPORTING on ``target``: from now on keys
+        of the slot that are not on the owner any more answer ASK. The owner's port."""
+        source = self.owner(slot)
+        self.cli(target, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", self.node_id(source))
+        self.cli(source, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", self.node_id(target))
+        return source
+
+    def migrate_keys(self, slot: int, source: int, target: int, keys: Sequence[str]) -> None:
+        """MIGRATE the given keys of the slot from ``source`` to ``target``."""
+        if keys:
+            self.cli(source, "MIGRATE", "127.0.0.1", str(target), "", "0", "5000",
+                     "KEYS", *keys)  # fmt: skip
+
+    def end_migration(self, slot: int, source: int, target: int) -> None:
+        """Move every key left in the slot, then give the slot to ``target`` everywhere."""
+        for _ in range(100):
+            keys = self.cli(source, "CLUSTER", "GETKEYSINSLOT", str(slot), "100").split()
+            if not keys:
+                break
+            self.migrate_keys(slot, source, target, keys)
+        else:
+            raise RuntimeError(f"slot {slot}'s keys do not leave {source}: {keys}")
+        target_id = self.node_id(target)
+        for port in (target, source, *self.masters()):
+            self.cli(port, "CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
+        self.wait_ok()
+
+    def move_slot(self, slot: int, target: int) -> None:
+        """Reshard one slot to the master on ``target``, keys and all."""
+        source = self.begin_migration(slot, target)
+        self.end_migration(slot, source, target)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait(timeout=10)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _free_cluster_ports(count: int) -> list[int]:
+    """Free loopback ports below 55536 whose cluster bus port (+10000) is free too."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port >= 55536 or port in ports or not _port_free(port + 10000):
+            continue
+        ports.append(port)
+    return ports
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

@@ -301,3 +301,36 @@ async def test_a_command_added_without_a_record_still_runs_once(
     assert record.result is not None and record.result.content == "bare"
     pending = await redis.xpending(stream, settings.consumer_group)
     assert pending["pending"] == 0
+
+
+async def test_a_sharded_agent_type_spreads_its_commands_and_runs_them_all(
+    redis: Redis, settings: Settings
+) -> None:
+    """``agent_type_shards``: a session's commands go to one of the agent type's streams (one hash
+    slot each), and its workers read every shard; the fleet view counts them all as one queue."""
+    sharded = settings.model_copy(update={"agent_type_shards": {"echo": 3}})
+    keys = KeySpace(sharded.key_prefix, sharded.agent_type_shards)
+    client = GatewayClient(redis, settings=sharded)
+    try:
+        async with (
+            running_worker(EchoAgent(), sharded, worker_id="echo-a", max_concurrency=4),
+            running_worker(EchoAgent(), sharded, worker_id="echo-b", max_concurrency=4),
+        ):
+            sends = [
+                await client.send_message("echo", f"s-shard-{i}", {"sleep": 0.05, "i": i})
+                for i in range(30)
+            ]
+            results = await wait_all(client, sends)
+            snapshot = await client.engine.fleet.snapshot()
+        records = [await client.get_task(sent.message_id) for sent in sends]
+    finally:
+        await client.aclose()
+    assert [result.status for result in results] == [AgentState.COMPLETED] * 30
+    assert {record.worker_id for record in records if record is not None} == {"echo-a", "echo-b"}
+    streams = keys.agent_type_streams("echo")
+    assert len(set(streams)) == 3
+    for stream in streams:  # each shard delivered some (trimmed since, once consumed)
+        (group,) = await redis.xinfo_groups(stream)
+        assert group["last-delivered-id"] != b"0-0", stream
+    (queue,) = [queue for queue in snapshot.queues if queue.agent_type == "echo"]
+    assert queue.pending == 0 and queue.queued == 0

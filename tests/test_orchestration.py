@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from pydantic import SecretStr
+from redis.asyncio import Redis
 
 from by_framework import (
     AgentState,
@@ -24,7 +25,10 @@ from by_framework import (
 from by_framework.ports import SubCall
 from by_framework.protocol import encode_command
 from by_framework.protocol.ids import sub_call_id
+from by_framework.redis.batching import evalsha
 from by_framework.redis.keys import KeySpace
+from by_framework.redis.records import new_record
+from by_framework.redis.scripts import DISPATCH
 from tests.agents import EchoAgent, OrchestraAgent
 from tests.support import final_result, running_worker, wait_online, worker_process
 
@@ -410,3 +414,80 @@ async def _tasks_reaching_count(
         ):
             await asyncio.sleep(0.05)
     return records
+
+
+# Written by the test in one script (atomically, whatever the child's worker does meanwhile):
+# the child's record no longer says its parent waits for it, so its end sends no wake-up.
+_FORGET_REPLY = """
+local rec = cjson.decode(redis.call('HGET', KEYS[1], ARGV[1]))
+rec.reply = false
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
+"""
+
+
+async def test_a_parent_whose_wake_up_is_lost_finds_the_result_on_its_recheck(
+    client: GatewayClient, settings: Settings, redis: Redis
+) -> None:
+    """The wake-up is a step of its own after the child's end (another slot): lost, the parent
+    still gets the reply from its periodic re-check of the journal, within a sweep interval."""
+    keys = KeySpace(settings.key_prefix)
+    async with (
+        running_worker(OrchestraAgent(), settings, worker_id="orchestra"),
+        running_worker(EchoAgent(), settings, worker_id="echo"),
+    ):
+        root = await client.send_message(
+            "planner", "s-lost", {"op": "call", "target": "echo", "content": {"sleep": 1}}
+        )
+        child_id = sub_call_id(root.message_id, 0, 0)
+        await _until_status(client, child_id, AgentState.RUNNING)
+        await redis.eval(_FORGET_REPLY, 1, keys.session_registry("s-lost"), child_id)
+        await _until_status(client, child_id, AgentState.COMPLETED)
+        ended_at = asyncio.get_running_loop().time()
+        result = await final_result(client, root.message_id)
+        waited = asyncio.get_running_loop().time() - ended_at
+        notices = await redis.xrange(keys.worker_notices("orchestra"))
+    assert result.status is AgentState.COMPLETED
+    assert result.content == {"reply": {"sleep": 1}, "status": "completed"}
+    assert [fields for _, fields in notices if b"n" in fields] == []  # no wake-up was sent
+    assert waited < settings.sweep_interval + 2
+
+
+async def test_a_dispatch_cut_off_between_its_steps_is_sent_by_the_rerun(
+    client: GatewayClient, settings: Settings
+) -> None:
+    """A parent's worker that died after writing a child's record (the journal) and before
+    adding its command: the re-run's dispatch finds the record, never delivered, and sends it."""
+    keys = KeySpace(settings.key_prefix)
+    async with running_worker(OrchestraAgent(), settings, cancel_grace_seconds=0) as runner:
+        root = await client.send_message("planner", "s-cut", {"op": "sleep", "seconds": 30})
+        await _until_status(client, root.message_id, AgentState.RUNNING)
+        parent = MessageHeader(
+            message_id=root.message_id, session_id="s-cut", target_agent_type="planner"
+        )
+        header = MessageHeader(
+            message_id=sub_call_id(root.message_id, 0, 7),
+            session_id="s-cut",
+            target_agent_type="helper",
+            parent_message_id=root.message_id,
+        )
+        command = AskAgentCommand(content={"op": "upper", "text": "late"})
+        call = SubCall(header, encode_command(header, command), False)
+        registry = keys.session_registry("s-cut")
+        first_step = evalsha(
+            DISPATCH,
+            [registry, keys.task_children("s-cut", root.message_id), registry],
+            [root.message_id, "", "", settings.record_ttl, 0,
+             header.message_id, new_record(header)],
+        )  # fmt: skip
+        assert await runner.engine.batcher.execute(first_step) == [b"ok"]
+        await asyncio.sleep(0.5)
+        # Its record is in the session (the task index comes with the command, step 3).
+        (cut_off,) = [r for r in await client.list_session_tasks("s-cut") if r.parent_message_id]
+        assert (cut_off.message_id, cut_off.status) == (header.message_id, AgentState.QUEUED)
+        assert await client.get_task(header.message_id) is None
+        assert await runner.engine.orchestration.dispatch(parent, [call], None) is False
+        result = await final_result(client, header.message_id)
+        await client.cancel_session("s-cut", mode="force")
+    assert result.status is AgentState.COMPLETED and result.content == "LATE"
+    record = await client.get_task(root.message_id)
+    assert record is not None and record.children == [header.message_id]

@@ -23,9 +23,18 @@ def command_parser(name: str, description: str) -> argparse.ArgumentParser:
 
 
 def redis_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--redis-url", help="redis:// or rediss:// URL (env REDIS_URL)")
+    parser.add_argument(
+        "--redis-url",
+        help="redis://, rediss:// or redis+cluster://host:port,... URL (env REDIS_URL)",
+    )
     parser.add_argument("--redis-host")
     parser.add_argument("--redis-port", type=int)
+    parser.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        default=None,
+        help="--redis-host/--redis-port name a node of a Redis Cluster (env BYAI_REDIS_CLUSTER)",
+    )
     parser.add_argument("--redis-db", type=int)
     parser.add_argument("--redis-password")
     parser.add_argument("--redis-username")
@@ -40,6 +49,7 @@ def client_settings(args: argparse.Namespace) -> Settings:
         redis_url=args.redis_url,
         redis_host=args.redis_host,
         redis_port=args.redis_port,
+        redis_cluster=args.redis_cluster,
         redis_db=args.redis_db,
         redis_password=args.redis_password,
         redis_username=args.redis_username,
@@ -59,7 +69,11 @@ async def checked_settings(args: argparse.Namespace) -> Settings:
 
 @contextmanager
 def redis_for(args: argparse.Namespace) -> Iterator[str]:
-    """The Redis URL to use, starting an embedded server when none is configured or running."""
+    """The Redis URL to use, starting an embedded server when none is configured or running
+    (never for ``--redis-cluster``: its host and port name a node of the cluster)."""
+    if args.redis_cluster and not (args.redis_url or os.environ.get("REDIS_URL")):
+        yield f"redis+cluster://{args.redis_host or '127.0.0.1'}:{args.redis_port or 6379}"
+        return
     url, server = resolve_redis_url(args.redis_url, args.redis_host, args.redis_port)
     if server is not None:
         print(

@@ -20,7 +20,7 @@ cannot be packed fails its own caller only.
 import asyncio
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from hiredis import pack_command
 from redis.asyncio import Redis
@@ -29,7 +29,7 @@ from redis.exceptions import ConnectionError, DataError, NoScriptError, Response
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.common.aio import cancel_and_wait
-from by_framework.redis.connection import reply_timeout, unpooled_connection
+from by_framework.redis.connection import RedisClient, reply_timeout, unpooled_connection
 from by_framework.redis.scripts import ALL_SCRIPTS, Script
 
 RedisCommand = tuple[Any, ...]
@@ -39,14 +39,24 @@ FLUSHES_IN_FLIGHT = 2
 """Flushes in flight at once, each on its own connection: while Redis runs one, the worker goes on
 with its tasks and the next flush is already on its way, instead of the two taking turns."""
 
-_SOURCES = {script.sha: script.source for script in ALL_SCRIPTS}
+SOURCES = {script.sha: script.source for script in ALL_SCRIPTS}
+"""Each script's source by its sha, to load it where Redis answers NOSCRIPT."""
+
+
+class Batcher(Protocol):
+    """What the engine's parts send commands through: a ``CommandBatcher`` on one Redis, a
+    ``ClusterBatcher`` on a cluster."""
+
+    async def execute(self, *commands: RedisCommand) -> list[Any]: ...
+
+    async def aclose(self) -> None: ...
 
 
 def evalsha(script: Script, keys: Sequence[str], args: Sequence[Any]) -> RedisCommand:
     return ("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
-def _pack(command: RedisCommand) -> bytes:
+def pack_one(command: RedisCommand) -> bytes:
     try:
         return pack_command(command)
     except TypeError as exc:  # an argument that is not str, bytes, int or float
@@ -64,16 +74,21 @@ async def _closed_by_redis(connection: AbstractConnection) -> bool:
 
 
 class CommandBatcher:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._reply_timeout = reply_timeout(redis)
+        self._response_callbacks = redis.response_callbacks
         self._queue: list[_Queued] = []
         self._wakeup = asyncio.Event()
         self._flushers: list[asyncio.Task[None]] = []
 
     async def execute(self, *commands: RedisCommand) -> list[Any]:
         """Run the commands in order, in the next pipeline; return their replies."""
-        packed = b"".join([_pack(command) for command in commands])
+        return await self._settle(commands, await self.submit(commands))
+
+    async def submit(self, commands: Sequence[RedisCommand]) -> list[Any]:
+        """The commands' replies as they came, an error reply as an exception in its place."""
+        packed = b"".join([pack_one(command) for command in commands])
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._queue.append((commands, packed, future))
         self._wakeup.set()
@@ -89,6 +104,10 @@ class CommandBatcher:
         for flusher in flushers:
             await cancel_and_wait(flusher)
 
+    def _new_connection(self) -> AbstractConnection:
+        assert isinstance(self._redis, Redis)
+        return unpooled_connection(self._redis)
+
     async def _flush_forever(self) -> None:
         batch: list[_Queued] = []
         connection: AbstractConnection | None = None
@@ -99,7 +118,7 @@ class CommandBatcher:
                 self._wakeup.clear()
                 if batch:
                     if connection is None:
-                        connection = unpooled_connection(self._redis)
+                        connection = self._new_connection()
                     await self._flush(batch, connection)
                     batch = []
         except BaseException:
@@ -131,14 +150,9 @@ class CommandBatcher:
             return
         position = 0
         for commands, _, future in batch:
-            mine = replies[position : position + len(commands)]
+            if not future.done():
+                future.set_result(replies[position : position + len(commands)])
             position += len(commands)
-            if future.done():
-                continue
-            try:
-                future.set_result(await self._settle(commands, mine))
-            except Exception as exc:
-                future.set_exception(exc)
 
     async def _exchange(
         self, connection: AbstractConnection, commands: list[RedisCommand], packed: bytes
@@ -161,7 +175,7 @@ class CommandBatcher:
             # not written to, and is connected again below. (redis-py's pool skips this check
             # when its maintenance notifications are on, as they are by default.)
             await connection.disconnect()
-        callbacks = self._redis.response_callbacks
+        callbacks = self._response_callbacks
         await connection.send_packed_command(packed, check_health=False)  # connects if dropped
         replies: list[Any] = []
         for command in commands:
@@ -175,13 +189,19 @@ class CommandBatcher:
         return replies
 
     async def _settle(self, commands: Sequence[RedisCommand], replies: list[Any]) -> list[Any]:
-        """One caller's replies; scripts Redis forgot (restart, SCRIPT FLUSH) are loaded, rerun."""
+        """One caller's replies, settled in the caller's task (never in a flusher, which must
+        go on flushing): an error reply is recovered from, or raised."""
         settled = []
         for command, reply in zip(commands, replies, strict=True):
-            if isinstance(reply, NoScriptError):
-                await self._redis.script_load(_SOURCES[command[1]])
-                reply = await self._redis.execute_command(*command)
-            elif isinstance(reply, ResponseError):
-                raise reply
+            if isinstance(reply, ResponseError):
+                reply = await self._recover(command, reply)
             settled.append(reply)
         return settled
+
+    async def _recover(self, command: RedisCommand, error: ResponseError) -> Any:
+        """The reply to a command that failed with ``error``, or the error raised: scripts Redis
+        forgot (restart, SCRIPT FLUSH) are loaded, and the command run again."""
+        if not isinstance(error, NoScriptError):
+            raise error
+        await self._redis.script_load(SOURCES[command[1]])
+        return await self._redis.execute_command(*command)

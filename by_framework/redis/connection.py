@@ -1,19 +1,27 @@
-"""Creating the shared Redis client (a pool that waits when full instead of failing), and the
-connections of their own that blocking reads and the command batcher use beside its pool."""
+"""Creating the shared Redis client (a pool that waits when full instead of failing), or a Redis
+Cluster client (``redis+cluster://``), and the connections of their own that blocking reads and
+the command batcher use beside its pool."""
 
 import asyncio
 import math
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from hiredis import pack_command
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection
 from redis.connection import HiredisRespSerializer
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.redis.scripts import ALL_SCRIPTS
 from by_framework.settings import Settings
+
+RedisClient = Redis | RedisCluster
+"""A client of one Redis server, or of a Redis Cluster."""
+
+CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}
+"""URL schemes of a Redis Cluster, and whether they speak TLS."""
 
 _default_client: Redis | None = None
 
@@ -79,9 +87,69 @@ def create_redis(
     return Redis(connection_pool=pool)
 
 
-def redis_for(settings: Settings, **options: Any) -> Redis:
-    """A new client made from the settings' Redis URL or host fields; ``options`` override the
-    connection's (``socket_timeout``, ...) or the pool size."""
+def cluster_address(url: str) -> tuple[list[tuple[str, int]], str | None, str | None, bool]:
+    """The nodes, user name, password, and whether TLS is on, of a
+    ``redis+cluster://[user:password@]host:port[,host:port...]`` (or ``rediss+cluster://``) URL."""
+    scheme, _, rest = url.partition("://")
+    if scheme not in CLUSTER_SCHEMES:
+        raise ValueError(f"not a Redis Cluster URL: {scheme}://...")
+    credentials, _, hosts = rest.rpartition("@")
+    username, _, password = credentials.partition(":")
+    nodes = []
+    for address in hosts.split("/", 1)[0].split(","):
+        host, _, port = address.strip().rpartition(":")
+        nodes.append((host or "localhost", int(port or 6379)))
+    return nodes, unquote(username) or None, unquote(password) or None, CLUSTER_SCHEMES[scheme]
+
+
+def create_cluster(
+    url: str, *, max_connections: int = 60, password: str | None = None, **options: Any
+) -> RedisCluster:
+    """A Redis Cluster client from a ``redis+cluster://`` URL (``cluster_address``): the nodes
+    it names are where it first learns the slot map.
+
+    ``max_connections`` bounds the pooled connections per node (a full one raises, unlike the
+    standalone pool: the hot paths use connections of their own, ``node_connection``)."""
+    nodes, username, url_password, secure = cluster_address(url)
+    cluster = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+        username=username,
+        password=url_password or password,
+        ssl=secure,
+        max_connections=max_connections,
+        **{"socket_connect_timeout": 5.0, "socket_keepalive": True, **options},
+    )
+    # The nodes it discovers are made with these options: commands packed by hiredis there too.
+    cluster.connection_kwargs["connection_class"] = (
+        HiredisSSLConnection if secure else HiredisConnection
+    )
+    return cluster
+
+
+def is_cluster_url(url: str | None) -> bool:
+    return url is not None and url.partition("://")[0] in CLUSTER_SCHEMES
+
+
+def cluster_url(settings: Settings) -> str | None:
+    """The settings' cluster URL: ``redis_url`` if it is one, or the host fields with
+    ``redis_cluster``; None for one Redis."""
+    if is_cluster_url(settings.redis_url):
+        return settings.redis_url
+    if settings.redis_url is None and settings.redis_cluster:
+        return f"redis+cluster://{settings.redis_host}:{settings.redis_port}"
+    return None
+
+
+def redis_for(settings: Settings, **options: Any) -> RedisClient:
+    """A new client made from the settings' Redis URL or host fields (a cluster's for a
+    ``redis+cluster://`` URL or ``redis_cluster``); ``options`` override the connection's
+    (``socket_timeout``, ...) or the pool size."""
+    options = {"max_connections": settings.pool_size, **settings.tls_options, **options}
+    url = cluster_url(settings)
+    if url is not None:
+        if settings.redis_username:
+            options["username"] = settings.redis_username
+        return create_cluster(url, password=settings.redis_password, **options)
     return create_redis(
         host=settings.redis_host,
         port=settings.redis_port,
@@ -89,7 +157,7 @@ def redis_for(settings: Settings, **options: Any) -> Redis:
         password=settings.redis_password,
         username=settings.redis_username,
         url=settings.redis_url,
-        **{"max_connections": settings.pool_size, **settings.tls_options, **options},
+        **options,
     )
 
 
@@ -120,8 +188,10 @@ async def close_redis() -> None:
         await client.aclose()
 
 
-def reply_timeout(redis: Redis) -> float | None:
+def reply_timeout(redis: RedisClient) -> float | None:
     """How long the client's connections wait for a reply (None: for ever)."""
+    if isinstance(redis, RedisCluster):
+        return redis.connection_kwargs.get("socket_timeout", DEFAULT_REPLY_TIMEOUT)
     return redis.connection_pool.connection_kwargs.get("socket_timeout", DEFAULT_REPLY_TIMEOUT)
 
 
@@ -134,6 +204,11 @@ def unpooled_connection(redis: Redis) -> AbstractConnection:
     return pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
 
 
+def node_connection(node: ClusterNode) -> AbstractConnection:
+    """``unpooled_connection`` for one node of a cluster."""
+    return node.connection_class(**{**node.connection_kwargs, "socket_timeout": None})
+
+
 class HeldConnection:
     """A connection of its own for a loop of blocking reads (a session's follower, a worker's
     fetch loop), from the first ``call`` to ``aclose``.
@@ -144,17 +219,32 @@ class HeldConnection:
     is ever left on it; the next call connects it again.
     """
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient, node: ClusterNode | None = None) -> None:
+        """On ``redis``'s server, or on ``node`` of the cluster ``redis``."""
         self._redis = redis
+        self._node = node
         self._reply_timeout = reply_timeout(redis)
         self._connection: AbstractConnection | None = None
+        self._client_id: int | None = None
+
+    async def client_id(self) -> int:
+        """The connection's id on its server (what CLIENT UNBLOCK names), connecting it first
+        if it is not."""
+        connection = self._connection
+        if self._client_id is None or connection is None or not connection.is_connected:
+            self._client_id = int(await self.call(("CLIENT", "ID")))
+        return self._client_id
 
     async def call(self, command: tuple[Any, ...], block_ms: int | None = None) -> Any:
         """The raw reply (RESP2 or RESP3, as the client speaks) to a command that may block for
         up to ``block_ms``."""
         packed = pack_command(command)
         if self._connection is None:
-            self._connection = unpooled_connection(self._redis)
+            if self._node is not None:
+                self._connection = node_connection(self._node)
+            else:
+                assert isinstance(self._redis, Redis)
+                self._connection = unpooled_connection(self._redis)
         connection = self._connection
         wait = None
         if self._reply_timeout is not None:

@@ -1,12 +1,12 @@
 """Control streams: sending commands, consuming them through one consumer group, settling them."""
 
 import logging
+import secrets
 import time
 from collections.abc import Sequence
 from itertools import chain
-from typing import Literal
+from typing import Any, Literal
 
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -17,34 +17,42 @@ from by_framework.ports import Delivery, FinalEvents, Verdict
 from by_framework.protocol import AgentTaskResult, MessageHeader
 from by_framework.protocol.codec import ENTRY_FIELD
 from by_framework.protocol.signing import SIGNATURE_FIELD, sign
-from by_framework.redis.batching import CommandBatcher, evalsha
-from by_framework.redis.connection import HeldConnection
+from by_framework.redis.batching import Batcher, RedisCommand, evalsha
+from by_framework.redis.connection import RedisClient
 from by_framework.redis.dead_letter import dead_letter_fields
+from by_framework.redis.fetcher import (
+    WAKE_FIELD,
+    ClusterFetcher,
+    RedisFetcher,
+    create_groups,
+    fetcher_for,
+)
 from by_framework.redis.keys import KeySpace
-from by_framework.redis.orchestration import NOTICE_FIELD
+from by_framework.redis.orchestration import command_entry, wake_commands
 from by_framework.redis.records import new_record
-from by_framework.redis.replies import stream_entries
 from by_framework.redis.scripts import (
     BEGIN,
-    ENQUEUE,
+    CLAIM,
     FINISH,
     GIVE_UP,
-    HAND_BACK,
+    ONLINE,
+    RELEASE_RUN,
     RENEW,
+    REQUEUE,
     TRIM_CONSUMED,
+    UNCLAIM,
 )
 
 log = logging.getLogger("by_framework.worker")
 
-WAKE_FIELD = b"wake"
 _COPIED_ON_GIVE_UP = (ENTRY_FIELD, SIGNATURE_FIELD)  # what a replay needs of a valid command
 SEND_ATTEMPTS = 8  # about 6 s of backoff before a send gives up on an unreachable Redis
+TAKEOVER_ATTEMPTS = 3  # a reclaimed record changing hands again between begin's two calls
 PENDING_READ = 10_000  # entries of one consumer read at once (at most max_concurrency in use)
 _ACTIONS: dict[str, Literal["run", "cancel", "skip", "give_back", "give_up"]] = {
     "run": "run",
     "cancel": "cancel",
     "skip": "skip",
-    "busy": "give_back",
     "exhausted": "give_up",
 }
 
@@ -52,8 +60,8 @@ _ACTIONS: dict[str, Literal["run", "cancel", "skip", "give_back", "give_up"]] = 
 class RedisControlPlane:
     def __init__(
         self,
-        redis: Redis,
-        batcher: CommandBatcher,
+        redis: RedisClient,
+        batcher: Batcher,
         keys: KeySpace,
         *,
         group: str,
@@ -83,29 +91,29 @@ class RedisControlPlane:
     async def send(
         self, header: MessageHeader, envelope: bytes, target_worker_id: str | None
     ) -> None:
+        """Two steps (docs/execution.md): the record, beside the advisory online check, then the
+        delivery and the task index, unless the id was taken."""
         agent_type = header.target_agent_type
         if target_worker_id:
             stream = self._keys.worker_stream(target_worker_id)
         else:
-            stream = self._keys.agent_type_stream(agent_type)
-        keys = [
-            self._keys.agent_type_workers(agent_type),
-            self._keys.session_registry(header.session_id),
-            self._keys.task_index(header.message_id),
-            stream,
-        ]
-        args = [
-            self._keys.worker_online_prefix(),
-            target_worker_id or "",
-            header.message_id,
-            new_record(header),
-            envelope,
-            self._record_ttl,
-            header.session_id,
-            sign(envelope, self._signing_key, stream) if self._signing_key else "",
-        ]
-        reply = await self._enqueue(keys, args)
-        if reply == 0:
+            stream = self._keys.send_stream(agent_type, header.session_id)
+        registry = self._keys.session_registry(header.session_id)
+        send_id = secrets.token_hex(8)
+        online = evalsha(
+            ONLINE,
+            [self._keys.agent_type_workers(agent_type)],
+            [self._keys.worker_online_prefix(), target_worker_id or ""],
+        )
+        record = new_record(header, send_id=send_id)
+        claim = evalsha(CLAIM, [registry], [header.message_id, record, self._record_ttl, send_id])
+        offline, claimed = await self._with_retries(online, claim)
+        if claimed == b"taken":
+            raise ValueError(f"message id {header.message_id!r} was already used")
+        if claimed == b"sent":  # an earlier attempt delivered it and it ran: done
+            return
+        if offline:
+            await self._with_retries(evalsha(UNCLAIM, [registry], [header.message_id, send_id]))
             if target_worker_id:
                 raise NoOnlineWorkerError(
                     f"worker {target_worker_id!r} is not online: start it, or send by agent type "
@@ -115,28 +123,31 @@ class RedisControlPlane:
                 f"no online worker serves agent type {agent_type!r}: start one "
                 f"(python -m by_framework --worker-class ...) or check the agent type's spelling"
             )
-        if reply == -1:
-            raise ValueError(f"message id {header.message_id!r} was already used")
+        signature = sign(envelope, self._signing_key, stream) if self._signing_key else ""
+        await self._with_retries(
+            ("SET", self._keys.task_index(header.message_id), header.session_id,
+             "EX", self._record_ttl),
+            command_entry(stream, envelope, signature),
+        )  # fmt: skip
 
-    async def _enqueue(self, keys: list[str], args: list[object]) -> object:
-        """Run the enqueue script, retrying through connection trouble. A retry that finds the
-        message id taken means an earlier attempt landed (its reply was lost): that is success."""
+    async def _with_retries(self, *commands: RedisCommand) -> list[Any]:
+        """Run a batch, retrying through connection trouble: each step of a send is idempotent
+        (a retried claim of this send's own record answers "again" or "sent")."""
         backoff = Backoff()
         for attempt in range(SEND_ATTEMPTS):
             try:
-                (reply,) = await self._batcher.execute(evalsha(ENQUEUE, keys, args))
+                return await self._batcher.execute(*commands)
             except (RedisConnectionError, RedisTimeoutError):
                 if attempt == SEND_ATTEMPTS - 1:
                     raise
                 await backoff.pause()
-                continue
-            return 1 if attempt > 0 and reply == -1 else reply
         raise AssertionError("unreachable")
 
     # Worker side
 
     def streams(self, agent_types: Sequence[str], worker_id: str) -> list[str]:
-        by_type = [self._keys.agent_type_stream(agent_type) for agent_type in agent_types]
+        """Every shard of each agent type's stream, then the worker's own stream."""
+        by_type = [stream for name in agent_types for stream in self._keys.agent_type_streams(name)]
         return [*by_type, self._keys.worker_stream(worker_id)]
 
     def notice_stream(self, worker_id: str) -> str:
@@ -145,8 +156,8 @@ class RedisControlPlane:
     async def prepare(self, streams: Sequence[str]) -> None:
         await create_groups(self._redis, self._group, streams)
 
-    def fetcher(self, streams: Sequence[str], consumer: str) -> "RedisFetcher":
-        return RedisFetcher(self._redis, self._batcher, self._group, streams, consumer)
+    def fetcher(self, streams: Sequence[str], consumer: str) -> RedisFetcher | ClusterFetcher:
+        return fetcher_for(self._redis, self._batcher, self._group, streams, consumer)
 
     async def begin(
         self,
@@ -170,7 +181,7 @@ class RedisControlPlane:
             self._data_maxlen,
             self._data_ttl,
             delivery.entry_id,
-            self._keys.worker_online_prefix(),
+            "",  # the holder found offline: named on a second call when another worker holds it
             self._max_deliveries,
             config_version,
         ]
@@ -178,8 +189,18 @@ class RedisControlPlane:
         if reply == b"missing":  # sent by a bare XADD, or its record expired
             args[4] = new_record(header, reply=header.parent_message_id is not None)
             (reply,) = await self._batcher.execute(evalsha(BEGIN, keys, args))
-        verdict, _, detail = reply.decode().partition(":")
-        return Verdict(_ACTIONS[verdict], detail)
+        for _ in range(TAKEOVER_ATTEMPTS):
+            verdict, _, detail = reply.decode().partition(":")
+            if verdict != "held":
+                return Verdict(_ACTIONS[verdict], detail)
+            # Reclaimed from another worker: take it over only if that one is offline (its
+            # online key is in the registry's slot, so it is read here, between two calls).
+            (online,) = await self._batcher.execute(("EXISTS", self._keys.worker_online(detail)))
+            if online:
+                return Verdict("give_back", detail)
+            args[9] = detail
+            (reply,) = await self._batcher.execute(evalsha(BEGIN, keys, args))
+        return Verdict("give_back", detail)  # the record changed hands each time: leave it
 
     async def finish(
         self,
@@ -189,11 +210,12 @@ class RedisControlPlane:
         result: AgentTaskResult,
         events: FinalEvents,
     ) -> bool:
+        """The record's end, then the acknowledgement and the parent's wake-up (other slots):
+        acknowledged only once the end is written; a lost acknowledgement is a redelivery that
+        ``begin`` skips. False if another worker or run holds the record now."""
         keys = [
             self._keys.session_registry(header.session_id),
             self._keys.session_data_stream(header.session_id),
-            delivery.stream,
-            self._keys.task_index(header.message_id),
         ]
         args = [
             header.message_id,
@@ -206,15 +228,22 @@ class RedisControlPlane:
             self._record_ttl,
             self._data_maxlen,
             self._data_ttl,
-            self._group,
             delivery.entry_id,
             events.state or "",
-            self._keys.worker_notices_prefix(),
             self._keys.task_group(header.session_id, ""),
             *events.leading,
         ]
-        (reply,) = await self._batcher.execute(evalsha(FINISH, keys, args))
-        return reply == b"ok"
+        index = self._keys.task_index(header.message_id)
+        reply, _ = await self._batcher.execute(
+            evalsha(FINISH, keys, args), ("EXPIRE", index, self._record_ttl)
+        )
+        if reply[0] == b"stale":
+            return False
+        await self._batcher.execute(
+            ("XACK", delivery.stream, self._group, delivery.entry_id),
+            *wake_commands(self._keys, reply[1:]),
+        )
+        return True
 
     async def acknowledge(self, delivery: Delivery) -> None:
         await self._batcher.execute(("XACK", delivery.stream, self._group, delivery.entry_id))
@@ -228,12 +257,12 @@ class RedisControlPlane:
     async def give_up(
         self, delivery: Delivery, header: MessageHeader, reason: str, events: FinalEvents
     ) -> None:
+        """The record's failure beside the dead letter, then the acknowledgement and the parent's
+        wake-up: a crash between them redelivers an entry that ``begin`` skips (failed)."""
         dead_letter = self._dead_letter(delivery, reason, _COPIED_ON_GIVE_UP)
         keys = [
             self._keys.session_registry(header.session_id),
             self._keys.session_data_stream(header.session_id),
-            delivery.stream,
-            self._keys.dead_letter_stream(),
         ]
         args = [
             header.message_id,
@@ -244,14 +273,17 @@ class RedisControlPlane:
             self._record_ttl,
             self._data_maxlen,
             self._data_ttl,
-            self._group,
-            delivery.entry_id,
-            self._dead_letter_maxlen,
-            self._keys.worker_notices_prefix(),
             self._keys.task_group(header.session_id, ""),
-            *chain.from_iterable(dead_letter.items()),
         ]
-        await self._batcher.execute(evalsha(GIVE_UP, keys, args))
+        reply, _ = await self._batcher.execute(
+            evalsha(GIVE_UP, keys, args),
+            ("XADD", self._keys.dead_letter_stream(), "MAXLEN", "~", self._dead_letter_maxlen,
+             "*", *chain.from_iterable(dead_letter.items())),
+        )  # fmt: skip
+        await self._batcher.execute(
+            ("XACK", delivery.stream, self._group, delivery.entry_id),
+            *wake_commands(self._keys, reply[1:]),
+        )
 
     async def renew(self, in_flight: dict[str, list[str]], consumer: str) -> None:
         commands = [
@@ -290,19 +322,20 @@ class RedisControlPlane:
     async def reject(
         self, delivery: Delivery, reason: str, session_id: str | None, error_event: bytes | None
     ) -> None:
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.xadd(
-            self._keys.dead_letter_stream(),
-            self._dead_letter(delivery, reason),  # type: ignore[arg-type]  # as in plugin_store
-            maxlen=self._dead_letter_maxlen,
-            approximate=True,
-        )
+        """The dead letter and the session's error event, then the acknowledgement: a crash
+        between them redelivers the entry, rejected again (one more dead letter)."""
+        dead_letter = self._dead_letter(delivery, reason)
+        writes: list[RedisCommand] = [
+            ("XADD", self._keys.dead_letter_stream(), "MAXLEN", "~", self._dead_letter_maxlen,
+             "*", *chain.from_iterable(dead_letter.items())),
+        ]  # fmt: skip
         if session_id is not None and error_event is not None:
             data_stream = self._keys.session_data_stream(session_id)
-            pipe.xadd(data_stream, {b"e": error_event}, maxlen=self._data_maxlen, approximate=True)
-            pipe.expire(data_stream, self._data_ttl)
-        pipe.xack(delivery.stream, self._group, delivery.entry_id)
-        await pipe.execute()
+            writes.append(("XADD", data_stream, "MAXLEN", "~", self._data_maxlen, "*", "e",
+                           error_event))  # fmt: skip
+            writes.append(("EXPIRE", data_stream, self._data_ttl))
+        await self._batcher.execute(*writes)
+        await self._batcher.execute(("XACK", delivery.stream, self._group, delivery.entry_id))
 
     def _dead_letter(
         self, delivery: Delivery, reason: str, names: Sequence[bytes] | None = None
@@ -321,23 +354,20 @@ class RedisControlPlane:
         self, delivery: Delivery, header: MessageHeader, worker_id: str, *, crashed: bool = False
     ) -> None:
         """Re-add the (verified) entry for another worker, signed anew: added again now, it
-        would be refused as expired if it had been signed more than command_max_age ago."""
+        would be refused as expired if it had been signed more than command_max_age ago. The
+        record returns to QUEUED first, then the entry moves to the stream's end."""
         entry = delivery.fields[ENTRY_FIELD]
         signature = delivery.fields.get(SIGNATURE_FIELD, b"")
         if self._signing_key:
             signature = sign(entry, self._signing_key, delivery.stream)
-        keys = [self._keys.session_registry(header.session_id), delivery.stream]
-        args = [
-            header.message_id,
-            worker_id,
-            time.time(),
-            self._group,
-            delivery.entry_id,
-            entry,
-            signature,
-            "crashed" if crashed else "",
-        ]
-        await self._batcher.execute(evalsha(HAND_BACK, keys, args))
+        registry = self._keys.session_registry(header.session_id)
+        args = [header.message_id, worker_id, time.time(), "crashed" if crashed else ""]
+        # The record first: a copy delivered while the record still named this worker would be
+        # skipped as a duplicate of a running entry. A crash between the steps leaves the old
+        # entry pending, reclaimed like any other, and the QUEUED record runs from it.
+        await self._batcher.execute(evalsha(RELEASE_RUN, [registry], args))
+        requeue = [self._group, delivery.entry_id, entry, signature]
+        await self._batcher.execute(evalsha(REQUEUE, [delivery.stream], requeue))
 
     async def pending_of(self, streams: Sequence[str], consumer: str) -> list[Delivery]:
         """Pending ids per stream (bounded by PENDING_READ), then their entries, in two round
@@ -362,75 +392,3 @@ class RedisControlPlane:
 
     async def wake(self, stream: str) -> None:
         await self._redis.xadd(stream, {WAKE_FIELD: b"1"})
-
-
-async def create_groups(redis: Redis, group: str, streams: Sequence[str]) -> None:
-    """Create the consumer group on each stream (and the stream), from its first entry: entries
-    a client added to a stream that had lost its group are read too. An existing group stays."""
-    pipe = redis.pipeline(transaction=False)
-    for stream in streams:
-        pipe.xgroup_create(stream, group, id="0", mkstream=True)
-    for reply in await pipe.execute(raise_on_error=False):
-        if isinstance(reply, ResponseError) and "BUSYGROUP" not in str(reply):
-            raise reply
-
-
-def _lost_stream(error: ResponseError) -> bool:
-    """Whether a read failed because a stream or its group is gone: deleted, flushed, or lost
-    with a restart that kept no data (NOGROUP), or deleted while the read blocked on it."""
-    return str(error).startswith(("NOGROUP", "UNBLOCKED"))
-
-
-class RedisFetcher:
-    """XREADGROUPs a set of control streams for one consumer, on a connection held for the loop
-    that fetches (a worker's consumption loop, its notice loop)."""
-
-    def __init__(
-        self,
-        redis: Redis,
-        batcher: CommandBatcher,
-        group: str,
-        streams: Sequence[str],
-        consumer: str,
-    ) -> None:
-        self._redis = redis
-        self._batcher = batcher
-        self._connection = HeldConnection(redis)
-        self._group = group
-        self._streams = list(streams)
-        self._consumer = consumer
-
-    async def fetch(self, count: int, block_ms: int, *, own_pending: bool) -> list[Delivery]:
-        """The deliveries read; none when a stream or group was gone, which is made again."""
-        start = "0" if own_pending else ">"
-        block = () if own_pending else ("BLOCK", block_ms)
-        command = ("XREADGROUP", "GROUP", self._group, self._consumer, "COUNT", count, *block,
-                   "STREAMS", *self._streams, *[start] * len(self._streams))  # fmt: skip
-        try:
-            reply = await self._connection.call(command, None if own_pending else block_ms)
-        except ResponseError as error:
-            if not _lost_stream(error):
-                raise
-            log.warning("%s; recreating the consumer group %r", error, self._group)
-            await create_groups(self._redis, self._group, self._streams)
-            return []
-        deliveries = []
-        wakes = []
-        for stream, entries in stream_entries(reply):
-            name = stream.decode()
-            for entry_id, fields in entries:
-                if WAKE_FIELD in fields:
-                    wakes.append(("XACK", name, self._group, entry_id))
-                elif NOTICE_FIELD in fields:
-                    wakes.append(("XACK", name, self._group, entry_id))
-                    notice = fields[NOTICE_FIELD].decode(errors="replace")
-                    deliveries.append(Delivery(name, entry_id.decode(), {}, notice=notice))
-                else:
-                    # A pending entry deleted from the stream (trimmed) comes back with no fields.
-                    deliveries.append(Delivery(name, entry_id.decode(), fields))
-        if wakes:
-            await self._batcher.execute(*wakes)
-        return deliveries
-
-    async def aclose(self) -> None:
-        await self._connection.aclose()

@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Mapping
 
-from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from by_framework.errors import DeadLetterNotFoundError, DeadLetterReplayError
 from by_framework.protocol.codec import ENTRY_FIELD
@@ -22,6 +22,7 @@ from by_framework.protocol.dead_letter import (
     DeadLetter,
 )
 from by_framework.protocol.signing import SIGNATURE_FIELD, sign, signed_stream
+from by_framework.redis.connection import RedisClient
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.replies import entries
 from by_framework.redis.scripts import _HELPERS, Script
@@ -30,51 +31,30 @@ REASON_CHARS = 1_000  # a reason quotes what it rejects (pydantic's locations): 
 _CUT_NOTE_BYTES = 96  # what a cut field's size and sha256 take beside its head
 _STREAM_ID = re.compile(r"\d+-\d+")  # a full id: "5" alone would match every "5-n" in XRANGE
 
-# KEYS: dead-letter stream, the entry's original stream, its session registry (when known)
-# ARGV: dead-letter entry id, consumer group, now, message id (when known), a fresh signature
-#       replacing the entry's own or ""
-# Puts the rejected entry back on its stream as a new entry and deletes the dead letter. A record
-# this dead letter failed (given up: the same error) returns to QUEUED with fresh deliveries; a
-# record that ended any other way is left alone and nothing is replayed.
-# Returns "ok:<new entry id>", "missing", "nogroup", "empty" or "ended:<status>".
-REPLAY = Script(
-    "replay_dead_letter",
+# KEYS: the session registry of a dead letter's task
+# ARGV: message id, the dead letter's reason, now
+# The record's step of a replay: a record this dead letter failed (given up: the same error)
+# returns to QUEUED with fresh deliveries; a record that ended any other way is left alone.
+# Returns "ok" (also when there is no record or it has not ended) or "ended:<status>".
+REQUEUE_FAILED = Script(
+    "requeue_failed",
     _HELPERS
     + """
-local entry = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])[1]
-if not entry then return 'missing' end
-if redis.pcall('XPENDING', KEYS[2], ARGV[2]).err then return 'nogroup' end
-local reason
-local fields = {}
-for i = 1, #entry[2], 2 do
-  local name, value = entry[2][i], entry[2][i + 1]
-  if name == 'reason' then
-    reason = value
-  elseif string.sub(name, 1, 6) == 'field:' then
-    if name == 'field:s' and ARGV[5] ~= '' then value = ARGV[5] end
-    table.insert(fields, string.sub(name, 7))
-    table.insert(fields, value)
-  end
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 'ok' end
+local rec = cjson.decode(raw)
+if rec.status == 'failed' and rec.error == ARGV[2] then
+  rec.worker_id = ''
+  rec.delivery_count = 0
+  rec.error = ''
+  rec.finished_at = nil
+  set_status(rec, 'queued', tonumber(ARGV[3]))
+  redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
+  redis.call('HDEL', KEYS[1], ARGV[1] .. ':r')
+elseif rec.status == 'completed' or rec.status == 'failed' or rec.status == 'cancelled' then
+  return 'ended:' .. rec.status
 end
-if #fields == 0 then return 'empty' end
-local raw = KEYS[3] and redis.call('HGET', KEYS[3], ARGV[4])
-if raw then
-  local rec = cjson.decode(raw)
-  if rec.status == 'failed' and rec.error == reason then
-    rec.worker_id = ''
-    rec.delivery_count = 0
-    rec.error = ''
-    rec.finished_at = nil
-    set_status(rec, 'queued', tonumber(ARGV[3]))
-    redis.call('HSET', KEYS[3], ARGV[4], cjson.encode(rec))
-    redis.call('HDEL', KEYS[3], ARGV[4] .. ':r')
-  elseif rec.status == 'completed' or rec.status == 'failed' or rec.status == 'cancelled' then
-    return 'ended:' .. rec.status
-  end
-end
-local new_id = redis.call('XADD', KEYS[2], '*', unpack(fields))
-redis.call('XDEL', KEYS[1], ARGV[1])
-return 'ok:' .. new_id
+return 'ok'
 """,
 )
 
@@ -120,14 +100,14 @@ class DeadLetters:
     dashboard): the engine's ``DeadLetterStore``."""
 
     def __init__(
-        self, redis: Redis, keys: KeySpace, group: str, signing_key: bytes | None = None
+        self, redis: RedisClient, keys: KeySpace, group: str, signing_key: bytes | None = None
     ) -> None:
         self._redis = redis
         self._signing_key = signing_key
         self._keys = keys
         self._stream = keys.dead_letter_stream()
         self._group = group
-        self._replay = redis.register_script(REPLAY.source)
+        self._requeue_failed = redis.register_script(REQUEUE_FAILED.source)
 
     async def list(self, count: int = 50, after: str = "-") -> list[DeadLetter]:
         """Up to ``count`` entries, oldest first, after the entry id ``after`` ("-": the start)."""
@@ -143,7 +123,7 @@ class DeadLetters:
 
     async def replay(self, dead_id: str) -> str:
         """Put the entry back on its stream as a new entry (its id is returned) and remove it
-        from the dead-letter stream, at once. A task given up on is queued again with fresh
+        from the dead-letter stream, after its record. A task given up on is queued again with fresh
         deliveries; a task that ended otherwise is not replayed. A signed entry is signed
         afresh, which takes ``signing_key``."""
         letter = await self.get(dead_id)
@@ -156,32 +136,40 @@ class DeadLetters:
                 f"dead_letter_entry_bytes), so it cannot be replayed; send the command again "
                 f"from its source (`dead-letter show {dead_id}` gives its size and sha256)"
             )
-        keys = [self._stream, letter.stream]
-        if letter.session_id is not None and letter.message_id is not None:
-            keys.append(self._keys.session_registry(letter.session_id))
-        args: list[str | bytes | float] = [
-            letter.id, self._group, time.time(), letter.message_id or "", signature,
-        ]  # fmt: skip
-        reply: bytes = await self._replay(keys=keys, args=args)
-        verdict, _, detail = reply.decode().partition(":")
-        if verdict == "ok":
-            return detail
-        if verdict == "missing":  # purged or replayed meanwhile
-            raise DeadLetterNotFoundError(dead_id)
-        if verdict == "nogroup":
-            raise DeadLetterReplayError(
-                f"stream {letter.stream!r} has no consumer group {self._group!r}, so no worker "
-                f"would read a replayed entry: start a worker for it first"
-            )
-        if verdict == "empty":
+        if not letter.fields:
             raise DeadLetterReplayError(
                 f"dead letter {dead_id!r} holds none of the rejected entry's fields; "
                 f"nothing to replay"
             )
-        raise DeadLetterReplayError(
-            f"task {letter.message_id!r} already {detail}; nothing to replay "
-            f"(remove the dead letter with `dead-letter purge {dead_id}`)"
-        )
+        try:
+            await self._redis.xpending(letter.stream, self._group)
+        except ResponseError:
+            raise DeadLetterReplayError(
+                f"stream {letter.stream!r} has no consumer group {self._group!r}, so no worker "
+                f"would read a replayed entry: start a worker for it first"
+            ) from None
+        # The record first (the session's slot), then the entry back on its stream and the dead
+        # letter gone (two more slots): a crash between them leaves the record QUEUED and the
+        # dead letter in place, and replaying it again finishes the job (a duplicate entry is
+        # skipped by ``begin``).
+        if letter.session_id is not None and letter.message_id is not None:
+            keys = [self._keys.session_registry(letter.session_id)]
+            args: list[str | float] = [letter.message_id, letter.reason, time.time()]
+            reply: bytes = await self._requeue_failed(keys=keys, args=args)
+            verdict, _, status = reply.decode().partition(":")
+            if verdict == "ended":
+                raise DeadLetterReplayError(
+                    f"task {letter.message_id!r} already {status}; nothing to replay "
+                    f"(remove the dead letter with `dead-letter purge {dead_id}`)"
+                )
+        fields = dict(letter.fields)
+        if signature:
+            fields[SIGNATURE_FIELD] = _bytes(signature)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.xadd(letter.stream, fields)  # type: ignore[arg-type]
+        pipe.xdel(self._stream, dead_id)
+        new_id, _ = await pipe.execute()
+        return new_id.decode()
 
     def _fresh_signature(self, letter: DeadLetter) -> bytes | str:
         """A new signature for a signed entry going back on its stream (its own may have
@@ -212,3 +200,7 @@ class DeadLetters:
         if not _STREAM_ID.fullmatch(dead_id):
             return 0
         return await self._redis.xdel(self._stream, dead_id)
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()

@@ -3,12 +3,15 @@
 from collections.abc import Callable, Mapping, Sequence
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.redis.batching import CommandBatcher
-from by_framework.redis.connection import load_scripts, redis_for
+from by_framework.redis.cluster_batching import ClusterBatcher
+from by_framework.redis.cluster_feed import session_streams
+from by_framework.redis.connection import RedisClient, load_scripts, redis_for
 from by_framework.redis.control import RedisControlPlane
 from by_framework.redis.dead_letter import DeadLetters
 from by_framework.redis.events import RedisEventLog
@@ -25,18 +28,23 @@ from by_framework.settings import Settings
 
 
 class RedisEngine:
-    """Control plane, event log, task store and worker registry sharing one client and batcher."""
+    """Control plane, event log, task store and worker registry sharing one client and batcher
+    (of one Redis, or of a Redis Cluster)."""
 
     transient_errors: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
     credential_errors: tuple[type[Exception], ...] = (AuthenticationError,)
     refusals: tuple[type[Exception], ...] = (ResponseError,)
     """Errors Redis answered a command with (an ACL that forbids it, a key of another type)."""
 
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: RedisClient, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
-        keys = KeySpace(settings.key_prefix)
-        self.batcher = CommandBatcher(redis)
+        keys = KeySpace(settings.key_prefix, settings.agent_type_shards)
+        self.batcher: CommandBatcher | ClusterBatcher
+        if isinstance(redis, RedisCluster):
+            self.batcher = ClusterBatcher(redis, wakes=session_streams(keys))
+        else:
+            self.batcher = CommandBatcher(redis)
         self.control = RedisControlPlane(
             redis,
             self.batcher,
@@ -78,13 +86,17 @@ class RedisEngine:
 
     @classmethod
     def connect(cls, settings: Settings) -> "RedisEngine":
-        """An engine on a new client made from the settings' Redis URL or host fields."""
+        """An engine on a new client made from the settings' Redis URL or host fields: of a
+        Redis Cluster for a ``redis+cluster://`` URL (or ``redis_cluster``)."""
         engine = cls(redis_for(settings), settings)
         engine._owns_client = True
         return engine
 
     async def start(self) -> None:
-        await load_scripts(self.redis)
+        if isinstance(self.batcher, ClusterBatcher):
+            await self.batcher.load_scripts()
+        elif isinstance(self.redis, Redis):
+            await load_scripts(self.redis)
 
     async def ping(self) -> None:
         await self.batcher.execute(("PING",))

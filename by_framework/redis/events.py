@@ -1,11 +1,13 @@
 """Session data streams: bounded (MAXLEN ~), expiring (TTL refreshed on every write)."""
 
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.common.aio import Backoff
-from by_framework.redis.batching import CommandBatcher
+from by_framework.redis.batching import Batcher
+from by_framework.redis.cluster_batching import ClusterBatcher
+from by_framework.redis.cluster_feed import ClusterSessionFeed
+from by_framework.redis.connection import RedisClient
 from by_framework.redis.feed import FeedFollower, SessionFeed
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.replies import entries
@@ -13,14 +15,18 @@ from by_framework.redis.replies import entries
 
 class RedisEventLog:
     def __init__(
-        self, redis: Redis, batcher: CommandBatcher, keys: KeySpace, maxlen: int, ttl: int
+        self, redis: RedisClient, batcher: Batcher, keys: KeySpace, maxlen: int, ttl: int
     ) -> None:
         self._redis = redis
         self._batcher = batcher
         self._keys = keys
         self._maxlen = maxlen
         self._ttl = ttl
-        self._feed = SessionFeed(redis, batcher, keys)
+        self._feed: SessionFeed
+        if isinstance(batcher, ClusterBatcher):
+            self._feed = ClusterSessionFeed(batcher, keys)
+        else:
+            self._feed = SessionFeed(redis, batcher, keys)
 
     async def append(self, session_id: str, *events: bytes) -> None:
         """Append, waiting out a Redis outage (the caller may cancel). A reply lost to a dropped

@@ -25,7 +25,6 @@ import asyncio
 import time
 from collections import deque
 
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -39,8 +38,8 @@ from by_framework.protocol import (
     decode_event,
 )
 from by_framework.protocol.ids import new_id
-from by_framework.redis.batching import CommandBatcher
-from by_framework.redis.connection import HeldConnection
+from by_framework.redis.batching import Batcher
+from by_framework.redis.connection import HeldConnection, RedisClient
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.replies import stream_entries, stream_info
 
@@ -52,7 +51,7 @@ WAKE_TTL = 60  # seconds the wake stream outlives the feed's last wake-up
 
 
 class SessionFeed:
-    def __init__(self, redis: Redis, batcher: CommandBatcher, keys: KeySpace) -> None:
+    def __init__(self, redis: RedisClient, batcher: Batcher, keys: KeySpace) -> None:
         self._redis = redis
         self._batcher = batcher
         self._connection = HeldConnection(redis)
@@ -88,6 +87,10 @@ class SessionFeed:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._read_forever(), name="session-feed")
             return
+        await self._wake_for(follower)
+
+    async def _wake_for(self, follower: "FeedFollower") -> None:
+        """Wake the blocked read if it misses the follower (its stream, or its position)."""
         reading = self._reading.get(follower.stream)
         if self._reading and (reading is None or reading > follower.position):
             await self._batcher.execute(

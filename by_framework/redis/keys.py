@@ -1,10 +1,21 @@
 """Every Redis key name, built in this one module.
 
-Keys of one session carry the session id in braces, a Redis Cluster hash tag, so that a script
-touching one session's record hash and data stream stays within one slot.
+The part of a name in braces is its Redis Cluster hash tag: keys with the same tag share a slot,
+and every Lua script and multi-key command joins keys of one tag only (docs/execution.md,
+"Atomic steps and crashes"). The families and their tags:
+
+- a session's keys (records, events, children lists, groups, owner): ``{<session id>}``;
+- an agent type's control stream: ``{<agent type>}``, shard ``k`` of a sharded one
+  ``{<agent type>#k}`` (shard 0 keeps the unsharded name);
+- a worker's own streams (direct commands, notices): ``{<worker id>}``;
+- the worker registry (membership, online keys, locks, worker info, the fleet's indexes):
+  ``{<prefix>}``, one slot per deployment, so that the heartbeat stays one script;
+- keys used one at a time (task index, dead letters, plugin configs, rate buckets): no tag.
 """
 
-from dataclasses import dataclass
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 DEFAULT_PREFIX = "byai_gateway"
 
@@ -12,20 +23,34 @@ DEFAULT_PREFIX = "byai_gateway"
 @dataclass(frozen=True, slots=True)
 class KeySpace:
     prefix: str = DEFAULT_PREFIX
+    shards: Mapping[str, int] = field(default_factory=dict, hash=False)
+    """Agent type -> how many control streams it is spread over (absent: one)."""
 
     # Control plane
-    def agent_type_stream(self, agent_type: str) -> str:
-        return f"{self.prefix}:ctrl:agent_type:{agent_type}"
+    def shard_count(self, agent_type: str) -> int:
+        return max(1, self.shards.get(agent_type, 1))
+
+    def agent_type_stream(self, agent_type: str, shard: int = 0) -> str:
+        tag = agent_type if shard == 0 else f"{agent_type}#{shard}"
+        return f"{self.prefix}:ctrl:agent_type:{{{tag}}}"
+
+    def agent_type_streams(self, agent_type: str) -> list[str]:
+        """Every shard of an agent type's control stream: what its workers read together."""
+        return [self.agent_type_stream(agent_type, k) for k in range(self.shard_count(agent_type))]
+
+    def send_stream(self, agent_type: str, session_id: str) -> str:
+        """The shard a command of this session goes to: one per session, so that a session's
+        commands keep their order in one stream."""
+        shards = self.shard_count(agent_type)
+        shard = zlib.crc32(session_id.encode()) % shards if shards > 1 else 0
+        return self.agent_type_stream(agent_type, shard)
 
     def worker_stream(self, worker_id: str) -> str:
-        return f"{self.prefix}:ctrl:worker:{worker_id}"
+        return f"{self.prefix}:ctrl:worker:{{{worker_id}}}"
 
     def worker_notices(self, worker_id: str) -> str:
         """Wake-ups for the parents a worker runs: a child finished, a group completed."""
-        return f"{self.prefix}:ctrl:notices:{worker_id}"
-
-    def worker_notices_prefix(self) -> str:
-        return f"{self.prefix}:ctrl:notices:"
+        return f"{self.prefix}:ctrl:notices:{{{worker_id}}}"
 
     def dead_letter_stream(self) -> str:
         return f"{self.prefix}:dead_letter"
@@ -61,7 +86,8 @@ class KeySpace:
         return f"{self.prefix}:gateway:rate:{caller}"
 
     def task_index(self, message_id: str) -> str:
-        """message id -> session id, so a task can be found from its id alone."""
+        """message id -> session id, so a task can be found from its id alone. Not in the
+        session's slot (it is looked up by message id): written beside the record, not with it."""
         return f"{self.prefix}:task:{message_id}"
 
     # Plugins
@@ -74,31 +100,34 @@ class KeySpace:
     def reload_acks(self) -> str:
         return f"{self.prefix}:ctrl:reload_acks"
 
-    # Worker registry
+    # Worker registry: one hash tag, the deployment's, for every key of it
+    def _registry(self) -> str:
+        return f"{self.prefix}:registry:{{{self.prefix}}}"
+
     def worker_online(self, worker_id: str) -> str:
-        return f"{self.prefix}:registry:worker:online:{worker_id}"
+        return f"{self.worker_online_prefix()}{worker_id}"
 
     def worker_online_prefix(self) -> str:
-        return f"{self.prefix}:registry:worker:online:"
+        return f"{self._registry()}:worker:online:"
 
     def agent_type_workers(self, agent_type: str) -> str:
-        return f"{self.prefix}:registry:agent_type:workers:{agent_type}"
+        return f"{self._registry()}:agent_type:workers:{agent_type}"
 
     def worker_agent_types(self, worker_id: str) -> str:
-        return f"{self.prefix}:registry:worker:agent_types:{worker_id}"
+        return f"{self._registry()}:worker:agent_types:{worker_id}"
 
     def worker_lock(self, worker_id: str) -> str:
-        return f"{self.prefix}:registry:worker:lock:{worker_id}"
+        return f"{self._registry()}:worker:lock:{worker_id}"
 
     def worker_info(self, worker_id: str) -> str:
         """What a worker publishes about itself (a hash): host, slots, load, state, outcomes."""
-        return f"{self.prefix}:registry:worker:info:{worker_id}"
+        return f"{self._registry()}:worker:info:{worker_id}"
 
     def known_workers(self) -> str:
         """Every registered worker (a set, pruned like the agent types' sets): the fleet's
         index, so that reading it needs no SCAN of the keyspace."""
-        return f"{self.prefix}:registry:workers"
+        return f"{self._registry()}:workers"
 
     def known_agent_types(self) -> str:
         """Every agent type served lately (a sorted set scored by when a worker last served it)."""
-        return f"{self.prefix}:registry:agent_types"
+        return f"{self._registry()}:agent_types"

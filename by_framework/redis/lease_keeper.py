@@ -17,9 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from redis import Redis
+from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisError
 
-from by_framework.redis.connection import DEFAULT_REPLY_TIMEOUT
+from by_framework.redis.connection import DEFAULT_REPLY_TIMEOUT, cluster_address, cluster_url
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.registry import heartbeat_args
 from by_framework.redis.scripts import HEARTBEAT, RENEW
@@ -149,13 +150,23 @@ class LeaseKeeper:
                 self._renew(keys=[stream], args=[group, self._worker_id, *entry_ids])
 
 
-def _sync_client(settings: Settings) -> Redis:
-    """A synchronous client of its own, to the Redis the settings name."""
+def _sync_client(settings: Settings) -> Redis | RedisCluster:
+    """A synchronous client of its own, to the Redis (or Redis Cluster) the settings name."""
     options: dict[str, Any] = {
         "socket_connect_timeout": DEFAULT_REPLY_TIMEOUT,
         "socket_timeout": DEFAULT_REPLY_TIMEOUT,
         **settings.tls_options,
     }
+    url = cluster_url(settings)
+    if url is not None:
+        nodes, username, password, secure = cluster_address(url)
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+            username=username or settings.redis_username,
+            password=password or settings.redis_password,
+            ssl=secure,
+            **options,
+        )
     if settings.redis_url:
         return Redis.from_url(settings.redis_url, **options)
     return Redis(

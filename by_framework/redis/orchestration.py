@@ -1,16 +1,16 @@
 """Sub-calls, their journal, resumes and cancellation, on the session's keys.
 
 The journal of a task is its children's execution records: a child's id is derived from its
-parent's id, run and call number, its record is written in the same script that sends it (so a
-re-run of the parent sees it went out), and its outcome is recorded by ``finish`` in the same
-script that wakes the parent. Parent, children, groups and records share the session's hash tag.
+parent's id, run and call number, its record is written before its command is sent (so a re-run
+of the parent sees it went out, and sends again what never was), and its outcome is recorded by
+``finish`` in the same script that names the parent to wake. Parent, children, groups and records
+share the session's hash tag; the children's control streams and the notice streams are other
+slots, written in a step of their own (docs/execution.md, "Atomic steps and crashes").
 """
 
 import json
 import time
 from collections.abc import Sequence
-
-from redis.asyncio import Redis
 
 from by_framework.errors import (
     NoOnlineWorkerError,
@@ -21,19 +21,37 @@ from by_framework.errors import (
 from by_framework.ports import CancelReport, SubCall
 from by_framework.protocol import AgentTaskResult, MessageHeader
 from by_framework.protocol.signing import sign
-from by_framework.redis.batching import CommandBatcher, evalsha
+from by_framework.redis.batching import Batcher, RedisCommand, evalsha
+from by_framework.redis.connection import RedisClient
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.records import RESULT_SUFFIX, new_record, parse_record
-from by_framework.redis.scripts import CANCEL_TREE, DISPATCH, RESUME, SET_WAITING
+from by_framework.redis.scripts import CANCEL_TREE, DISPATCH, ONLINE, RESUME, SET_WAITING
 
 NOTICE_FIELD = b"n"
+NOTICE_MAXLEN = 1000
+
+
+def command_entry(stream: str, envelope: bytes, signature: bytes | str) -> RedisCommand:
+    """The XADD of a command to a control stream (with its signature, when signed)."""
+    signed = ("s", signature) if signature else ()
+    return ("XADD", stream, "*", "e", envelope, *signed)
+
+
+def wake_commands(keys: KeySpace, wakes: Sequence[bytes]) -> list[RedisCommand]:
+    """The notices a script named (worker id, then the child's or group's id, per wake-up): each
+    to the notice stream of the worker that holds the waiting parent."""
+    return [
+        ("XADD", keys.worker_notices(worker.decode()), "MAXLEN", "~", NOTICE_MAXLEN, "*",
+         NOTICE_FIELD, key)
+        for worker, key in zip(wakes[::2], wakes[1::2], strict=True)
+    ]  # fmt: skip
 
 
 class RedisOrchestration:
     def __init__(
         self,
-        redis: Redis,
-        batcher: CommandBatcher,
+        redis: RedisClient,
+        batcher: Batcher,
         keys: KeySpace,
         *,
         record_ttl: int,
@@ -55,12 +73,28 @@ class RedisOrchestration:
     async def dispatch(
         self, parent: MessageHeader, calls: Sequence[SubCall], group_id: str | None
     ) -> bool:
-        """Send the sub-calls in one script, unless they went out before; True if sent now.
+        """Send the sub-calls, unless they went out before; True if sent now.
 
-        Raises ``NoOnlineWorkerError`` (nothing sent) or ``TaskCancelledError`` (the parent is
+        Three steps: the advisory online check (the registry's slot), the children's records
+        (the session's), then their commands and task indexes (other slots), which a re-run of
+        the parent sends again for the children never delivered. Raises
+        ``NoOnlineWorkerError`` (nothing sent) or ``TaskCancelledError`` (the parent is
         cancelled: no new children)."""
         session = parent.session_id
         registry = self._keys.session_registry(session)
+        agent_types = list(dict.fromkeys(call.header.target_agent_type for call in calls))
+        online = evalsha(
+            ONLINE,
+            [self._keys.agent_type_workers(agent_type) for agent_type in agent_types],
+            [self._keys.worker_online_prefix(), ""],
+        )
+        (offline,) = await self._batcher.execute(online)
+        first_offline = 0
+        if offline:
+            missing = agent_types[offline - 1]
+            first_offline = next(
+                i for i, call in enumerate(calls, 1) if call.header.target_agent_type == missing
+            )
         keys = [
             registry,
             self._keys.task_children(session, parent.message_id),
@@ -71,24 +105,10 @@ class RedisOrchestration:
             group_id or "",
             json.dumps([call.header.message_id for call in calls]) if group_id else "",
             self._record_ttl,
-            self._keys.worker_online_prefix(),
-            session,
+            first_offline,
         ]
         for call in calls:
-            header = call.header
-            stream = self._keys.agent_type_stream(header.target_agent_type)
-            keys += [
-                stream,
-                self._keys.agent_type_workers(header.target_agent_type),
-                self._keys.task_index(header.message_id),
-            ]
-            record = new_record(header, reply=call.wait_for_reply)
-            args += [
-                header.message_id,
-                record,
-                call.envelope,
-                self._signature(call.envelope, stream),
-            ]
+            args += [call.header.message_id, new_record(call.header, reply=call.wait_for_reply)]
         (reply,) = await self._batcher.execute(evalsha(DISPATCH, keys, args))
         verdict, _, detail = reply.decode().partition(":")
         if verdict == "offline":
@@ -110,7 +130,25 @@ class RedisOrchestration:
             raise TaskCancelledError(
                 f"task {parent.message_id} may not dispatch sub-calls: {detail}"
             )
-        return verdict == "ok"
+        if verdict == "ok":
+            await self._deliver(session, calls)
+            return True
+        again = [calls[int(index) - 1] for index in detail.split(",") if index]
+        if again:
+            await self._deliver(session, again)
+        return False
+
+    async def _deliver(self, session_id: str, calls: Sequence[SubCall]) -> None:
+        """The children's commands and task indexes, in one batch (their records are written)."""
+        commands: list[RedisCommand] = []
+        for call in calls:
+            header = call.header
+            stream = self._keys.send_stream(header.target_agent_type, session_id)
+            index = self._keys.task_index(header.message_id)
+            commands.append(("SET", index, session_id, "EX", self._record_ttl))
+            signature = self._signature(call.envelope, stream)
+            commands.append(command_entry(stream, call.envelope, signature))
+        await self._batcher.execute(*commands)
 
     async def results(
         self, session_id: str, message_ids: Sequence[str]
@@ -159,22 +197,11 @@ class RedisOrchestration:
         return reply == 1
 
     async def resume(self, header: MessageHeader, envelope: bytes) -> None:
-        """Queue a ResumeCommand for a task waiting for the user; ``TaskNotWaitingError`` (and
-        nothing changes) if it is not waiting."""
-        stream = self._keys.agent_type_stream(header.target_agent_type)
-        keys = [
-            self._keys.session_registry(header.session_id),
-            stream,
-            self._keys.task_index(header.message_id),
-        ]
-        args = [
-            header.message_id,
-            envelope,
-            self._signature(envelope, stream),
-            time.time(),
-            self._record_ttl,
-        ]
-        (reply,) = await self._batcher.execute(evalsha(RESUME, keys, args))
+        """Queue a ResumeCommand for a task waiting for the user: its record, then the command;
+        ``TaskNotWaitingError`` (and nothing changes) if it is not waiting."""
+        registry = self._keys.session_registry(header.session_id)
+        args = [header.message_id, time.time(), self._record_ttl]
+        (reply,) = await self._batcher.execute(evalsha(RESUME, [registry], args))
         if reply == b"missing":
             raise TaskNotWaitingError(
                 f"no task {header.message_id!r} in session {header.session_id!r}: never sent, "
@@ -186,11 +213,40 @@ class RedisOrchestration:
                 f"task {header.message_id!r} is {status}, not waiting for the user: only a task "
                 "that called ask_user (status waiting_user) can be resumed, once per question"
             )
+        # The record is QUEUED for its next run: now the command (its stream's slot).
+        stream = self._keys.send_stream(header.target_agent_type, header.session_id)
+        index = self._keys.task_index(header.message_id)
+        await self._batcher.execute(
+            command_entry(stream, envelope, self._signature(envelope, stream)),
+            ("EXPIRE", index, self._record_ttl),
+        )
 
     async def cancel_tree(
         self, session_id: str, message_ids: Sequence[str], reason: str
     ) -> CancelReport:
-        """Cancel the tasks and everything under them (breadth-first), see CANCEL_TREE."""
+        """Cancel the tasks and everything under them (breadth-first), see CANCEL_TREE: a first
+        call, then (when tasks run on workers found offline) a second one ending those; the
+        parents' wake-ups after each."""
+        cancelled, running, wakes = await self._cancel_tree(session_id, message_ids, reason, [])
+        holders = sorted(set(running.values()))
+        if holders:
+            online = await self._batcher.execute(
+                *(("EXISTS", self._keys.worker_online(worker)) for worker in holders)
+            )
+            offline = [worker for worker, up in zip(holders, online, strict=True) if not up]
+            if offline:
+                more, running, more_wakes = await self._cancel_tree(
+                    session_id, message_ids, reason, offline
+                )
+                cancelled += more
+                wakes += more_wakes
+        if wakes:
+            await self._batcher.execute(*wake_commands(self._keys, wakes))
+        return CancelReport(cancelled, running)
+
+    async def _cancel_tree(
+        self, session_id: str, message_ids: Sequence[str], reason: str, offline: list[str]
+    ) -> tuple[int, dict[str, str], list[bytes]]:
         keys = [
             self._keys.session_registry(session_id),
             self._keys.session_data_stream(session_id),
@@ -202,15 +258,14 @@ class RedisOrchestration:
             self._record_ttl,
             self._data_maxlen,
             self._data_ttl,
-            self._keys.worker_online_prefix(),
+            json.dumps(offline),
             self._keys.task_children_prefix(session_id),
             self._keys.task_group(session_id, ""),
-            self._keys.worker_notices_prefix(),
         ]
         (reply,) = await self._batcher.execute(evalsha(CANCEL_TREE, keys, args))
-        cancelled, running = reply
+        cancelled, running, wakes = reply
         pairs = [item.decode() for item in running]
-        return CancelReport(int(cancelled), dict(zip(pairs[::2], pairs[1::2], strict=True)))
+        return int(cancelled), dict(zip(pairs[::2], pairs[1::2], strict=True)), list(wakes)
 
     async def send_to_worker(self, worker_id: str, envelope: bytes) -> None:
         """Add a (signed) command to one worker's notice stream, which it reads even when all
@@ -219,4 +274,4 @@ class RedisOrchestration:
         fields = ["e", envelope]
         if self._signing_key:
             fields += ["s", self._signature(envelope, stream)]
-        await self._batcher.execute(("XADD", stream, "MAXLEN", "~", 1000, "*", *fields))
+        await self._batcher.execute(("XADD", stream, "MAXLEN", "~", NOTICE_MAXLEN, "*", *fields))

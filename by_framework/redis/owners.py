@@ -1,12 +1,12 @@
 """Who created each session: the HTTP gateway lets no one else near it."""
 
-from by_framework.redis.batching import CommandBatcher, evalsha
+from by_framework.redis.batching import Batcher, evalsha
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.scripts import CLAIM_SESSION
 
 
 class RedisSessionOwners:
-    def __init__(self, batcher: CommandBatcher, keys: KeySpace, retention: int) -> None:
+    def __init__(self, batcher: Batcher, keys: KeySpace, retention: int) -> None:
         self._batcher = batcher
         self._keys = keys
         self._retention = retention

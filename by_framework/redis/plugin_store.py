@@ -3,11 +3,10 @@
 import logging
 import time
 
-from redis.asyncio import Redis
-
 from by_framework.ports import ReloadAck
 from by_framework.protocol.signing import data_signature_holds, sign_data
-from by_framework.redis.batching import CommandBatcher, evalsha
+from by_framework.redis.batching import Batcher, evalsha
+from by_framework.redis.connection import RedisClient
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.replies import entries, read_entries
 from by_framework.redis.scripts import CONFIG_VERSION
@@ -23,8 +22,8 @@ log = logging.getLogger("by_framework.plugins")
 class RedisPluginStore:
     def __init__(
         self,
-        redis: Redis,
-        batcher: CommandBatcher,
+        redis: RedisClient,
+        batcher: Batcher,
         keys: KeySpace,
         retention: int,
         signing_key: bytes | None,

@@ -1,12 +1,12 @@
 """A token bucket per caller in Redis, shared by every gateway replica."""
 
-from by_framework.redis.batching import CommandBatcher, evalsha
+from by_framework.redis.batching import Batcher, evalsha
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.scripts import TAKE_TOKEN
 
 
 class RedisRateLimiter:
-    def __init__(self, batcher: CommandBatcher, keys: KeySpace) -> None:
+    def __init__(self, batcher: Batcher, keys: KeySpace) -> None:
         self._batcher = batcher
         self._keys = keys
 

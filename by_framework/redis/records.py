@@ -5,19 +5,22 @@ import time
 from typing import Any
 
 from pydantic_core import to_json
-from redis.asyncio import Redis
 
 from by_framework.protocol import AgentState, MessageHeader
 from by_framework.protocol.records import TaskRecord
+from by_framework.redis.connection import RedisClient
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.replies import byte_hash, text
 
 RESULT_SUFFIX = ":r"
 
 
-def new_record(header: MessageHeader, now: float | None = None, *, reply: bool = False) -> bytes:
+def new_record(
+    header: MessageHeader, now: float | None = None, *, reply: bool = False, send_id: str = ""
+) -> bytes:
     """The JSON of a QUEUED record for this command (the scripts update it in place); ``reply``:
-    its parent waits for its result (it is woken when the task ends)."""
+    its parent waits for its result (it is woken when the task ends); ``send_id``: the send that
+    wrote it, so that a retry of that send knows the record for its own."""
     at = time.time() if now is None else now
     record = {
         "message_id": header.message_id,
@@ -36,6 +39,7 @@ def new_record(header: MessageHeader, now: float | None = None, *, reply: bool =
         "delivery_count": 0,
         "run": 0,
         "reply": reply,
+        "send_id": send_id,
         "timeline": [[AgentState.QUEUED.value, at]],
     }
     return to_json(record)
@@ -50,7 +54,7 @@ def parse_record(raw: bytes | str, result_event: bytes | str | None) -> TaskReco
 
 
 class RedisTaskStore:
-    def __init__(self, redis: Redis, keys: KeySpace) -> None:
+    def __init__(self, redis: RedisClient, keys: KeySpace) -> None:
         self._redis = redis
         self._keys = keys
 

@@ -6,9 +6,8 @@ import secrets
 from collections.abc import Sequence
 from itertools import chain
 
-from redis.asyncio import Redis
-
 from by_framework.ports import WorkerProfile, WorkerReport
+from by_framework.redis.connection import RedisClient
 from by_framework.redis.keys import DEFAULT_PREFIX, KeySpace
 from by_framework.redis.replies import text
 from by_framework.redis.scripts import HEARTBEAT, PRUNE_MEMBERS, RELEASE_LOCK
@@ -57,7 +56,7 @@ class WorkerRegistry:
 
     def __init__(
         self,
-        redis_client: Redis,
+        redis_client: RedisClient,
         key_prefix: str | None = None,
         retention_seconds: int = DEFAULT_RETENTION_S,
     ) -> None:
@@ -84,8 +83,10 @@ class WorkerRegistry:
         profile: WorkerProfile | None = None,
         report: WorkerReport | None = None,
     ) -> None:
-        """Membership, online key and worker info, in one transaction: the heartbeat's work,
-        after setting what only registering sets (the worker's agent types, its profile)."""
+        """What only registering sets (the worker's agent types, its profile) in one
+        transaction, then the heartbeat's work (membership, online key, worker info): a crash
+        between them leaves a worker that is not online, which ``prune`` drops. (A script
+        inside a pipeline is refused on a cluster by redis-py before 8.2.)"""
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(self.keys.worker_agent_types(worker_id))
         pipe.sadd(self.keys.worker_agent_types(worker_id), *agent_types)
@@ -97,8 +98,8 @@ class WorkerRegistry:
         keys, args = heartbeat_args(
             self.keys, worker_id, agent_types, token, ttl, self._retention, report
         )
-        await self._heartbeat(keys=keys, args=args, client=pipe)
         await pipe.execute()
+        await self._heartbeat(keys=keys, args=args)
 
     async def heartbeat(
         self,
@@ -134,8 +135,9 @@ class WorkerRegistry:
             self.keys.worker_info(worker_id),
         )
         pipe.srem(self.keys.known_workers(), worker_id)
-        await self._release_lock(keys=[self.keys.worker_lock(worker_id)], args=[token], client=pipe)
         await pipe.execute()
+        # After the rest: a crash before it leaves the lock to expire with its lease.
+        await self._release_lock(keys=[self.keys.worker_lock(worker_id)], args=[token])
 
     async def is_online(self, worker_id: str) -> bool:
         return bool(await self.redis.exists(self.keys.worker_online(worker_id)))

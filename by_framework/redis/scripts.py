@@ -1,5 +1,10 @@
 """Lua scripts: every state transition of an execution record is one atomic script.
 
+Every script touches the keys of one hash slot (``keys.py``): a session's, an agent type's
+stream, or the registry. A step that changes keys of two slots (write the record, then deliver or
+acknowledge the control entry) is two steps, ordered as docs/execution.md ("Atomic steps and
+crashes") sets out.
+
 Records live in the session's registry hash: field ``<message_id>`` holds the record's metadata
 as JSON (only ours, so cjson's round trip is safe), field ``<message_id>:r`` holds the envelope of
 the run's result event, untouched by Lua (cjson would turn an empty list into ``{}``).
@@ -33,18 +38,15 @@ local function set_status(rec, status, now)
   rec.updated_at = now
   table.insert(rec.timeline, {status, now})
 end
-local function add_command(stream, envelope, signature)
-  if signature ~= '' then return redis.call('XADD', stream, '*', 'e', envelope, 's', signature) end
-  return redis.call('XADD', stream, '*', 'e', envelope)
-end
 local function holds_run(status)
   return status == 'running' or status == 'waiting_reply'
 end
--- A task reached a terminal state: wake its parent if the parent waits for it. A group child
--- counts its group down and only the last one wakes the parent. The wake-up goes to the notice
--- stream of the worker holding the parent now; a parent whose worker died finds the result in
--- the journal (the child's record) when it is re-run.
-local function notify_parent(registry, rec, notices_prefix, group_prefix)
+-- A task reached a terminal state: count its group down, and name the parent to wake if the
+-- parent waits for it (a group child: only the last one of its group). The wake-up (worker id,
+-- then the child's or group's id) is appended to ``wakes``: the caller adds it to the notice
+-- stream of that worker, another slot. A parent whose wake-up is lost re-reads the journal
+-- on its periodic re-check; one whose worker died finds it when re-run.
+local function notify_parent(registry, rec, group_prefix, wakes)
   local parent_id = rec.parent_message_id
   if parent_id == nil or parent_id == '' then return end
   local key = rec.message_id
@@ -60,48 +62,84 @@ local function notify_parent(registry, rec, notices_prefix, group_prefix)
   if not raw then return end
   local parent = cjson.decode(raw)
   if holds_run(parent.status) and parent.worker_id ~= '' then
-    redis.call('XADD', notices_prefix .. parent.worker_id, 'MAXLEN', '~', 1000, '*', 'n', key)
+    table.insert(wakes, parent.worker_id)
+    table.insert(wakes, key)
   end
 end
 """
 
-# KEYS: agent-type worker set, session registry, task index, control stream
-# ARGV: online-key prefix, target worker id or "", message id, record JSON, envelope, record TTL,
-#       session id, signature or ""
-# Returns the stream entry id; 0 when no worker is online; -1 when the message id is taken.
-ENQUEUE = Script(
-    "enqueue",
-    _HELPERS
-    + """
-local target = ARGV[2]
-if target ~= '' then
-  if redis.call('EXISTS', ARGV[1] .. target) == 0 then return 0 end
-else
+# KEYS: the agent types' worker sets (registry slot)
+# ARGV: online-key prefix, target worker id or ""
+# The advisory online check before a send: 0 when the target worker is online (with a target),
+# else when every set has an online member; otherwise the 1-based index of the first set
+# without one (1 for an offline target).
+ONLINE = Script(
+    "online",
+    """
+if ARGV[2] ~= '' then
+  return redis.call('EXISTS', ARGV[1] .. ARGV[2]) == 1 and 0 or 1
+end
+for i, members in ipairs(KEYS) do
   local online = false
-  for _, worker in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  for _, worker in ipairs(redis.call('SMEMBERS', members)) do
     if redis.call('EXISTS', ARGV[1] .. worker) == 1 then online = true; break end
   end
-  if not online then return 0 end
+  if not online then return i end
 end
-if redis.call('HSETNX', KEYS[2], ARGV[3], ARGV[4]) == 0 then return -1 end
-redis.call('EXPIRE', KEYS[2], ARGV[6])
-redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[6])
-return add_command(KEYS[4], ARGV[5], ARGV[8])
+return 0
+""",
+)
+
+# KEYS: session registry
+# ARGV: message id, record JSON (carrying the send id), record TTL, send id
+# The first step of a send: the QUEUED record, written only if the message id is free. Returns
+# "new" (written), "again" (this very send wrote it before and it was not delivered yet: a retry,
+# deliver it again), "sent" (this send wrote it and it ran since: done) or "taken" (another
+# command has that id: nothing is written, nothing may be sent).
+CLAIM = Script(
+    "claim",
+    """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  return 'new'
+end
+local rec = cjson.decode(redis.call('HGET', KEYS[1], ARGV[1]))
+if rec.send_id ~= ARGV[4] then return 'taken' end
+if rec.status == 'queued' and (rec.delivery_count or 0) == 0 then return 'again' end
+return 'sent'
+""",
+)
+
+# KEYS: session registry
+# ARGV: message id, send id
+# Takes back a record this send claimed and never delivered (no worker was online). Returns 1, or
+# 0 when it is not that (nothing changes).
+UNCLAIM = Script(
+    "unclaim",
+    """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local rec = cjson.decode(raw)
+if rec.send_id ~= ARGV[2] or rec.status ~= 'queued' or (rec.delivery_count or 0) > 0 then
+  return 0
+end
+return redis.call('HDEL', KEYS[1], ARGV[1])
 """,
 )
 
 # KEYS: session registry, session data stream
 # ARGV: message id, worker id, now, record TTL, record JSON to use when none exists (or "": then
 #       a missing record answers "missing" and the caller calls again with one),
-#       RUNNING state-event envelope, data MAXLEN, data TTL, stream entry id, online-key prefix,
-#       max deliveries, the plugin config version the run uses
+#       RUNNING state-event envelope, data MAXLEN, data TTL, stream entry id, the holder the
+#       caller found offline or "", max deliveries, the plugin config version the run uses
 # Returns "run:<run number>", "cancel:<reason>" (a cancel came for it while its worker was down:
 # this worker holds it now and ends it CANCELLED), "missing", "skip:<why>" (ack it),
-# "busy:<holder>" (the holder is alive: give the entry back to it) or "exhausted:<runs>"
-# (dead-letter it). The run number counts resumes: sub-call ids are derived from it.
+# "held:<holder>" (another worker holds it: the caller checks that one is online, and calls again
+# naming it if it is not) or "exhausted:<runs>" (dead-letter it). The run number counts resumes:
+# sub-call ids are derived from it.
 # A RUNNING record runs again only from the very entry it ran from, and only when that entry was
-# redelivered to the same worker id (its restart) or its holder's lease lapsed (reclaimed). Any
-# other entry of a running message is a duplicate.
+# redelivered to the same worker id (its restart) or its holder is offline (reclaimed). Any other
+# entry of a running message is a duplicate.
 BEGIN = Script(
     "begin",
     _HELPERS
@@ -112,8 +150,8 @@ local rec = cjson.decode(raw or ARGV[5])
 local now = tonumber(ARGV[3])
 if holds_run(rec.status) then
   if rec.entry_id ~= ARGV[9] then return 'skip:duplicate of a running entry' end
-  if rec.worker_id ~= ARGV[2] and redis.call('EXISTS', ARGV[10] .. rec.worker_id) == 1 then
-    return 'busy:' .. rec.worker_id
+  if rec.worker_id ~= ARGV[2] and rec.worker_id ~= ARGV[10] then
+    return 'held:' .. rec.worker_id
   end
 elseif rec.status ~= 'queued' then
   return 'skip:' .. rec.status
@@ -128,86 +166,108 @@ rec.delivery_count = (rec.delivery_count or 0) + 1
 rec.config_version = tonumber(ARGV[12])
 set_status(rec, 'running', now)
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
-if not raw then redis.call('EXPIRE', KEYS[1], ARGV[4]) end  -- else enqueue set the TTL
+if not raw then redis.call('EXPIRE', KEYS[1], ARGV[4]) end  -- else the send set the TTL
 append_events(KEYS[2], ARGV[7], ARGV[8], ARGV[6])
 if rec.cancel ~= nil and rec.cancel ~= '' then return 'cancel:' .. rec.cancel end
 return 'run:' .. (rec.run or 0)
 """,
 )
 
-# KEYS: session registry, session data stream, control stream, task index
+# KEYS: session registry, session data stream
 # ARGV: message id, worker id, now, status, error or "", result-event envelope (also kept in the
 #       record's result field), end-event envelope, record TTL, data MAXLEN, data TTL,
-#       consumer group, entry id, extra state-event envelope or "" (written first),
-#       notice-stream prefix, task-group key prefix
-# Records the outcome, writes the final events and acknowledges the entry, all at once; a
-# terminal outcome wakes a parent waiting for it.
-# Returns "ok", or "stale" when another worker holds the record now (nothing is written).
+#       entry id, extra state-event envelope or "" (written first), task-group key prefix, then
+#       the task's own events not yet written
+# Records the outcome and writes the final events at once; a terminal outcome counts its group
+# down. The caller acknowledges the entry after this (another slot), and wakes the parent named.
+# Returns {"ok", worker id, child or group id, ...} (the wake-ups to send), {"ended"} (this run
+# ended with this outcome before: a retry; acknowledge it) or {"stale"} (another worker or run
+# holds the record now, or it ended otherwise: nothing is written and the entry is not this
+# worker's to acknowledge).
 FINISH = Script(
     "finish",
     _HELPERS
     + """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if not raw then return 'stale' end
+if not raw then return {'stale'} end
 local rec = cjson.decode(raw)
-if not holds_run(rec.status) or rec.worker_id ~= ARGV[2] then return 'stale' end
+if rec.worker_id ~= ARGV[2] or rec.entry_id ~= ARGV[11] then return {'stale'} end
+if not holds_run(rec.status) then
+  -- this run's outcome already recorded (a retry whose reply was lost), or another one (a cancel
+  -- that found this worker offline): only the first is this worker's to acknowledge
+  if rec.status == ARGV[4] and rec.error == ARGV[5] then return {'ended'} end
+  return {'stale'}
+end
 local now = tonumber(ARGV[3])
 rec.finished_at = now
 rec.error = ARGV[5]
 set_status(rec, ARGV[4], now)
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec), ARGV[1] .. ':r', ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[8])
-redis.call('EXPIRE', KEYS[4], ARGV[8])
-local events = {unpack(ARGV, 16)}  -- the task's own events not yet written, first
-if ARGV[13] ~= '' then events[#events + 1] = ARGV[13] end
+local events = {unpack(ARGV, 14)}  -- the task's own events not yet written, first
+if ARGV[12] ~= '' then events[#events + 1] = ARGV[12] end
 events[#events + 1] = ARGV[6]
 events[#events + 1] = ARGV[7]
 append_events(KEYS[2], ARGV[9], ARGV[10], unpack(events))
-redis.call('XACK', KEYS[3], ARGV[11], ARGV[12])
-if ARGV[4] ~= 'waiting_user' then notify_parent(KEYS[1], rec, ARGV[14], ARGV[15]) end
-return 'ok'
+local reply = {'ok'}
+if ARGV[4] ~= 'waiting_user' then notify_parent(KEYS[1], rec, ARGV[13], reply) end
+return reply
 """,
 )
 
-# KEYS: session registry, control stream
-# ARGV: message id, worker id, now, consumer group, entry id, envelope, signature or "",
-#       "crashed" if the worker died running it, else ""
-# Hands an entry back to the queue (graceful shutdown, eviction): the record returns to QUEUED
-# if that worker held it, a fresh copy of the entry goes to the stream's end, and the old one is
-# acked.
-HAND_BACK = Script(
-    "hand_back",
+# KEYS: session registry
+# ARGV: message id, worker id, now, "crashed" if the worker died running it, else ""
+# The first step of a hand-back (graceful shutdown, eviction): the record returns to QUEUED if
+# that worker holds it. The caller then re-adds the entry and acknowledges the old one
+# (REQUEUE, the stream's slot). Returns 1, or 0 when the worker did not hold it.
+RELEASE_RUN = Script(
+    "release_run",
     _HELPERS
     + """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if raw then
-  local rec = cjson.decode(raw)
-  if holds_run(rec.status) and rec.worker_id == ARGV[2] then
-    rec.worker_id = ''
-    -- an interrupted run is not a failed delivery: max_deliveries counts crashes only
-    if ARGV[8] ~= 'crashed' then
-      rec.delivery_count = math.max(0, (rec.delivery_count or 1) - 1)
-    end
-    set_status(rec, 'queued', tonumber(ARGV[3]))
-    redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
-  end
+if not raw then return 0 end
+local rec = cjson.decode(raw)
+if not holds_run(rec.status) or rec.worker_id ~= ARGV[2] then return 0 end
+rec.worker_id = ''
+-- an interrupted run is not a failed delivery: max_deliveries counts crashes only
+if ARGV[4] ~= 'crashed' then
+  rec.delivery_count = math.max(0, (rec.delivery_count or 1) - 1)
 end
-add_command(KEYS[2], ARGV[6], ARGV[7])
-redis.call('XACK', KEYS[2], ARGV[4], ARGV[5])
-return 'ok'
+set_status(rec, 'queued', tonumber(ARGV[3]))
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
+return 1
 """,
 )
 
-# KEYS: session registry, session data stream, control stream, dead-letter stream
+# KEYS: control stream
+# ARGV: consumer group, entry id, envelope, signature or ""
+# Moves an entry to the stream's end: a fresh copy is added and the old one acknowledged, at
+# once. Returns the copy's entry id.
+REQUEUE = Script(
+    "requeue",
+    """
+local new_id
+if ARGV[4] ~= '' then
+  new_id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[3], 's', ARGV[4])
+else
+  new_id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[3])
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return new_id
+""",
+)
+
+# KEYS: session registry, session data stream
 # ARGV: message id, now, error, result-event envelope, end-event envelope, record TTL, data MAXLEN,
-#       data TTL, consumer group, entry id, dead-letter MAXLEN, notice-stream prefix, task-group
-#       key prefix, then the dead letter's fields and values (bounded by the caller)
+#       data TTL, task-group key prefix
 # Gives up on a command that used up its deliveries: its task ends FAILED (unless it already
-# ended), the entry goes to the dead-letter stream with the reason, and is acknowledged.
+# ended). The caller writes the dead letter beside it and acknowledges the entry after it.
+# Returns {"ok", worker id, child or group id, ...}: the wake-ups to send.
 GIVE_UP = Script(
     "give_up",
     _HELPERS
     + """
+local reply = {'ok'}
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if raw then
   local rec = cjson.decode(raw)
@@ -219,33 +279,35 @@ if raw then
     redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec), ARGV[1] .. ':r', ARGV[4])
     redis.call('EXPIRE', KEYS[1], ARGV[6])
     append_events(KEYS[2], ARGV[7], ARGV[8], ARGV[4], ARGV[5])
-    notify_parent(KEYS[1], rec, ARGV[12], ARGV[13])
+    notify_parent(KEYS[1], rec, ARGV[9], reply)
   end
 end
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[11], '*', unpack(ARGV, 14))
-redis.call('XACK', KEYS[3], ARGV[9], ARGV[10])
-return 'ok'
+return reply
 """,
 )
 
 # KEYS: session registry, the parent's children list, the group hash (the registry again when
-#       there is no group), then per child: its control stream, its agent type's worker set,
-#       its task index
-# ARGV: parent id, group id or "", group's child ids as JSON or "", record TTL, online-key
-#       prefix, session id, then per child: message id, record JSON, envelope, signature or ""
-# Dispatches sub-calls once: if the first child's record exists they went out before (a re-run
-# of the parent), and nothing is sent again. Returns "ok", "exists", "diverged:<what was sent>"
-# (the re-run made a different call under that number: user code is not deterministic),
-# "offline:<child index>" (no online worker for that child's agent type; nothing sent) or
-# "stopped:<why>" (the parent is cancelled or no longer running: no new children).
+#       there is no group)
+# ARGV: parent id, group id or "", group's child ids as JSON or "", record TTL, the 1-based
+#       index of a child whose agent type has no online worker or 0, then per child: message
+#       id, record JSON
+# The first step of a dispatch: the children's records (the journal), children list and group,
+# written once: if the first child's record exists they were written before (a re-run of the
+# parent). The caller then sends the children named (their control streams are other slots).
+# Returns "ok" (written: send them all), "exists:<indices>" (written before: send again those
+# never delivered, comma-separated 1-based indices, maybe none: a sender that died between the
+# steps is made good, and a duplicate is skipped by ``begin``), "diverged:<what was sent>" (the
+# re-run made a different call under that number: user code is not deterministic),
+# "offline:<child index>" (nothing written) or "stopped:<why>" (the parent is cancelled or no
+# longer running: no new children).
 DISPATCH = Script(
     "dispatch",
     _HELPERS
     + """
 local parent_raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not parent_raw then return 'stopped:its record is gone' end
-local n = (#ARGV - 6) / 4
-local sent_raw = redis.call('HGET', KEYS[1], ARGV[7])
+local n = (#ARGV - 5) / 2
+local sent_raw = redis.call('HGET', KEYS[1], ARGV[6])
 if sent_raw then
   local sent = cjson.decode(sent_raw)
   local sent_group = sent.task_group_id or ''
@@ -253,39 +315,32 @@ if sent_raw then
   if sent_group ~= '' then
     size = #cjson.decode(redis.call('HGET', KEYS[3], 'children') or '[]')
   end
-  local wanted = cjson.decode(ARGV[8])
+  local wanted = cjson.decode(ARGV[7])
   if sent.agent_type ~= wanted.agent_type or sent_group ~= ARGV[2] or size ~= n then
     return 'diverged:' .. (sent_group ~= '' and 'a group of ' .. size or 'a call') .. ' to '
       .. sent.agent_type
   end
-  return 'exists'
+  local again = {}
+  for i = 1, n do
+    local raw = redis.call('HGET', KEYS[1], ARGV[4 + i * 2])
+    local child = raw and cjson.decode(raw)
+    if child and child.status == 'queued' and (child.delivery_count or 0) == 0 then
+      table.insert(again, i)
+    end
+  end
+  return 'exists:' .. table.concat(again, ',')
 end
 local parent = cjson.decode(parent_raw)
 if parent.cancel ~= nil and parent.cancel ~= '' then return 'stopped:cancelled' end
 if not holds_run(parent.status) then return 'stopped:' .. parent.status end
-local checked = {}
-for i = 1, n do
-  local members = KEYS[3 + (i - 1) * 3 + 2]
-  if not checked[members] then
-    local online = false
-    for _, worker in ipairs(redis.call('SMEMBERS', members)) do
-      if redis.call('EXISTS', ARGV[5] .. worker) == 1 then online = true; break end
-    end
-    if not online then return 'offline:' .. i end
-    checked[members] = true
-  end
-end
+if ARGV[5] ~= '0' then return 'offline:' .. ARGV[5] end
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[3], 'remaining', n, 'children', ARGV[3], 'parent', ARGV[1])
   redis.call('EXPIRE', KEYS[3], ARGV[4])
 end
 for i = 1, n do
-  local a = 6 + (i - 1) * 4
-  local k = 3 + (i - 1) * 3
-  redis.call('HSET', KEYS[1], ARGV[a + 1], ARGV[a + 2])
-  redis.call('SET', KEYS[k + 3], ARGV[6], 'EX', ARGV[4])
-  redis.call('RPUSH', KEYS[2], ARGV[a + 1])
-  add_command(KEYS[k + 1], ARGV[a + 3], ARGV[a + 4])
+  redis.call('HSET', KEYS[1], ARGV[4 + i * 2], ARGV[5 + i * 2])
+  redis.call('RPUSH', KEYS[2], ARGV[4 + i * 2])
 end
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -316,13 +371,15 @@ return 1
 )
 
 # KEYS: session registry, session data stream
-# ARGV: root message ids as JSON, reason, now, record TTL, data MAXLEN, data TTL, online-key
-#       prefix, children-list key prefix, task-group key prefix, notice-stream prefix
+# ARGV: root message ids as JSON, reason, now, record TTL, data MAXLEN, data TTL, the workers the
+#       caller found offline as JSON, children-list key prefix, task-group key prefix
 # Cancels task trees, breadth-first from the roots through the children lists. A queued task,
-# one waiting for the user, and one whose worker is gone end CANCELLED here (record, state,
-# result and end events; a queued entry is skipped when picked up). A task running on a live
-# worker is marked (no new sub-calls; a re-run of it ends CANCELLED at once) and returned for its
-# worker to stop. Returns {cancelled here, {message id, worker id, ...}}.
+# one waiting for the user, and one whose worker is offline end CANCELLED here (record, state,
+# result and end events; a queued entry is skipped when picked up). A task running on any other
+# worker is marked (no new sub-calls; a re-run of it ends CANCELLED at once) and returned: the
+# caller checks those workers are online, calls again naming the ones that are not, and tells the
+# live ones to stop their tasks. Returns {cancelled here, {message id, worker id, ...},
+# {worker id, child or group id, ...} (the wake-ups to send)}.
 CANCEL_TREE = Script(
     "cancel_tree",
     _HELPERS
@@ -334,7 +391,9 @@ local function envelope(rec, event)
     seq = 0, ts = now, event = event})
 end
 local queue, seen, head = cjson.decode(ARGV[1]), {}, 1
-local running, cancelled = {}, 0
+local running, wakes, cancelled = {}, {}, 0
+local offline = {}
+for _, worker in ipairs(cjson.decode(ARGV[7])) do offline[worker] = true end
 while head <= #queue do
   local id = queue[head]
   head = head + 1
@@ -348,8 +407,7 @@ while head <= #queue do
     local open = rec and (holds_run(rec.status) or rec.status == 'queued'
       or rec.status == 'waiting_user')
     if open then
-      local live = holds_run(rec.status) and rec.worker_id ~= ''
-        and redis.call('EXISTS', ARGV[7] .. rec.worker_id) == 1
+      local live = holds_run(rec.status) and rec.worker_id ~= '' and not offline[rec.worker_id]
       if live then
         rec.cancel = reason
         redis.call('HSET', KEYS[1], id, cjson.encode(rec))
@@ -366,22 +424,23 @@ while head <= #queue do
         append_events(KEYS[2], ARGV[5], ARGV[6],
           envelope(rec, {type = 'state', state = 'cancelled', detail = reason}), result,
           envelope(rec, {type = 'end', status = 'cancelled'}))
-        notify_parent(KEYS[1], rec, ARGV[10], ARGV[9])
+        notify_parent(KEYS[1], rec, ARGV[9], wakes)
         cancelled = cancelled + 1
       end
     end
   end
 end
 if cancelled > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
-return {cancelled, running}
+return {cancelled, running, wakes}
 """,
 )
 
-# KEYS: session registry, the task's control stream, task index
-# ARGV: message id, envelope, signature or "", now, record TTL
-# Queues a ResumeCommand for a task waiting for the user: its record goes back to QUEUED with the
-# next run number (fresh deliveries), and the command is added. Returns "ok", "missing", or
-# "status:<status>" when the task is not waiting for the user (nothing changes).
+# KEYS: session registry
+# ARGV: message id, now, record TTL
+# The first step of a resume, for a task waiting for the user: its record goes back to QUEUED with
+# the next run number (fresh deliveries); the caller then adds the ResumeCommand to its control
+# stream. Returns "ok", "missing", or "status:<status>" when the task is not waiting for the user
+# (nothing changes).
 RESUME = Script(
     "resume",
     _HELPERS
@@ -394,11 +453,10 @@ rec.run = (rec.run or 0) + 1
 rec.delivery_count = 0
 rec.worker_id = ''
 rec.entry_id = ''
-set_status(rec, 'queued', tonumber(ARGV[4]))
+set_status(rec, 'queued', tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('EXPIRE', KEYS[3], ARGV[5])
-return add_command(KEYS[2], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 'ok'
 """,
 )
 
@@ -578,10 +636,13 @@ return owner
 )
 
 ALL_SCRIPTS = (
-    ENQUEUE,
+    ONLINE,
+    CLAIM,
+    UNCLAIM,
     BEGIN,
     FINISH,
-    HAND_BACK,
+    RELEASE_RUN,
+    REQUEUE,
     GIVE_UP,
     DISPATCH,
     SET_WAITING,

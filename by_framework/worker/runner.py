@@ -545,7 +545,8 @@ class WorkerRunner:
             self._waiters,
             slot,
             set_waiting,
-            recheck=self.settings.sweep_interval,
+            # a lost wake-up costs at most this long; the re-read at most once a heartbeat
+            recheck=max(self.settings.sweep_interval, self.settings.heartbeat_interval),
             retrying=self._retrying,
             metrics=self.metrics,
         )

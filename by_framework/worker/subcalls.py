@@ -264,9 +264,16 @@ class SubCalls:
 
     async def _dispatch(self, calls: Sequence[SubCall], group_id: str | None) -> bool:
         """Send the calls, unless a run before this one did: True if sent now."""
-        sent = await self._retrying(
-            lambda: self._orchestration.dispatch(self._header, calls, group_id)
-        )
+        try:
+            sent = await self._retrying(
+                lambda: self._orchestration.dispatch(self._header, calls, group_id)
+            )
+        except TaskCancelledError as exc:
+            # Cancelled in Redis before this worker heard of it: the run ends CANCELLED, as
+            # it would had the cancel come first, whatever the agent makes of the error.
+            if self._cancel_reason is None:
+                self.cancel(str(exc))
+            raise
         if sent:
             self._metrics.sub_calls_sent(self._header.target_agent_type, len(calls))
         return sent

@@ -13,7 +13,7 @@ async def test_a_drained_worker_finishes_its_task_and_takes_no_new_one_until_res
     second = None
     try:
         await wait_online(client, "dr-a")
-        long = await client.send_message("echo", "dr-s", {"sleep": 3})
+        long = await client.send_message("echo", "dr-s", {"sleep": 8})  # outlasts a slow start
         await eventually(lambda: _running(client, long.message_id))
         await eventually(lambda: _in_flight(settings, "dr-a"))  # published with a heartbeat
         second = worker_process(settings, "dr-b")

@@ -1,0 +1,89 @@
+"""Fixtures of the cluster tests: a real local Redis Cluster (3 masters, 3 replicas) started for
+the test session and stopped after it, or the one ``BYF_TEST_REDIS_CLUSTER`` names (a
+``redis+cluster://host:port,...`` URL; tests that kill or reshard nodes are skipped there)."""
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio.cluster import RedisCluster
+
+from by_framework import Settings
+from by_framework.redis.connection import create_cluster
+from tests.support import LocalCluster
+
+EXTERNAL = os.environ.get("BYF_TEST_REDIS_CLUSTER")
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> Iterator[LocalCluster | None]:
+    """The cluster this session started (None when ``BYF_TEST_REDIS_CLUSTER`` names one)."""
+    if EXTERNAL:
+        yield None
+        return
+    missing = [tool for tool in ("redis-server", "redis-cli") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"a local Redis Cluster needs {' and '.join(missing)} on PATH")
+    cluster = LocalCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_url(local_cluster: LocalCluster | None) -> str:
+    return EXTERNAL or (local_cluster.url if local_cluster else "")
+
+
+@pytest.fixture
+def own_cluster(local_cluster: LocalCluster | None) -> LocalCluster:
+    """The local cluster, for a test that kills or reshards its nodes."""
+    if local_cluster is None:
+        pytest.skip("kills or reshards nodes: runs on the local cluster only")
+    return local_cluster
+
+
+@pytest.fixture
+def cluster_prefix(cluster_url: str) -> Iterator[str]:
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    asyncio.run(delete_prefix(cluster_url, prefix))
+
+
+async def delete_prefix(url: str, prefix: str) -> None:
+    cluster = create_cluster(url)
+    try:
+        await cluster.initialize()
+        for node in cluster.get_primaries():
+            async for key in cluster.scan_iter(match=f"{prefix}:*", count=1000, target_nodes=node):
+                await cluster.delete(key)
+    finally:
+        await cluster.aclose()
+
+
+@pytest.fixture
+def cluster_settings(cluster_url: str, cluster_prefix: str, tmp_path: Path) -> Settings:
+    return Settings.resolve(
+        redis_url=cluster_url,
+        key_prefix=cluster_prefix,
+        workspace_dir=str(tmp_path / "workspace"),
+        heartbeat_interval=0.2,
+        heartbeat_ttl=1.0,
+        lease_seconds=1.5,
+        sweep_interval=0.5,
+        shutdown_timeout=5.0,
+    )
+
+
+@pytest.fixture
+async def cluster_client(cluster_url: str) -> AsyncIterator[RedisCluster]:
+    cluster = create_cluster(cluster_url)
+    await cluster.initialize()
+    yield cluster
+    await cluster.aclose()

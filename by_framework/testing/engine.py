@@ -649,7 +649,10 @@ class EngineConformance:
 
     # Dead letters
 
-    async def test_a_task_out_of_deliveries_is_dead_lettered(self, bench: Bench) -> None:
+    @staticmethod
+    async def _given_up(bench: Bench, reason: str) -> tuple[MessageHeader, Delivery, Delivery]:
+        """A task of one delivery whose worker died running it, given up on by the worker that
+        reclaimed it: its header, its first delivery and the reclaimed one."""
         await bench.use(max_deliveries=1)
         await bench.online("w1", ttl=SHORT_TTL)
         await bench.online("w2")
@@ -659,11 +662,15 @@ class EngineConformance:
         await bench.lapse("w1")
         control = bench.engine.control
         (reclaimed,) = await control.reclaim(bench.streams("w2"), "w2", 100, 10)
-        verdict = await bench.begin(reclaimed, header, "w2")
-        assert verdict == Verdict("give_up", "1")
-        reason = "gave up after 1 delivery"
+        assert await bench.begin(reclaimed, header, "w2") == Verdict("give_up", "1")
         result = AgentTaskResult(status=AgentState.FAILED, error=reason)
         await control.give_up(reclaimed, header, reason, final_events(header, result))
+        return header, delivery, reclaimed
+
+    async def test_a_task_out_of_deliveries_is_dead_lettered(self, bench: Bench) -> None:
+        reason = "gave up after 1 delivery"
+        header, delivery, _ = await self._given_up(bench, reason)
+        control = bench.engine.control
         record = await bench.record(header.message_id)
         assert (record.status, record.error) == (AgentState.FAILED, reason)
         assert await control.pending_of(bench.streams("w2"), "w2") == []
@@ -678,18 +685,8 @@ class EngineConformance:
         assert await dead_letters.get("0-1") is None
 
     async def test_a_dead_letter_replays_and_purges(self, bench: Bench) -> None:
-        await bench.use(max_deliveries=1)
-        await bench.online("w1", ttl=SHORT_TTL)
-        await bench.online("w2")
-        header = await bench.send("s1")
-        delivery, _ = await bench.take_one("w1")
-        await bench.begin(delivery, header, "w1")
-        await bench.lapse("w1")
+        header, delivery, _ = await self._given_up(bench, "out")
         control = bench.engine.control
-        (reclaimed,) = await control.reclaim(bench.streams("w2"), "w2", 100, 10)
-        assert (await bench.begin(reclaimed, header, "w2")).action == "give_up"
-        result = AgentTaskResult(status=AgentState.FAILED, error="out")
-        await control.give_up(reclaimed, header, "out", final_events(header, result))
         dead_letters = bench.engine.dead_letters
         (letter,) = await dead_letters.list()
         entry_id = await dead_letters.replay(letter.id)

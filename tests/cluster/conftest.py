@@ -14,6 +14,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from by_framework import Settings
 from by_framework.redis.connection import create_cluster
+from by_framework.redis.engine import RedisEngine
 from tests.support import LocalCluster
 
 EXTERNAL = os.environ.get("BYF_TEST_REDIS_CLUSTER")
@@ -87,3 +88,12 @@ async def cluster_client(cluster_url: str) -> AsyncIterator[RedisCluster]:
     await cluster.initialize()
     yield cluster
     await cluster.aclose()
+
+
+@pytest.fixture
+async def engine(cluster_settings: Settings) -> AsyncIterator[RedisEngine]:
+    """An engine on the cluster, started (its scripts loaded on every master)."""
+    engine = RedisEngine.connect(cluster_settings)
+    await engine.start()
+    yield engine
+    await engine.aclose()

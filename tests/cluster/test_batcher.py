@@ -3,27 +3,16 @@ whose slot moved (MOVED), is moving (ASK) or whose scripts a promoted replica ne
 (NOSCRIPT) still gets its reply."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
-from by_framework import Settings
 from by_framework.redis.batching import evalsha
 from by_framework.redis.cluster_batching import ClusterBatcher, ClusterUnavailable
 from by_framework.redis.engine import RedisEngine
 from by_framework.redis.scripts import TRIM_CONSUMED
 from tests.support import LocalCluster
-
-
-@pytest.fixture
-async def engine(cluster_settings: Settings) -> AsyncIterator[RedisEngine]:
-    engine = RedisEngine.connect(cluster_settings)
-    await engine.start()
-    yield engine
-    await engine.aclose()
 
 
 def batcher_of(engine: RedisEngine) -> ClusterBatcher:

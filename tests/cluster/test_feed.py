@@ -4,26 +4,16 @@ session whose slot moves is followed on its new master."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
-import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from by_framework import Settings, StreamChunkEvent
+from by_framework import StreamChunkEvent
 from by_framework.protocol import SessionEvent, encode_event
 from by_framework.protocol.ids import new_id
 from by_framework.redis.cluster_feed import POLL_SECONDS
 from by_framework.redis.engine import RedisEngine
 from by_framework.redis.feed import FeedFollower
 from tests.support import LocalCluster
-
-
-@pytest.fixture
-async def engine(cluster_settings: Settings) -> AsyncIterator[RedisEngine]:
-    engine = RedisEngine.connect(cluster_settings)
-    await engine.start()
-    yield engine
-    await engine.aclose()
 
 
 def sessions_on_each_master(engine: RedisEngine, cluster: RedisCluster) -> list[str]:

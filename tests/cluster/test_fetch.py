@@ -4,26 +4,16 @@ stream that the fetch does not hand out."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from by_framework import Settings
 from by_framework.redis.cluster_batching import ClusterUnavailable
 from by_framework.redis.engine import RedisEngine
 from by_framework.redis.fetcher import ClusterFetcher
 from tests.support import LocalCluster
 
 BLOCK_MS = 3_000
-
-
-@pytest.fixture
-async def engine(cluster_settings: Settings) -> AsyncIterator[RedisEngine]:
-    engine = RedisEngine.connect(cluster_settings)
-    await engine.start()
-    yield engine
-    await engine.aclose()
 
 
 def streams_on_each_master(cluster: RedisCluster, prefix: str) -> list[str]:

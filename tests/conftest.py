@@ -15,6 +15,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from by_framework import GatewayClient, Settings
 from by_framework.redis.embedded import resolve_redis_url
+from tests.support import settings_for_test
 
 CORE_ONLY = os.environ.get("BYF_TEST_CORE_ONLY") == "1"
 """Set by CI's run on the lowest versions the core allows (constraints-lowest.txt), where the
@@ -64,16 +65,7 @@ async def _delete_prefix(url: str, prefix: str) -> None:
 
 @pytest.fixture
 def settings(redis_url: str, key_prefix: str, tmp_path: Path) -> Settings:
-    return Settings.resolve(
-        redis_url=redis_url,
-        key_prefix=key_prefix,
-        workspace_dir=str(tmp_path / "workspace"),
-        heartbeat_interval=0.2,
-        heartbeat_ttl=1.0,
-        lease_seconds=1.5,
-        sweep_interval=0.5,
-        shutdown_timeout=5.0,
-    )
+    return settings_for_test(redis_url, key_prefix, tmp_path)
 
 
 @pytest.fixture

@@ -541,3 +541,18 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def settings_for_test(redis_url: str, key_prefix: str, tmp_path: Path) -> Settings:
+    """The settings of a test: its own key prefix and workspace, and short intervals, so that
+    a dead worker is noticed and its work reclaimed within seconds."""
+    return Settings.resolve(
+        redis_url=redis_url,
+        key_prefix=key_prefix,
+        workspace_dir=str(tmp_path / "workspace"),
+        heartbeat_interval=0.2,
+        heartbeat_ttl=1.0,
+        lease_seconds=1.5,
+        sweep_interval=0.5,
+        shutdown_timeout=5.0,
+    )

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from by_framework import Settings
+from by_framework import GatewayClient, Settings
 from by_framework.redis.connection import create_cluster
 from by_framework.redis.engine import RedisEngine
-from tests.support import LocalCluster
+from tests.support import LocalCluster, settings_for_test
 
 EXTERNAL = os.environ.get("BYF_TEST_REDIS_CLUSTER")
 
@@ -70,16 +70,7 @@ async def delete_prefix(url: str, prefix: str) -> None:
 
 @pytest.fixture
 def cluster_settings(cluster_url: str, cluster_prefix: str, tmp_path: Path) -> Settings:
-    return Settings.resolve(
-        redis_url=cluster_url,
-        key_prefix=cluster_prefix,
-        workspace_dir=str(tmp_path / "workspace"),
-        heartbeat_interval=0.2,
-        heartbeat_ttl=1.0,
-        lease_seconds=1.5,
-        sweep_interval=0.5,
-        shutdown_timeout=5.0,
-    )
+    return settings_for_test(cluster_url, cluster_prefix, tmp_path)
 
 
 @pytest.fixture
@@ -97,3 +88,10 @@ async def engine(cluster_settings: Settings) -> AsyncIterator[RedisEngine]:
     await engine.start()
     yield engine
     await engine.aclose()
+
+
+@pytest.fixture
+async def client(cluster_settings: Settings) -> AsyncIterator[GatewayClient]:
+    client = GatewayClient.connect(cluster_settings)
+    yield client
+    await client.aclose()

@@ -6,9 +6,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
-
-import pytest
+from collections.abc import Callable
 
 from by_framework import AgentState, GatewayClient, Settings
 from by_framework.redis.keys import KeySpace
@@ -24,13 +22,6 @@ from tests.support import (
     wait_online,
     worker_process,
 )
-
-
-@pytest.fixture
-async def client(cluster_settings: Settings) -> AsyncIterator[GatewayClient]:
-    client = GatewayClient.connect(cluster_settings)
-    yield client
-    await client.aclose()
 
 
 async def test_tasks_of_many_sessions_complete(

@@ -6,7 +6,6 @@ stopped and its link cut while the master takes the write, then the master is ki
 that the loss shows rather than leaving anything stuck unseen (docs/cluster.md, "Failover")."""
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -20,13 +19,6 @@ from by_framework import (
 from by_framework.redis.keys import KeySpace
 from tests.agents import EchoAgent
 from tests.support import LocalCluster, final_result, running_worker
-
-
-@pytest.fixture
-async def client(cluster_settings: Settings) -> AsyncIterator[GatewayClient]:
-    client = GatewayClient.connect(cluster_settings)
-    yield client
-    await client.aclose()
 
 
 def masters_of(client: GatewayClient, cluster: LocalCluster, prefix: str) -> tuple[int, str, int]:

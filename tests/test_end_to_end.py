@@ -333,4 +333,6 @@ async def test_a_sharded_agent_type_spreads_its_commands_and_runs_them_all(
         (group,) = await redis.xinfo_groups(stream)
         assert group["last-delivered-id"] != b"0-0", stream
     (queue,) = [queue for queue in snapshot.queues if queue.agent_type == "echo"]
-    assert queue.pending == 0 and queue.queued == 0
+    assert queue.pending == 0
+    major = int((await redis.info("server"))["redis_version"].split(".")[0])
+    assert queue.queued == (0 if major >= 7 else None)  # Redis 6.2 has no group lag

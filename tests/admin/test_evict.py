@@ -50,7 +50,9 @@ async def test_evicting_a_live_worker_hands_back_its_waiting_parent_and_takes_no
     try:
         await wait_online(client, "ev-a")
         await wait_online(client, "ev-echo")
-        call = {"op": "call", "target": "echo", "content": {"sleep": 3}}
+        # The child outlasts starting ev-b and the CLI on a busy machine: the parent is still
+        # waiting for it when ev-a is evicted.
+        call = {"op": "call", "target": "echo", "content": {"sleep": 10}}
         parent = await client.send_message("planner", "ev-s", call)
 
         async def waiting() -> bool:
@@ -73,7 +75,7 @@ async def test_evicting_a_live_worker_hands_back_its_waiting_parent_and_takes_no
 
         result = await client.wait_for_result(parent.message_id, timeout=30)
         assert result.status is AgentState.COMPLETED
-        assert result.content == {"reply": {"sleep": 3}, "status": "completed"}
+        assert result.content == {"reply": {"sleep": 10}, "status": "completed"}
         record = await client.get_task(parent.message_id)
         assert record is not None and record.worker_id == "ev-b"
         assert len(record.children) == 1, "the replay waited for the child sent before"

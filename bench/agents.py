@@ -26,6 +26,17 @@ class NoopAgentB(NoopAgent):
         return ["bench-noop-b"]
 
 
+SPREAD_AGENT_TYPES = [f"bench-spread-{n}" for n in range(30)]
+
+
+class SpreadAgent(NoopAgent):
+    """NoopAgent under 30 agent types: how load spreads over a cluster (``bench/cluster.py
+    --spread``)."""
+
+    def get_agent_types(self) -> list[str]:
+        return list(SPREAD_AGENT_TYPES)
+
+
 class NoopChildAgent(GatewayWorker):
     """A child that does nothing: it returns "completed" at once, no events of its own (the
     engine still writes its RUNNING state, result and end events). ``bench/fanout.py``."""

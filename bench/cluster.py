@@ -12,7 +12,12 @@ The issue's goals, printed with the figures: the cluster's tasks/s at least 80 %
 (with the same workers, the cluster's 3 masters share this machine's cores with them), and its
 masters' CPU per task within 1.2x one Redis's.
 
-Run from the project root:  .venv/bin/python bench/cluster.py [--quick] [--workers N]
+``--spread`` measures instead how load spreads over the 3+3 cluster: no-op tasks of 30 agent
+types (``bench.agents.SpreadAgent``) over 1,000 sessions, each master's Redis CPU (INFO cpu
+delta over the run) as a share of the masters' total, beside how many of the agent types'
+streams and of the sessions each master holds (goal: no master above 45 % of the total).
+
+Run from the project root:  .venv/bin/python bench/cluster.py [--quick] [--workers N] [--spread]
 """
 
 import argparse
@@ -23,19 +28,23 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from redis.asyncio import Redis
+from redis.crc import key_slot
 
 if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.measure import METHOD, command_calls, latencies, percentile, throughput
+from bench.agents import SPREAD_AGENT_TYPES
+from bench.measure import IN_FLIGHT, METHOD, command_calls, latencies, percentile, throughput
 from bench.procs import Child, children, deadline, wait_ready
 from bench.run import WORKER_CLASS, WORKER_SHUTDOWN_TIMEOUT_S, framework_driver
 from by_framework import GatewayClient, Settings
 from by_framework.redis.embedded import EmbeddedRedis
+from by_framework.redis.keys import KeySpace
 from tests.support import LocalCluster
 
 WARMUP = 200
@@ -44,6 +53,9 @@ CLUSTER = "cluster 3+3"
 UNREPLICATED = "cluster 3+0"
 GOAL_RATE = 0.8
 GOAL_CPU = 1.2
+SPREAD_WORKER_CLASS = "bench.agents.SpreadAgent"
+SPREAD_SESSIONS = 1_000
+GOAL_SHARE = 0.45
 
 
 async def usage(ports: Sequence[int]) -> tuple[float, Counter[str]]:
@@ -55,21 +67,28 @@ async def usage(ports: Sequence[int]) -> tuple[float, Counter[str]]:
     for port in ports:
         redis = Redis(host="127.0.0.1", port=port)
         try:
-            info = await redis.info("cpu")
+            cpu += await cpu_seconds(redis)
             stats = await redis.info("stats")
             counts += await command_calls(redis)
         finally:
             await redis.aclose()
-        cpu += float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
         counts["reads"] += stats["total_reads_processed"]
         counts["writes"] += stats["total_writes_processed"]
     return cpu, counts
 
 
-def _worker_command(worker_id: str, url: str, prefix: str) -> list[str]:
+async def cpu_seconds(redis: Redis) -> float:
+    """The server's CPU time so far (INFO cpu: used_cpu_sys + used_cpu_user)."""
+    info = await redis.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+def _worker_command(
+    worker_id: str, url: str, prefix: str, worker_class: str = WORKER_CLASS
+) -> list[str]:
     return [
         sys.executable, "-m", "by_framework",
-        "--worker-class", WORKER_CLASS,
+        "--worker-class", worker_class,
         "--worker-id", worker_id,
         "--redis-url", url,
         "--key-prefix", prefix,
@@ -120,12 +139,122 @@ async def _measure(
     }, {command: count / tasks for command, count in counts.most_common() if count >= tasks / 10}
 
 
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """One master's part of the spread run."""
+
+    streams: int  # agent-type streams it holds, of 30
+    sessions: int  # sessions whose keys it holds, of 1,000
+    cpu_s: float  # its Redis CPU over the run
+    share: float  # of the masters' total
+    tasks_per_s: float  # the run's (the same on every row)
+
+
+def spread_on(cluster: LocalCluster, workers: int, tasks: int, logs: Path) -> dict[int, Spread]:
+    """Each master's share of the load of ``tasks`` no-op tasks of 30 agent types over 1,000
+    sessions, by master port."""
+    prefix = f"cluster-spread-{uuid.uuid4().hex[:8]}"
+    commands = {
+        f"spread-{n}": _worker_command(f"spread-{n}", cluster.url, prefix, SPREAD_WORKER_CLASS)
+        for n in range(workers)
+    }
+    with children(commands, logs) as started:
+        cpu, rate = asyncio.run(_spread(cluster, prefix, started, tasks))
+    keys = KeySpace(prefix)
+    streams = Counter(
+        cluster.owner(key_slot(keys.agent_type_stream(t).encode())) for t in SPREAD_AGENT_TYPES
+    )
+    sessions = Counter(
+        cluster.owner(key_slot(keys.session_registry(f"spread-run-{n}").encode()))
+        for n in range(SPREAD_SESSIONS)
+    )
+    total = sum(cpu.values())
+    return {
+        port: Spread(streams[port], sessions[port], used, used / total, rate)
+        for port, used in sorted(cpu.items())
+    }
+
+
+async def _spread(
+    cluster: LocalCluster, prefix: str, started: list[Child], tasks: int
+) -> tuple[dict[int, float], float]:
+    client = GatewayClient.connect(Settings.resolve(redis_url=cluster.url, key_prefix=prefix))
+    masters = {port: Redis(host="127.0.0.1", port=port) for port in cluster.masters()}
+    try:
+        for child in started:
+            await wait_ready(functools.partial(client.registry.is_online, child.name), started)
+        await deadline("spread warm-up", _spread_run(client, "spread-warm", 100, 600))
+        before = {port: await cpu_seconds(redis) for port, redis in masters.items()}
+        start = time.perf_counter()
+        await deadline("spread run", _spread_run(client, "spread-run", SPREAD_SESSIONS, tasks))
+        rate = tasks / (time.perf_counter() - start)
+        after = {port: await cpu_seconds(redis) for port, redis in masters.items()}
+    finally:
+        for redis in masters.values():
+            await redis.aclose()
+        await client.aclose()
+    return {port: after[port] - before[port] for port in masters}, rate
+
+
+async def _spread_run(client: GatewayClient, tag: str, session_count: int, tasks: int) -> None:
+    """``tasks`` no-op tasks, task i to session i mod ``session_count`` and agent type i mod
+    30, IN_FLIGHT sends at a time; returns once every one has ended (read on its session)."""
+    names = [f"{tag}-{n}" for n in range(session_count)]
+    work = iter(
+        (names[i % session_count], SPREAD_AGENT_TYPES[i % len(SPREAD_AGENT_TYPES)])
+        for i in range(tasks)
+    )
+
+    async def sender() -> None:
+        for session, agent_type in work:
+            await client.send_message(agent_type, session, "x")
+
+    reader = asyncio.create_task(framework_driver(client).collect(names, tasks))
+    try:
+        await asyncio.gather(*(sender() for _ in range(IN_FLIGHT)))
+        await reader
+    finally:
+        if not reader.done():
+            reader.cancel()
+
+
+def main_spread(workers: int, tasks: int) -> None:
+    began = time.perf_counter()
+    with TemporaryDirectory(prefix="by-framework-cluster-bench-") as logs:
+        cluster = LocalCluster(replicas=1)
+        try:
+            cluster.start()
+            rows = spread_on(cluster, workers, tasks, Path(logs))
+        finally:
+            cluster.stop()
+    rate = next(iter(rows.values())).tasks_per_s
+    print(
+        f"by-framework cluster spread: {tasks} no-op tasks of {len(SPREAD_AGENT_TYPES)} agent "
+        f"types over {SPREAD_SESSIONS} sessions, cluster 3+3, {workers} worker processes, "
+        f"{rate:.0f} tasks/s, {time.perf_counter() - began:.0f} s"
+    )
+    print("  Redis CPU: INFO cpu (used_cpu_sys + used_cpu_user) delta over the run, per master")
+    print()
+    print(f"{'master':>8} {'agent-type streams':>19} {'sessions':>9} {'CPU s':>7} {'share':>6}")
+    for port, row in rows.items():
+        print(f"{port:>8} {row.streams:>19} {row.sessions:>9} {row.cpu_s:7.2f} {row.share:6.1%}")
+    top = max(row.share for row in rows.values())
+    print()
+    print(f"busiest master's share of the Redis CPU: {top:.1%} (goal <= {GOAL_SHARE:.0%})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1000 tasks and 100 latency samples")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (2)")
+    parser.add_argument(
+        "--spread", action="store_true", help="how load spreads over the masters (only that)"
+    )
     args = parser.parse_args()
     tasks, samples = (1_000, 100) if args.quick else (5_000, 300)
+    if args.spread:
+        main_spread(args.workers, 3 * tasks)
+        return
     began = time.perf_counter()
     figures: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
     with TemporaryDirectory(prefix="by-framework-cluster-bench-") as logs:

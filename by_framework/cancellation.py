@@ -16,12 +16,14 @@ async def cancel_tasks(
     mode: Literal["graceful", "force"],
     *,
     skip_worker: str | None = None,
+    absent: Sequence[str] = (),
 ) -> CancelReport:
     """Cancel the tasks and their sub-calls, breadth-first: what is queued, waiting for the user
     or orphaned ends CANCELLED at once; each worker running a part of the trees gets one
     ``CancelTaskCommand`` (no cascade) naming its tasks. ``skip_worker``: the calling worker,
-    which stops its own tasks itself."""
-    report = await orchestration.cancel_tree(session_id, message_ids, reason)
+    which stops its own tasks itself. ``absent``: workers known not to run the tasks their
+    records name them for (a worker told to stop a run it does not hold): those end at once."""
+    report = await orchestration.cancel_tree(session_id, message_ids, reason, absent)
     by_worker: defaultdict[str, list[str]] = defaultdict(list)
     for message_id, worker_id in report.stopping.items():
         if worker_id != skip_worker:

@@ -301,8 +301,15 @@ class Orchestration(Protocol):
     async def resume(self, header: MessageHeader, envelope: bytes) -> None: ...
 
     async def cancel_tree(
-        self, session_id: str, message_ids: Sequence[str], reason: str
-    ) -> CancelReport: ...
+        self,
+        session_id: str,
+        message_ids: Sequence[str],
+        reason: str,
+        absent: Sequence[str] = (),
+    ) -> CancelReport:
+        """Cancel the tasks and their sub-calls. A task held by a worker that is offline, or
+        named in ``absent`` (a worker that says it does not run it), ends CANCELLED at once;
+        one held by a live worker is marked and reported in ``stopping``."""
 
     async def send_to_worker(self, worker_id: str, envelope: bytes) -> None: ...
 

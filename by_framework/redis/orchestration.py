@@ -222,12 +222,19 @@ class RedisOrchestration:
         )
 
     async def cancel_tree(
-        self, session_id: str, message_ids: Sequence[str], reason: str
+        self,
+        session_id: str,
+        message_ids: Sequence[str],
+        reason: str,
+        absent: Sequence[str] = (),
     ) -> CancelReport:
         """Cancel the tasks and everything under them (breadth-first), see CANCEL_TREE: a first
-        call, then (when tasks run on workers found offline) a second one ending those; the
-        parents' wake-ups after each."""
-        cancelled, running, wakes = await self._cancel_tree(session_id, message_ids, reason, [])
+        call (the tasks of ``absent`` holders end like an offline holder's), then (when tasks
+        run on workers found offline) a second one ending those; the parents' wake-ups after
+        each."""
+        cancelled, running, wakes = await self._cancel_tree(
+            session_id, message_ids, reason, list(absent)
+        )
         holders = sorted(set(running.values()))
         if holders:
             online = await self._batcher.execute(

@@ -372,7 +372,8 @@ return 1
 
 # KEYS: session registry, session data stream
 # ARGV: root message ids as JSON, reason, now, record TTL, data MAXLEN, data TTL, the workers the
-#       caller found offline as JSON, children-list key prefix, task-group key prefix
+#       caller found offline (or that said they do not run their tasks) as JSON, children-list
+#       key prefix, task-group key prefix
 # Cancels task trees, breadth-first from the roots through the children lists. A queued task,
 # one waiting for the user, and one whose worker is offline end CANCELLED here (record, state,
 # result and end events; a queued entry is skipped when picked up). A task running on any other

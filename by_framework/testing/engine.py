@@ -512,6 +512,25 @@ class EngineConformance:
         assert (report.cancelled, report.stopping) == (1, {})
         assert (await bench.record(header.message_id)).status is AgentState.CANCELLED
 
+    async def test_a_running_task_its_worker_holds_no_run_of_is_cancelled_at_once(
+        self, bench: Bench
+    ) -> None:
+        await bench.online("w1")
+        header = await bench.send("s1")
+        delivery, _ = await bench.take_one("w1")
+        await bench.begin(delivery, header, "w1")
+        await bench.engine.control.acknowledge(delivery)  # its end lost, the ack kept
+        orchestration = bench.engine.orchestration
+        report = await orchestration.cancel_tree("s1", [header.message_id], "stuck", ["w1"])
+        assert (report.cancelled, report.stopping) == (1, {})
+        record = await bench.record(header.message_id)
+        assert (record.status, record.error) == (AgentState.CANCELLED, "stuck")
+        assert statuses(await bench.events("s1"))[-3:] == [
+            "state:cancelled",
+            "result:cancelled",
+            "end",
+        ]
+
     async def test_a_task_waiting_for_the_user_is_cancelled_at_once(self, bench: Bench) -> None:
         await bench.online("w1")
         header = await bench.send("s1")

@@ -4,9 +4,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from by_framework.cancellation import cancel_tasks
 from by_framework.common.aio import Backoff, cancel_and_wait
@@ -160,6 +161,7 @@ class WorkerRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiters = Waiters()
         self._runs: dict[str, _Run] = {}
+        self._begun: Counter[str] = Counter()  # runs here from their begin to their finish
         self._early_cancels: dict[str, tuple[str, str]] = {}
         self._in_flight: dict[str, set[str]] = {stream: set() for stream in self.streams}
         self._token: str | None = None
@@ -401,7 +403,14 @@ class WorkerRunner:
             if self._stopping.is_set() or (shared and self.draining):
                 await self.engine.control.hand_back(delivery, envelope.header, self.worker_id)
                 return
-            await self._execute(delivery, envelope, slot)
+            message_id = envelope.header.message_id
+            self._begun[message_id] += 1
+            try:
+                await self._execute(delivery, envelope, slot)
+            finally:
+                self._begun[message_id] -= 1
+                if not self._begun[message_id]:
+                    del self._begun[message_id]
         except self.engine.transient_errors as exc:
             # The entry stays pending for this worker id and is retried on its next start.
             log.error("lost Redis while settling %s: %s", delivery.entry_id, exc)
@@ -616,13 +625,40 @@ class WorkerRunner:
             local = [mid for mid, worker in report.stopping.items() if worker == self.worker_id]
         else:
             local = command.message_ids
+        elsewhere = [mid for mid in local if mid not in self._runs and mid not in self._begun]
         for message_id in local:
-            self._stop_run(message_id, reason, command.mode)
+            if message_id not in elsewhere:
+                self._stop_run(message_id, reason, command.mode)
+        if elsewhere:
+            await self._end_runs_not_here(header.session_id, elsewhere, reason, command.mode)
+
+    async def _end_runs_not_here(
+        self,
+        session_id: str,
+        message_ids: list[str],
+        reason: str,
+        mode: Literal["graceful", "force"],
+    ) -> None:
+        """Tasks this worker was told to stop and holds no run of: a record naming it as their
+        holder is stale (an earlier life of this worker id, or a run whose end a failover lost),
+        and ends CANCELLED as an offline holder's would; a record naming another live worker
+        has the cancel passed on to that worker."""
+        log.info("cancelling %s: no run of theirs here", ", ".join(message_ids))
+        await self._retrying(
+            lambda: cancel_tasks(
+                self.engine.orchestration,
+                session_id,
+                message_ids,
+                reason,
+                mode,
+                absent=[self.worker_id],
+            )
+        )
 
     def _stop_run(self, message_id: str, reason: str, mode: str) -> None:
         run = self._runs.get(message_id)
         if run is None:
-            # Ended meanwhile, or its run is about to start here: kept for that start.
+            # Begun here, its run about to start (kept for that start), or ended meanwhile.
             self._early_cancels[message_id] = (reason, mode)
             while len(self._early_cancels) > EARLY_CANCELS_KEPT:
                 del self._early_cancels[next(iter(self._early_cancels))]

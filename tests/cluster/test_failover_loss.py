@@ -93,12 +93,12 @@ async def test_a_lost_record_is_written_again_from_its_command(
             own_cluster.restart(session_master)
 
 
-async def test_a_lost_end_of_run_leaves_the_task_running_in_sight(
+async def test_a_lost_end_of_run_leaves_the_task_running_in_sight_until_a_cancel(
     client: GatewayClient, cluster_settings: Settings, own_cluster: LocalCluster
 ) -> None:
     """The record's end is lost with the session's master while the command's acknowledgement,
-    on another master, is kept: nothing will run the task again, and it shows as running
-    (docs/cluster.md: the case a cancel does not end while its worker is online)."""
+    on another master, is kept: nothing will run the task again, and it shows as running under
+    its live worker, until a cancel: that worker holds no run of it and ends it CANCELLED."""
     _, session, session_master = masters_of(client, own_cluster, cluster_settings.key_prefix)
     stream = KeySpace(cluster_settings.key_prefix).agent_type_stream("echo")
     group = cluster_settings.consumer_group
@@ -122,5 +122,11 @@ async def test_a_lost_end_of_run_leaves_the_task_running_in_sight(
             assert (await client.engine.redis.xpending(stream, group))["pending"] == 0
             with pytest.raises((TaskTimeoutError, TaskNotFoundError)):
                 await client.wait_for_result(sent.message_id, timeout=2)
+            await client.cancel_task(sent.message_id, session, reason="lost in a failover")
+            async with asyncio.timeout(10):
+                while (await client.list_session_tasks(session))[0].status is AgentState.RUNNING:
+                    await asyncio.sleep(0.05)
+            (record,) = await client.list_session_tasks(session)
+            assert (record.status, record.error) == (AgentState.CANCELLED, "lost in a failover")
         finally:
             own_cluster.restart(session_master)

@@ -130,6 +130,13 @@ class Bench:
         assert len(taken) == count, f"{worker_id} took {len(taken)} of {count} entries"
         return taken
 
+    async def started(self, worker_id: str) -> tuple[MessageHeader, Delivery]:
+        """A task sent to session "s1", taken and begun by the worker: running there."""
+        header = await self.send("s1")
+        delivery, _ = await self.take_one(worker_id)
+        assert (await self.begin(delivery, header, worker_id)).action == "run"
+        return header, delivery
+
     async def take_one(
         self, worker_id: str, agent_types: Sequence[str] = (AGENT,)
     ) -> tuple[Delivery, MessageHeader]:
@@ -339,9 +346,7 @@ class EngineConformance:
 
     async def test_an_ended_task_is_not_run_again(self, bench: Bench) -> None:
         await bench.online("w1")
-        header = await bench.send("s1")
-        delivery, _ = await bench.take_one("w1")
-        await bench.begin(delivery, header, "w1")
+        header, delivery = await bench.started("w1")
         assert await bench.finish(delivery, header, "w1")
         verdict = await bench.begin(delivery, header, "w1")  # a duplicate delivery
         assert verdict.action == "skip"
@@ -350,9 +355,7 @@ class EngineConformance:
     async def test_only_the_holder_finishes_a_task(self, bench: Bench) -> None:
         await bench.online("w1")
         await bench.online("w2")
-        header = await bench.send("s1")
-        delivery, _ = await bench.take_one("w1")
-        await bench.begin(delivery, header, "w1")
+        header, delivery = await bench.started("w1")
         assert not await bench.finish(delivery, header, "w2")
         assert (await bench.record(header.message_id)).status is AgentState.RUNNING
         assert await bench.finish(delivery, header, "w1")
@@ -360,9 +363,7 @@ class EngineConformance:
     async def test_two_engines_share_the_tasks(self, bench: Bench) -> None:
         other = await bench.another_engine()
         await bench.online("w1")
-        header = await bench.send("s1")
-        delivery, _ = await bench.take_one("w1")
-        await bench.begin(delivery, header, "w1")
+        header, _ = await bench.started("w1")
         record = await other.tasks.get(header.message_id)
         assert record is not None and record.status is AgentState.RUNNING
 
@@ -371,9 +372,7 @@ class EngineConformance:
     async def test_a_handed_back_task_runs_on_another_worker(self, bench: Bench) -> None:
         await bench.online("w1")
         await bench.online("w2")
-        header = await bench.send("s1")
-        delivery, _ = await bench.take_one("w1")
-        await bench.begin(delivery, header, "w1")
+        header, delivery = await bench.started("w1")
         await bench.engine.control.hand_back(delivery, header, "w1")
         assert (await bench.record(header.message_id)).status is AgentState.QUEUED
         assert await bench.engine.control.pending_of(bench.streams("w1"), "w1") == []
@@ -385,9 +384,7 @@ class EngineConformance:
 
     async def test_a_crashed_run_handed_back_counts_as_a_delivery(self, bench: Bench) -> None:
         await bench.online("w1")
-        header = await bench.send("s1")
-        delivery, _ = await bench.take_one("w1")
-        await bench.begin(delivery, header, "w1")
+        header, delivery = await bench.started("w1")
         await bench.engine.control.hand_back(delivery, header, "w1", crashed=True)
         again, _ = await bench.take_one("w1")
         await bench.begin(again, header, "w1")
@@ -396,9 +393,7 @@ class EngineConformance:
     async def test_a_dead_workers_task_is_reclaimed_and_run_again(self, bench: Bench) -> None:
         await bench.online("w1", ttl=SHORT_TTL)
         await bench.online("w2")
-        header = await bench.send("s1")
-        delivery, _ = await bench.take_one("w1")
-        await bench.begin(delivery, header, "w1")
+        header, delivery = await bench.started("w1")
         await bench.lapse("w1")  # w1 died: it renews neither its lease nor its entries
         control = bench.engine.control
         (reclaimed,) = await control.reclaim(bench.streams("w2"), "w2", 100, 10)
@@ -413,9 +408,7 @@ class EngineConformance:
     async def test_a_renewed_lease_is_not_reclaimed(self, bench: Bench) -> None:
         await bench.online("w1")
         await bench.online("w2")
-        header = await bench.send("s1")
-        delivery, _ = await bench.take_one("w1")
-        await bench.begin(delivery, header, "w1")
+        _, delivery = await bench.started("w1")
         control = bench.engine.control
         await asyncio.sleep(0.6)
         await control.renew({delivery.stream: [delivery.entry_id]}, "w1")
@@ -426,9 +419,7 @@ class EngineConformance:
     async def test_a_task_reclaimed_from_a_live_holder_goes_back_to_it(self, bench: Bench) -> None:
         await bench.online("w1")
         await bench.online("w2")
-        header = await bench.send("s1")
-        delivery, _ = await bench.take_one("w1")
-        await bench.begin(delivery, header, "w1")
+        header, delivery = await bench.started("w1")
         await asyncio.sleep(0.3)  # w1 blocked a while without renewing, but it lives
         control = bench.engine.control
         (reclaimed,) = await control.reclaim(bench.streams("w2"), "w2", 100, 10)
@@ -443,9 +434,7 @@ class EngineConformance:
 
     async def test_a_task_waiting_for_the_user_resumes_once(self, bench: Bench) -> None:
         await bench.online("w1")
-        header = await bench.send("s1")
-        delivery, _ = await bench.take_one("w1")
-        await bench.begin(delivery, header, "w1")
+        header, delivery = await bench.started("w1")
         assert await bench.finish(delivery, header, "w1", AgentState.WAITING_USER, "which one?")
         assert (await bench.record(header.message_id)).status is AgentState.WAITING_USER
         orchestration = bench.engine.orchestration
@@ -492,9 +481,7 @@ class EngineConformance:
 
     async def test_a_running_task_is_cancelled_by_its_worker(self, bench: Bench) -> None:
         await bench.online("w1")
-        header = await bench.send("s1")
-        delivery, _ = await bench.take_one("w1")
-        await bench.begin(delivery, header, "w1")
+        header, delivery = await bench.started("w1")
         report = await bench.engine.orchestration.cancel_tree("s1", [header.message_id], "stop")
         assert (report.cancelled, report.stopping) == (0, {header.message_id: "w1"})
         assert (await bench.record(header.message_id)).status is AgentState.RUNNING
@@ -504,9 +491,7 @@ class EngineConformance:
     async def test_a_running_task_of_a_dead_worker_is_cancelled_at_once(self, bench: Bench) -> None:
         await bench.online("w1", ttl=SHORT_TTL)
         await bench.online("w2")
-        header = await bench.send("s1")
-        delivery, _ = await bench.take_one("w1")
-        await bench.begin(delivery, header, "w1")
+        header, _ = await bench.started("w1")
         await bench.lapse("w1")
         report = await bench.engine.orchestration.cancel_tree("s1", [header.message_id], "stop")
         assert (report.cancelled, report.stopping) == (1, {})
@@ -516,9 +501,7 @@ class EngineConformance:
         self, bench: Bench
     ) -> None:
         await bench.online("w1")
-        header = await bench.send("s1")
-        delivery, _ = await bench.take_one("w1")
-        await bench.begin(delivery, header, "w1")
+        header, delivery = await bench.started("w1")
         await bench.engine.control.acknowledge(delivery)  # its end lost, the ack kept
         orchestration = bench.engine.orchestration
         report = await orchestration.cancel_tree("s1", [header.message_id], "stuck", ["w1"])
@@ -533,9 +516,7 @@ class EngineConformance:
 
     async def test_a_task_waiting_for_the_user_is_cancelled_at_once(self, bench: Bench) -> None:
         await bench.online("w1")
-        header = await bench.send("s1")
-        delivery, _ = await bench.take_one("w1")
-        await bench.begin(delivery, header, "w1")
+        header, delivery = await bench.started("w1")
         await bench.finish(delivery, header, "w1", AgentState.WAITING_USER, "which one?")
         report = await bench.engine.orchestration.cancel_tree("s1", [header.message_id], "gone")
         assert (report.cancelled, report.stopping) == (1, {})
@@ -675,9 +656,7 @@ class EngineConformance:
         await bench.use(max_deliveries=1)
         await bench.online("w1", ttl=SHORT_TTL)
         await bench.online("w2")
-        header = await bench.send("s1")
-        delivery, _ = await bench.take_one("w1")
-        await bench.begin(delivery, header, "w1")
+        header, delivery = await bench.started("w1")
         await bench.lapse("w1")
         control = bench.engine.control
         (reclaimed,) = await control.reclaim(bench.streams("w2"), "w2", 100, 10)
@@ -728,9 +707,7 @@ class EngineConformance:
     async def test_records_and_session_streams_expire(self, bench: Bench) -> None:
         await bench.use(record_ttl=2, data_stream_ttl=2)
         await bench.online("w1")
-        header = await bench.send("s1")
-        delivery, _ = await bench.take_one("w1")
-        await bench.begin(delivery, header, "w1")
+        header, delivery = await bench.started("w1")
         await bench.finish(delivery, header, "w1")
         assert await bench.events("s1")
         await until(lambda: _none(bench.engine.tasks.get(header.message_id)), "the record expires")

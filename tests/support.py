@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -175,11 +176,30 @@ async def wait_http(process: subprocess.Popen[str], url: str, timeout: float = 1
                 await asyncio.sleep(0.05)
 
 
+def _test_ports() -> range:
+    """The ports this run's servers may listen on: ``BYF_TEST_PORTS`` (``LOW-HIGH``), by default
+    10000-12999. Below the kernel's ephemeral range (32768 and up), so that no outgoing
+    connection takes a port between the test picking it and its server binding it; CI gives
+    each of the suites it runs at once a range of its own, so that one suite's server never
+    answers another's test. A cluster node's bus (port + 10000) stays below 32768 too."""
+    low, high = os.environ.get("BYF_TEST_PORTS", "10000-12999").split("-")
+    return range(int(low), int(high) + 1)
+
+
+_PORTS = _test_ports()
+_next_port = random.randrange(len(_PORTS))
+
+
 def free_port() -> int:
-    """A TCP port of 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A TCP port of 127.0.0.1 that nothing listens on right now, from this run's range: taken
+    in turn, so that two servers a test starts never get the same one."""
+    global _next_port
+    for _ in range(len(_PORTS)):
+        port = _PORTS[_next_port % len(_PORTS)]
+        _next_port += 1
+        if _port_free(port):
+            return port
+    raise RuntimeError(f"no free port in {_PORTS.start}-{_PORTS.stop - 1} (BYF_TEST_PORTS)")
 
 
 async def wait_online(client: GatewayClient, worker_id: str, timeout: float = 15.0) -> None:
@@ -524,13 +544,12 @@ class LocalCluster:
 
 
 def _free_cluster_ports(count: int) -> list[int]:
-    """Free loopback ports below 55536 whose cluster bus port (+10000) is free too."""
+    """Free loopback ports whose cluster bus port (+10000) is free too."""
     ports: list[int] = []
     while len(ports) < count:
         port = free_port()
-        if port >= 55536 or port in ports or not _port_free(port + 10000):
-            continue
-        ports.append(port)
+        if _port_free(port + 10000):
+            ports.append(port)
     return ports
 
 

@@ -205,7 +205,7 @@ async def test_readyz_fails_while_redis_is_gone_and_recovers_when_it_is_back(
 
         redis.crash()
         gone = await until_status(http, f"{base}/readyz", 503)
-        assert "Redis answered no PING" in gone.text
+        assert "Redis answered no PING" in gone.text, output_of(worker)
         assert (await http.get(f"{base}/healthz")).status_code == 200  # the process is fine
 
         redis.start()

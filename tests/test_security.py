@@ -13,13 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from by_framework import AgentState, GatewayClient, Settings
-from tests.support import ROOT, output_of, spawn, wait_online, worker_process
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.support import ROOT, free_port, output_of, spawn, wait_online, worker_process
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -42,7 +36,7 @@ def tls_redis(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
                  "-CAcreateserial", "-out", f"{name}.crt", "-days", "1", "-extfile", "san.cnf",
                  cwd=certs)  # fmt: skip
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
          "--tls-cert-file", str(certs / "server.crt"), "--tls-key-file", str(certs / "server.key"),

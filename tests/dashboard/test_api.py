@@ -14,8 +14,8 @@ from by_framework.ports import Delivery
 from by_framework.worker.run import EXIT_CONFIG
 from tests.dashboard.conftest import ADMIN, API_KEYS, VIEWER
 from tests.gateway.conftest import Gateway as GatewayProcess
-from tests.gateway.conftest import free_port, gateway_command, sse_frames, wait_serving
-from tests.support import ROOT, output_of, process_env, spawn, wait_all
+from tests.gateway.conftest import gateway_command, sse_frames, wait_serving
+from tests.support import ROOT, free_port, output_of, process_env, spawn, wait_all
 
 JWT_SECRET = "dashboard-test-secret-of-32-bytes!"
 ROUTES = [

@@ -11,17 +11,19 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from by_framework import GatewayClient, NoOnlineWorkerError, SendResponse, Settings
 from tests.faults.test_reclaim import stop_all, tally
-from tests.support import DurableRedis, wait_all, wait_online, worker_process, write_chunks
+from tests.support import (
+    DurableRedis,
+    free_port,
+    wait_all,
+    wait_online,
+    worker_process,
+    write_chunks,
+)
 
 
 @pytest.fixture
 def durable_redis(tmp_path: Path) -> Iterator[DurableRedis]:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = DurableRedis(tmp_path, port)
+    server = DurableRedis(tmp_path, free_port())
     server.start()
     yield server
     if server.process is not None and server.process.poll() is None:

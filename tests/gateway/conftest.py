@@ -2,7 +2,6 @@
 the test's key prefix; real worker processes behind it."""
 
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -13,7 +12,15 @@ import httpx
 import pytest
 
 from by_framework import GatewayClient, Settings
-from tests.support import ROOT, process_env, spawn, wait_http, wait_online, worker_process
+from tests.support import (
+    ROOT,
+    free_port,
+    process_env,
+    spawn,
+    wait_http,
+    wait_online,
+    worker_process,
+)
 
 SHORT_HEARTBEAT = "0.2"
 
@@ -38,12 +45,6 @@ class Sse:
     data: Any = None
     comment: str | None = None
     fields: dict[str, str] = field(default_factory=dict)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def gateway_command(port: int, *flags: str, host: str = "127.0.0.1") -> list[str]:

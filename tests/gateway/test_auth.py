@@ -14,8 +14,8 @@ from by_framework import GatewayClient, Settings
 from by_framework.errors import ConfigurationError
 from by_framework.gateway import GatewaySettings
 from by_framework.worker.run import EXIT_CONFIG
-from tests.gateway.conftest import free_port, gateway_command, read_until_end
-from tests.support import ROOT, process_env
+from tests.gateway.conftest import gateway_command, read_until_end
+from tests.support import ROOT, free_port, process_env
 
 SECRET = "test-secret-of-32-bytes-or-more!!"
 AUTH = {

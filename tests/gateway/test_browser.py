@@ -7,7 +7,6 @@ installs the Debian package, see .ci/run)."""
 
 import asyncio
 import contextlib
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -19,7 +18,7 @@ import pytest
 from playwright.async_api import ConsoleMessage, Page, async_playwright
 
 from by_framework import AgentState, GatewayClient, Settings
-from tests.support import ROOT, output_of, process_env, spawn, wait_online
+from tests.support import ROOT, free_port, output_of, process_env, spawn, wait_online
 
 CHROMIUM = Path("/usr/bin/chromium")
 RECIPE = ROOT / "cookbook" / "web_chat"
@@ -32,12 +31,6 @@ pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
     reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -10,8 +10,8 @@ from by_framework import GatewayClient, Settings, StreamChunkEvent
 from by_framework.gateway import GatewaySettings, create_app
 from by_framework.gateway.sse import event_frame
 from by_framework.protocol import SessionEvent
-from tests.gateway.conftest import free_port, read_until_end, sse_frames
-from tests.support import redis_7, write_chunks
+from tests.gateway.conftest import read_until_end, sse_frames
+from tests.support import free_port, redis_7, write_chunks
 
 SLOW = "tests.gateway.agents.SlowStreamAgent"
 

@@ -15,7 +15,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from by_framework import GatewayClient, Settings
 from by_framework.redis.embedded import resolve_redis_url
-from tests.support import settings_for_test
+from tests.support import delete_keys, settings_for_test
 
 CORE_ONLY = os.environ.get("BYF_TEST_CORE_ONLY") == "1"
 """Set by CI's run on the lowest versions the core allows (constraints-lowest.txt), where the
@@ -51,16 +51,7 @@ def redis_url() -> Iterator[str]:
 def key_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     yield prefix
-    asyncio.run(_delete_prefix(redis_url, prefix))
-
-
-async def _delete_prefix(url: str, prefix: str) -> None:
-    redis = Redis.from_url(url)
-    try:
-        async for key in redis.scan_iter(match=f"{prefix}:*", count=1000):
-            await redis.delete(key)
-    finally:
-        await redis.aclose()
+    asyncio.run(delete_keys(redis_url, prefix))
 
 
 @pytest.fixture

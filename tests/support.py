@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,9 +31,12 @@ from by_framework import (
     WorkerRunner,
 )
 from by_framework.engine import connect_engine, engine_on_client
+from by_framework.ports import Engine
 from by_framework.protocol import encode_event
 from by_framework.protocol.ids import new_id
+from by_framework.redis.connection import create_cluster, is_cluster_url
 from by_framework.redis.embedded import redis_answers
+from by_framework.testing.engine import EngineFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -560,6 +563,39 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+async def delete_keys(url: str, *prefixes: str) -> None:
+    """Delete every key under the prefixes, on one Redis or on every master of a cluster."""
+    if is_cluster_url(url):
+        cluster = create_cluster(url)
+        await cluster.initialize()
+        nodes: list[Any] = cluster.get_primaries()
+        redis: Any = cluster
+    else:
+        redis = Redis.from_url(url)
+        nodes = [None]
+    try:
+        for prefix in prefixes:
+            for node in nodes:
+                where = {} if node is None else {"target_nodes": node}
+                async for key in redis.scan_iter(match=f"{prefix}:*", count=1000, **where):
+                    await redis.delete(key)
+    finally:
+        await redis.aclose()
+
+
+def engines_on(url: str) -> Iterator[EngineFactory]:
+    """An ``EngineConformance`` engine factory: engines on ``url`` (one Redis or a cluster);
+    removes the keys of every prefix they were made with."""
+    prefixes: set[str] = set()
+
+    def make(**fields: Any) -> Engine:
+        prefixes.add(fields["key_prefix"])
+        return connect_engine(Settings.resolve(redis_url=url, **fields))
+
+    yield make
+    asyncio.run(delete_keys(url, *prefixes))
 
 
 def settings_for_test(redis_url: str, key_prefix: str, tmp_path: Path) -> Settings:

@@ -15,7 +15,7 @@ from redis.asyncio.cluster import RedisCluster
 from by_framework import GatewayClient, Settings
 from by_framework.redis.connection import create_cluster
 from by_framework.redis.engine import RedisEngine
-from tests.support import LocalCluster, settings_for_test
+from tests.support import LocalCluster, delete_keys, settings_for_test
 
 EXTERNAL = os.environ.get("BYF_TEST_REDIS_CLUSTER")
 
@@ -54,18 +54,7 @@ def own_cluster(local_cluster: LocalCluster | None) -> LocalCluster:
 def cluster_prefix(cluster_url: str) -> Iterator[str]:
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     yield prefix
-    asyncio.run(delete_prefix(cluster_url, prefix))
-
-
-async def delete_prefix(url: str, prefix: str) -> None:
-    cluster = create_cluster(url)
-    try:
-        await cluster.initialize()
-        for node in cluster.get_primaries():
-            async for key in cluster.scan_iter(match=f"{prefix}:*", count=1000, target_nodes=node):
-                await cluster.delete(key)
-    finally:
-        await cluster.aclose()
+    asyncio.run(delete_keys(cluster_url, prefix))
 
 
 @pytest.fixture

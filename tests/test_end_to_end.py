@@ -1,6 +1,7 @@
 """Send -> worker -> events read by a client, on the real Redis, with the worker in this loop."""
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -196,17 +197,33 @@ async def test_bad_calls_raise_errors_that_say_what_to_do(
             await client.send_message("echo", "", "hi")
         with pytest.raises(InvalidMessageError, match="session_id"):
             await client.send_message("echo", "   ", "hi")
-        with pytest.raises(InvalidContentError, match="not JSON-serializable"):
+        for session in ("has space", "a/b", "tag{x}", "naïve"):
+            with pytest.raises(InvalidMessageError, match=f"session_id '{session}' must be made"):
+                await client.send_message("echo", session, "hi")
+        with pytest.raises(InvalidContentError, match=r"content\['when'\] is of type object"):
             await client.send_message("echo", "sess-6", {"when": object()})
-        with pytest.raises(InvalidContentError, match="not JSON-serializable"):
-            await client.send_message("echo", "sess-6", "hi", metadata={"when": object()})
-        # Metadata travels as JSON does: a date becomes its ISO text, in the record too.
-        dated = await client.send_message(
-            "echo", "sess-6", "hi", metadata={"at": datetime(2026, 11, 30, tzinfo=UTC)}
-        )
-        assert (await client.wait_for_result(dated.message_id, timeout=10)).content == "hi"
-        record = await client.get_task(dated.message_id)
-        assert record is not None and record.metadata == {"at": "2026-11-30T00:00:00Z"}
+        # Not turned into text the agent would read as something else: refused, where it is.
+        at = datetime(2026, 11, 30, tzinfo=UTC)
+        refused = {
+            r"metadata\['at'\] is of type datetime": {"metadata": {"at": at}},
+            r"content\[1\] is of type UUID": {"content": ["x", uuid.uuid4()]},
+            r"content\['b'\] is of type bytes": {"content": {"b": b"raw"}},
+            r"content\['n'\] is nan": {"content": {"n": float("nan")}},
+            "content has a key 1 that is not a string": {"content": {1: "x"}},
+            r"extra_payload\['s'\] is of type set": {"extra_payload": {"s": {1}}},
+        }
+        for problem, call in refused.items():
+            fields = {"content": "hi", **call}
+            with pytest.raises(InvalidContentError, match=problem):
+                await client.send_message("echo", "sess-6", **fields)
+        with pytest.raises(InvalidContentError, match=r"reply_data\['at'\] is of type datetime"):
+            await client.resume("any-task", "sess-6", "yes", reply_data={"at": at})
+        assert await client.list_session_tasks("sess-6") == []  # nothing was sent
+        for session in ("user@example.com:chat-1", "a_b.c+d=e~f", "S-9"):
+            ok = await client.send_message("echo", session, {"at": at.isoformat()})
+            assert (await client.wait_for_result(ok.message_id, timeout=10)).content == {
+                "at": "2026-11-30T00:00:00+00:00"
+            }
         with pytest.raises(TaskNotFoundError, match="never sent"):
             await client.wait_for_result("no-such-task", timeout=1)
         slow = await client.send_message("echo", "sess-6", {"sleep": 1.0})

@@ -247,7 +247,7 @@ async def test_bad_sub_calls_raise_errors_that_say_what_to_do(
              "content": {"op": "sleep", "seconds": 2}},
         )  # fmt: skip
         timed_out = (await client.wait_for_result(slow.message_id, timeout=10)).content
-    assert problems["content"].startswith("InvalidContentError: command content is not JSON")
+    assert problems["content"].startswith("InvalidContentError: cannot send this message: content")
     assert problems["blank"].startswith("InvalidMessageError: cannot call this agent")
     assert "must be a dict with a 'target_agent_type'" in problems["group"]
     assert "non-empty list of calls" in problems["empty"]

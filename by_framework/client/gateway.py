@@ -30,7 +30,9 @@ from by_framework.protocol import (
     TaskEndEvent,
     encode_command,
 )
+from by_framework.protocol.header import SESSION_ID, SESSION_ID_CHARACTERS
 from by_framework.protocol.ids import new_id
+from by_framework.protocol.plain_json import require_json
 from by_framework.protocol.records import TaskRecord
 from by_framework.settings import Settings
 
@@ -151,9 +153,17 @@ class GatewayClient:
         With no online worker to get it, the send waits up to ``wait_for_worker`` seconds (None:
         the ``worker_wait_seconds`` setting; 0: not at all) for one, such as a worker registering
         again after a Redis restart, then raises ``NoOnlineWorkerError``. Raises
-        ``InvalidMessageError`` for a bad session id or agent type, ``InvalidContentError`` for
-        content that is not JSON.
+        ``InvalidMessageError`` for a bad session id (one made of anything but letters, digits
+        and ``-_.:@+=~``) or agent type, ``InvalidContentError`` for content, metadata or
+        extra_payload that is not plain JSON (a datetime, UUID, bytes or set is refused, not
+        turned into a string).
         """
+        if isinstance(session_id, str) and not SESSION_ID.fullmatch(session_id):
+            raise InvalidMessageError(
+                f"cannot send this message: session_id {session_id!r} must be made of "
+                f"{SESSION_ID_CHARACTERS}"
+            )
+        require_json(content=content, metadata=metadata, extra_payload=extra_payload)
         fields: dict[str, Any] = {
             "session_id": session_id,
             "target_agent_type": target_agent_type,
@@ -203,8 +213,10 @@ class GatewayClient:
         ``content`` and ``reply_data`` re-invokes it on any worker of its agent type.
 
         Raises ``TaskNotWaitingError`` (and changes nothing) if the task is not waiting for the
-        user: finished, running, already resumed, or unknown.
+        user: finished, running, already resumed, or unknown; ``InvalidContentError`` for an
+        answer that is not plain JSON.
         """
+        require_json(content=content, reply_data=reply_data)
         record = await self._engine.tasks.get(message_id)
         if record is None or record.session_id != session_id:
             raise TaskNotWaitingError(

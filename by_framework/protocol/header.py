@@ -1,5 +1,6 @@
 """The header every command carries: who sent it, for whom, and where it sits in the task tree."""
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -7,6 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from by_framework.protocol.ids import new_id
 
 MAX_ID_LENGTH = 256
+SESSION_ID_CHARACTERS = "letters, digits and - _ . : @ + = ~"
+SESSION_ID = re.compile(r"[A-Za-z0-9_.:@+=~-]+")
+"""What a new session's id may hold: safe in a URL path, a shell and a Redis hash tag. Checked
+where sessions are made (a send); ids read back are taken as they are."""
 
 
 class MessageHeader(BaseModel):

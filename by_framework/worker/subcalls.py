@@ -29,6 +29,7 @@ from by_framework.metrics.recorder import WorkerMetrics
 from by_framework.ports import Orchestration, SubCall
 from by_framework.protocol import AgentTaskResult, AskAgentCommand, MessageHeader, encode_command
 from by_framework.protocol.ids import sub_call_id
+from by_framework.protocol.plain_json import require_json
 from by_framework.tracing import Attributes, Span, child_span
 
 T = TypeVar("T")
@@ -295,6 +296,7 @@ class SubCalls:
         span: Span | None = None,
     ) -> SubCall:
         parent = self._header
+        require_json(content=content, extra_payload=extra_payload)
         try:
             header = MessageHeader(
                 message_id=message_id,

@@ -38,6 +38,11 @@ class InvalidMessageError(ByFrameworkError, ValueError):
     """A command whose header fields are missing or malformed (empty session id, ...)."""
 
 
+class InvalidScheduleError(ByFrameworkError, ValueError):
+    """A schedule that cannot fire: a malformed cron expression, an unknown time zone, a time
+    in the past."""
+
+
 class TaskCancelledError(ByFrameworkError):
     """The task was cancelled: it may not start sub-calls, and waits for replies end."""
 

@@ -11,6 +11,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.pregel import Pregel
 from langgraph.types import Command, Durability
 
 from by_framework import (
@@ -86,6 +87,8 @@ class LangGraphWorker(GatewayWorker):
         durability: Durability = "sync",
         pool_size: int = 10,
     ) -> None:
+        if not callable(graph) and not hasattr(graph, "compile"):
+            _check_compiled(graph)  # now, not at startup: e.g. a chain passed by mistake
         self._source = graph
         self._agent_type = agent_type
         self._checkpointer = checkpointer
@@ -247,11 +250,7 @@ class LangGraphWorker(GatewayWorker):
                 source = await source
         if hasattr(source, "compile") and not hasattr(source, "astream"):
             source = source.compile(checkpointer=saver if saver is not None else InMemorySaver())
-        if not hasattr(source, "astream"):
-            raise TypeError(
-                "graph must be a compiled LangGraph graph, a StateGraph, or a callable that "
-                f"returns one, not {type(source).__name__}"
-            )
+        _check_compiled(source)
         if saver is not None and source.checkpointer is not saver:
             source = source.copy(update={"checkpointer": saver})
         elif not isinstance(source.checkpointer, BaseCheckpointSaver):
@@ -413,6 +412,17 @@ async def _watch(run: Coroutine[Any, Any, None], context: AgentContext) -> bool:
         with contextlib.suppress(BaseException):
             await task
         raise
+
+
+def _check_compiled(source: Any) -> None:
+    """A TypeError naming what ``source`` is unless it is a compiled graph: a LangChain runnable
+    such as ``prompt | model`` streams too, but has no checkpointer and no state to serve."""
+    if not isinstance(source, Pregel):
+        raise TypeError(
+            "graph must be a compiled LangGraph graph (StateGraph(...).compile(), "
+            "create_agent(...) or create_react_agent(...)), a StateGraph, or a callable that "
+            f"returns one; got {type(source).__name__}"
+        )
 
 
 def _jsonable(values: Any) -> Any:

@@ -56,6 +56,7 @@ from by_framework.protocol import (
 )
 from by_framework.protocol.byai import BaiYingMessage
 from by_framework.protocol.records import TaskRecord
+from by_framework.protocol.schedules import Schedule, ScheduleState
 from by_framework.redis.connection import close_redis, init_redis
 from by_framework.redis.discovery import ServiceRegistry
 from by_framework.redis.registry import WorkerRegistry
@@ -106,6 +107,8 @@ __all__ = [
     "ReplayDivergedError",
     "ResumeCommand",
     "RetryPolicy",
+    "Schedule",
+    "ScheduleState",
     "SendResponse",
     "ServiceRegistry",
     "SessionEvent",

@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 from by_framework.protocol import AgentTaskResult, EventGap, MessageHeader, SessionEvent
 from by_framework.protocol.dead_letter import DeadLetter
 from by_framework.protocol.records import TaskRecord
+from by_framework.protocol.schedules import Schedule, ScheduleState
 from by_framework.settings import Settings
 
 WorkerState = Literal["running", "draining", "evicted", "stopping"]
@@ -157,10 +158,17 @@ class CommandBus(Protocol):
     """The control plane as a client sees it."""
 
     async def send(
-        self, header: MessageHeader, envelope: bytes, target_worker_id: str | None
+        self,
+        header: MessageHeader,
+        envelope: bytes,
+        target_worker_id: str | None,
+        *,
+        send_id: str | None = None,
     ) -> None:
         """Create the QUEUED record and add the entry, once, retrying through connection
-        trouble; raise if no online worker would get it."""
+        trouble; raise if no online worker would get it. Senders that may repeat a send made
+        by another process (a scheduled tick taken over) give the same ``send_id`` for it: the
+        repeat then delivers a send left undelivered, and does nothing to one delivered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -523,6 +531,47 @@ class DeadLetterStore(Protocol):
         """Up to ``count`` entries, oldest first, after the entry id ``after`` ("-": the start)."""
 
 
+@dataclass(frozen=True, slots=True)
+class DueFiring:
+    """A schedule's tick, taken to be fired by this worker until ``lease_end``."""
+
+    schedule: Schedule
+    """Its definition and state (``next_at`` and ``firing`` are not read here)."""
+    tick: float
+    """The tick being fired (Unix time): the same for whoever takes it over."""
+    lease_end: int
+    """When another worker may take it over (ms): the taker's proof in ``settle``."""
+
+
+class ScheduleStore(Protocol):
+    """Scheduled runs: stored once, fired by whichever worker takes each tick."""
+
+    async def add(self, schedule: Schedule, first_at: float) -> bool:
+        """Store it, to fire first at ``first_at`` (Unix time); False if its id is taken."""
+        ...
+
+    async def take_due(self, now: float, lease: float, limit: int) -> list[DueFiring]:
+        """At most ``limit`` schedules due by ``now``, each held for ``lease`` seconds: no
+        other caller gets it before it is settled or its lease runs out."""
+        ...
+
+    async def settle(
+        self, firing: DueFiring, next_at: float | None, state: ScheduleState, fired: bool
+    ) -> bool:
+        """End a firing: due next at ``next_at`` (None: done, removed), with ``state``; with
+        ``fired`` False the same tick is tried again then. False (and nothing changes) if it is
+        not this taker's any more (removed, or taken over after its lease)."""
+        ...
+
+    async def remove(self, schedule_id: str) -> bool:
+        """Remove it; False if there is none of that id."""
+        ...
+
+    async def all(self) -> list[Schedule]:
+        """Every schedule, soonest first."""
+        ...
+
+
 class Engine(Protocol):
     """Everything the worker and the client need, on one connection."""
 
@@ -579,6 +628,9 @@ class Engine(Protocol):
 
     @property
     def dead_letters(self) -> DeadLetterStore: ...
+
+    @property
+    def schedules(self) -> ScheduleStore: ...
 
     async def start(self) -> None: ...
 

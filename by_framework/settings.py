@@ -144,6 +144,13 @@ class Settings(BaseModel):
         description="Seconds between a worker's sweeps for abandoned commands (XAUTOCLAIM).",
         json_schema_extra=_env("BYAI_SWEEP_INTERVAL"),
     )
+    schedule_interval: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds between a worker's looks for scheduled runs that are due: how late "
+        "a schedule may fire.",
+        json_schema_extra=_env("BYAI_SCHEDULE_INTERVAL"),
+    )
     max_deliveries: int = Field(
         5,
         ge=1,

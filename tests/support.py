@@ -129,6 +129,7 @@ def worker_process(
         "--heartbeat-ttl", str(settings.heartbeat_ttl),
         "--lease-seconds", str(settings.lease_seconds),
         "--sweep-interval", str(settings.sweep_interval),
+        "--schedule-interval", str(settings.schedule_interval),
         *extra,
     ]  # fmt: skip
     return spawn(command, ROOT, {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
@@ -609,5 +610,6 @@ def settings_for_test(redis_url: str, key_prefix: str, tmp_path: Path) -> Settin
         heartbeat_ttl=1.0,
         lease_seconds=1.5,
         sweep_interval=0.5,
+        schedule_interval=0.2,
         shutdown_timeout=5.0,
     )

@@ -9,6 +9,7 @@ import contextlib
 import json
 import re
 import signal
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -25,7 +26,14 @@ from by_framework.redis.discovery import ServiceRegistry
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.scripts import ALL_SCRIPTS
 from tests.agents import EchoAgent, OrchestraAgent
-from tests.support import final_result, output_of, running_worker, wait_online, worker_process
+from tests.support import (
+    eventually,
+    final_result,
+    output_of,
+    running_worker,
+    wait_online,
+    worker_process,
+)
 from tests.test_dead_letter import ForgivingAgent
 
 READ_BY_TRANSPORT = {b"XREAD", b"XREADGROUP"}
@@ -36,6 +44,7 @@ EVERY_PATH = {
     "online", "claim", "begin", "finish", "release_run", "requeue", "give_up", "dispatch",
     "set_waiting", "cancel_tree", "resume", "renew", "trim_consumed", "heartbeat",
     "prune_members", "release_lock", "take_token", "claim_session", "requeue_failed",
+    "add_schedule", "take_due", "settle_firing", "remove_schedule",
 }  # fmt: skip
 """The scripts the workload must have run, so that the check covers them."""
 
@@ -191,7 +200,7 @@ async def test_every_script_and_multi_key_command_stays_in_one_slot(
 ) -> None:
     """Send, run, sub-calls (one call, one group), ask_user and resume, cancel of a tree,
     hand-back, a malformed entry, give-up to the dead letters and a replay, a plugin reload,
-    heartbeats, a rate limit, a session owner, the fleet view, service discovery."""
+    heartbeats, a rate limit, a session owner, the fleet view, service discovery, schedules."""
     keys = KeySpace(settings.key_prefix)
     async with watching(redis, settings) as monitor:
         async with (
@@ -238,6 +247,13 @@ async def test_every_script_and_multi_key_command_stays_in_one_slot(
             assert await discovery.heartbeat("search", "node-1")
             assert [node.node_id for node in await discovery.instances("search")] == ["node-1"]
             assert await discovery.deregister("search", "node-1")
+
+            once = await client.schedule("echo", "s-scheduled", "later", at=time.time())
+            await eventually(lambda: _no_schedules(client), what="the schedule to fire")
+            (fired,) = await client.list_session_tasks("s-scheduled")
+            assert fired.metadata["schedule_id"] == once.schedule_id
+            cron = await client.schedule_cron("0 9 * * *", "echo", "s-scheduled", "daily")
+            assert await client.cancel_schedule(cron.schedule_id)
 
         # Hand-back: a worker stopping with a task it cannot finish in time.
         async with running_worker(
@@ -298,3 +314,7 @@ async def _until_running(client: GatewayClient, session_id: str, count: int) -> 
             if len(running) >= count:
                 return
             await asyncio.sleep(0.05)
+
+
+async def _no_schedules(client: GatewayClient) -> bool:
+    return await client.list_schedules() == []

@@ -16,6 +16,7 @@ from by_framework.cli.dead_letter import dead_letter
 from by_framework.cli.demo import demo
 from by_framework.cli.gateway import gateway
 from by_framework.cli.options import PROG
+from by_framework.cli.schedules import schedule
 from by_framework.cli.sessions import send, tail
 from by_framework.cli.status import status
 from by_framework.cli.worker import dev, worker
@@ -45,6 +46,7 @@ SUBCOMMANDS = (
     Subcommand("workers", "drain, resume or evict a worker", workers),
     Subcommand("tasks", "show a task's record and its tree of sub-tasks", tasks),
     Subcommand("dead-letter", "list, show, replay or purge dead letters", dead_letter),
+    Subcommand("schedule", "add, list or remove scheduled and recurring runs", schedule),
     Subcommand("gateway", "serve the HTTP gateway (extra [gateway])", gateway),
     Subcommand("dashboard", "serve the live web dashboard (extra [gateway])", dashboard),
     Subcommand("config", "every setting's value and its source (--reference: the table)", config),

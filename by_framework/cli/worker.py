@@ -58,6 +58,7 @@ def worker_settings_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shutdown-timeout", type=float)
     parser.add_argument("--lease-seconds", type=float)
     parser.add_argument("--sweep-interval", type=float)
+    parser.add_argument("--schedule-interval", type=float)
     parser.add_argument("--max-deliveries", type=int)
     parser.add_argument("--task-timeout", type=float)
     parser.add_argument("--cancel-grace-seconds", type=float)

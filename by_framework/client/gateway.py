@@ -3,16 +3,16 @@
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
-from pydantic import ValidationError
-
 from by_framework.cancellation import cancel_tasks
+from by_framework.client.scheduling import new_schedule
+from by_framework.client.validation import new_header
 from by_framework.common.aio import Backoff
 from by_framework.engine import connect_engine, engine_on_client
 from by_framework.errors import (
     EventsTrimmedError,
-    InvalidMessageError,
     NoOnlineWorkerError,
     TaskNotFoundError,
     TaskNotWaitingError,
@@ -30,10 +30,10 @@ from by_framework.protocol import (
     TaskEndEvent,
     encode_command,
 )
-from by_framework.protocol.header import SESSION_ID, SESSION_ID_CHARACTERS
 from by_framework.protocol.ids import new_id
 from by_framework.protocol.plain_json import require_json
 from by_framework.protocol.records import TaskRecord
+from by_framework.protocol.schedules import Schedule
 from by_framework.settings import Settings
 
 T = TypeVar("T")
@@ -158,25 +158,15 @@ class GatewayClient:
         extra_payload that is not plain JSON (a datetime, UUID, bytes or set is refused, not
         turned into a string).
         """
-        if isinstance(session_id, str) and not SESSION_ID.fullmatch(session_id):
-            raise InvalidMessageError(
-                f"cannot send this message: session_id {session_id!r} must be made of "
-                f"{SESSION_ID_CHARACTERS}"
-            )
         require_json(content=content, metadata=metadata, extra_payload=extra_payload)
-        fields: dict[str, Any] = {
-            "session_id": session_id,
-            "target_agent_type": target_agent_type,
-            "user_code": user_code,
-            "metadata": dict(metadata or {}),
-        }
-        if trace_id:
-            fields["trace_id"] = trace_id
-        try:
-            header = MessageHeader(**fields)
-        except ValidationError as exc:
-            problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
-            raise InvalidMessageError(f"cannot send this message: {problems}") from None
+        header = new_header(
+            "send this message",
+            session_id=session_id,
+            target_agent_type=target_agent_type,
+            user_code=user_code,
+            metadata=dict(metadata or {}),
+            **({"trace_id": trace_id} if trace_id else {}),
+        )
         command = AskAgentCommand(content=content, extra_payload=extra_payload or {})
         header, envelope = await self._intercepted(command, header)
         if wait_for_worker is None:
@@ -309,6 +299,56 @@ class GatewayClient:
 
     async def list_session_tasks(self, session_id: str) -> list[TaskRecord]:
         return await self._engine.tasks.list_session(session_id)
+
+    async def schedule(
+        self,
+        target_agent_type: str,
+        session_id: str,
+        content: Any,
+        *,
+        at: datetime | float,
+        user_code: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Schedule:
+        """Send this message at ``at`` (an aware datetime, or Unix time), once, from whichever
+        worker takes it; stored in Redis until then, so nothing needs to keep running here.
+        Checked as ``send_message`` checks, and ``InvalidScheduleError`` for a time in the
+        past. With no online worker for it then, it is tried again every few seconds."""
+        schedule, first = new_schedule(
+            target_agent_type, session_id, content, user_code, metadata, at=at
+        )
+        await self._engine.schedules.add(schedule, first)
+        return schedule.model_copy(update={"next_at": first})
+
+    async def schedule_cron(
+        self,
+        cron: str,
+        target_agent_type: str,
+        session_id: str,
+        content: Any,
+        *,
+        timezone: str = "UTC",
+        user_code: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Schedule:
+        """Send this message on every tick of ``cron`` ("0 9 * * *": 09:00 every day; a sixth,
+        leading field counts seconds) in ``timezone`` (an IANA name), each time a new task in
+        ``session_id``, until ``cancel_schedule``. Each tick is sent once however many workers
+        run; ticks missed while no worker ran are not made up (the first one fires late)."""
+        schedule, first = new_schedule(
+            target_agent_type, session_id, content, user_code, metadata,
+            cron=cron, timezone=timezone,
+        )  # fmt: skip
+        await self._engine.schedules.add(schedule, first)
+        return schedule.model_copy(update={"next_at": first})
+
+    async def list_schedules(self) -> list[Schedule]:
+        """Every schedule of the deployment, soonest first, with what its firings did."""
+        return await self._engine.schedules.all()
+
+    async def cancel_schedule(self, schedule_id: str) -> bool:
+        """Remove a schedule (tasks it sent go on); False if there is none of that id."""
+        return await self._engine.schedules.remove(schedule_id)
 
     async def last_event_id(self, session_id: str) -> str:
         """The session's current end: ``events(session_id, after=it)`` sees only what follows."""

@@ -89,7 +89,12 @@ class RedisControlPlane:
     # Client side
 
     async def send(
-        self, header: MessageHeader, envelope: bytes, target_worker_id: str | None
+        self,
+        header: MessageHeader,
+        envelope: bytes,
+        target_worker_id: str | None,
+        *,
+        send_id: str | None = None,
     ) -> None:
         """Two steps (docs/execution.md): the record, beside the advisory online check, then the
         delivery and the task index, unless the id was taken."""
@@ -99,7 +104,7 @@ class RedisControlPlane:
         else:
             stream = self._keys.send_stream(agent_type, header.session_id)
         registry = self._keys.session_registry(header.session_id)
-        send_id = secrets.token_hex(8)
+        send_id = send_id or secrets.token_hex(8)
         online = evalsha(
             ONLINE,
             [self._keys.agent_type_workers(agent_type)],

@@ -24,6 +24,7 @@ from by_framework.redis.plugin_store import RedisPluginStore
 from by_framework.redis.rate_limit import RedisRateLimiter
 from by_framework.redis.records import RedisTaskStore
 from by_framework.redis.registry import WorkerRegistry
+from by_framework.redis.schedules import RedisSchedules
 from by_framework.settings import Settings
 
 
@@ -81,6 +82,7 @@ class RedisEngine:
         self.dead_letters = DeadLetters(
             redis, keys, settings.consumer_group, settings.signing_key_bytes
         )
+        self.schedules = RedisSchedules(self.batcher, keys)
         self.keys = keys
         self._owns_client = False
 

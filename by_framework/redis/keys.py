@@ -10,6 +10,8 @@ and every Lua script and multi-key command joins keys of one tag only (docs/exec
 - a worker's own streams (direct commands, notices): ``{<worker id>}``;
 - the worker registry (membership, online keys, locks, worker info, the fleet's indexes):
   ``{<prefix>}``, one slot per deployment, so that the heartbeat stays one script;
+- scheduled runs (definitions, due times, ticks being fired, their state):
+  ``{<prefix>#schedules}``, one slot per deployment, so that taking a due one is one script;
 - keys used one at a time (task index, dead letters, plugin configs, rate buckets): no tag.
 """
 
@@ -89,6 +91,28 @@ class KeySpace:
         """message id -> session id, so a task can be found from its id alone. Not in the
         session's slot (it is looked up by message id): written beside the record, not with it."""
         return f"{self.prefix}:task:{message_id}"
+
+    # Scheduled runs: one hash tag, the deployment's schedules', for every key of them
+    def _schedules(self) -> str:
+        return f"{self.prefix}:schedules:{{{self.prefix}#schedules}}"
+
+    def schedule_definitions(self) -> str:
+        """schedule id -> its definition (JSON): what to send, and when (cron or one time)."""
+        return f"{self._schedules()}:definitions"
+
+    def schedules_due(self) -> str:
+        """A sorted set of schedule ids by when each fires next (ms), or by when the worker
+        firing one may be presumed dead (its lease)."""
+        return f"{self._schedules()}:due"
+
+    def schedules_firing(self) -> str:
+        """schedule id -> the tick (ms) being fired: kept until the firing is settled, so a
+        firing taken over after a crash sends that tick's task, not a new one."""
+        return f"{self._schedules()}:firing"
+
+    def schedules_state(self) -> str:
+        """schedule id -> what its firings did (JSON): count, last task, last error."""
+        return f"{self._schedules()}:state"
 
     # Plugins
     def config_snapshot(self, key: str) -> str:

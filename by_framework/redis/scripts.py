@@ -636,6 +636,84 @@ return owner
 """,
 )
 
+# Scheduled runs (redis/schedules.py). KEYS of every one: schedules due, firing, definitions,
+# state (one slot: the deployment's schedules).
+
+# ARGV: schedule id, definition JSON, first fire time (ms)
+# Returns 1, or 0 if the id is taken (nothing changes).
+ADD_SCHEDULE = Script(
+    "add_schedule",
+    """
+if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+return 1
+""",
+)
+
+# ARGV: now (ms), lease end (ms), how many at most
+# Takes the schedules due by now: each is pushed back to the lease end (no other worker takes it
+# before then) and its tick kept in the firing hash (a firing taken over after a lease ran out
+# keeps the tick it was for). Returns {id, tick, definition JSON, ...}.
+TAKE_DUE = Script(
+    "take_due",
+    """
+local taken = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])) do
+  local definition = redis.call('HGET', KEYS[3], id)
+  if definition then
+    local tick = redis.call('HGET', KEYS[2], id)
+    if not tick then
+      tick = redis.call('ZSCORE', KEYS[1], id)
+      redis.call('HSET', KEYS[2], id, tick)
+    end
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    taken[#taken + 1] = id
+    taken[#taken + 1] = tick
+    taken[#taken + 1] = definition
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return taken
+""",
+)
+
+# ARGV: schedule id, the lease end it was taken with (ms), the next fire time (ms) or "" (none:
+#       the schedule is done and removed), its state JSON, "1" if the tick was fired (else it is
+#       tried again at the next fire time)
+# Settles a firing, only if it is still this taker's (no one took it over after its lease).
+# Returns 1, or 0 when it is not (nothing changes).
+SETTLE_FIRING = Script(
+    "settle_firing",
+    """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
+if ARGV[5] == '1' then redis.call('HDEL', KEYS[2], ARGV[1]) end
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  redis.call('HDEL', KEYS[4], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])
+end
+return 1
+""",
+)
+
+# ARGV: schedule id
+# Returns 1, or 0 if there is no such schedule.
+REMOVE_SCHEDULE = Script(
+    "remove_schedule",
+    """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+return redis.call('HDEL', KEYS[3], ARGV[1])
+""",
+)
+
 ALL_SCRIPTS = (
     ONLINE,
     CLAIM,
@@ -657,4 +735,8 @@ ALL_SCRIPTS = (
     CONFIG_VERSION,
     TAKE_TOKEN,
     CLAIM_SESSION,
+    ADD_SCHEDULE,
+    TAKE_DUE,
+    SETTLE_FIRING,
+    REMOVE_SCHEDULE,
 )

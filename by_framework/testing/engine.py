@@ -3,7 +3,8 @@
 They drive an engine only through its ports (``by_framework.ports``), as the worker and the
 client do, and cover the task state machine: queued -> running -> completed / failed /
 cancelled, hand-back, reclaim after a lapsed lease, waiting_user -> resume, cancel of queued,
-running and waiting tasks, journal replay, groups, dead letters and retention.
+running and waiting tasks, journal replay, groups, dead letters, retention, and scheduled runs
+(each tick taken by one caller, taken over with its tick when a lease runs out).
 
 A backend's test module subclasses ``EngineConformance`` and provides an ``engine_factory``
 fixture: a callable that takes ``Settings`` fields as keywords (``key_prefix``, ``record_ttl``,
@@ -57,6 +58,7 @@ from by_framework.protocol import (
 )
 from by_framework.protocol.ids import sub_call_id
 from by_framework.protocol.records import TaskRecord
+from by_framework.protocol.schedules import Schedule, ScheduleState
 
 AGENT = "conformance-agent"
 CHILD_AGENT = "conformance-child"
@@ -772,6 +774,84 @@ class EngineConformance:
         assert await store.answers("reload-1", after, {"w1"}, timeout=WAIT) == {"w1": answer}
         assert await store.answers("reload-1", after, {"w1", "w3"}, timeout=0.3) == {"w1": answer}
 
+    # Scheduled runs
+
+    async def test_a_due_schedule_is_taken_by_one_caller_until_settled(self, bench: Bench) -> None:
+        store, other = bench.engine.schedules, (await bench.another_engine()).schedules
+        now = time.time()
+        assert await store.add(_schedule("sc-1"), now - 1)
+        assert not await store.add(_schedule("sc-1"), now + 9)  # its id is taken: unchanged
+        assert await store.add(_schedule("sc-later"), now + 3600)
+        (taken,) = await store.take_due(now, 30, 10)
+        assert (taken.schedule.schedule_id, taken.tick) == ("sc-1", _ms(now - 1))
+        assert await other.take_due(now, 30, 10) == []  # held by the first caller
+        listed = {s.schedule_id: s for s in await other.all()}
+        assert (listed["sc-1"].pending_tick, listed["sc-1"].next_at) == (
+            _ms(now - 1),
+            _ms(now + 30),
+        )
+        assert (listed["sc-later"].pending_tick, listed["sc-later"].next_at) == (
+            None,
+            _ms(now + 3600),
+        )
+        state = ScheduleState(fired=1, last_message_id="m-1", last_fired_at=now)
+        assert await store.settle(taken, now + 60, state, fired=True)
+        (first, _) = await other.all()
+        assert (first.pending_tick, first.next_at, first.state) == (None, _ms(now + 60), state)
+        assert not await store.settle(taken, now + 60, state, fired=True)  # settled already
+
+    async def test_a_take_whose_lease_ran_out_is_taken_over_with_its_tick(
+        self, bench: Bench
+    ) -> None:
+        store, other = bench.engine.schedules, (await bench.another_engine()).schedules
+        now = time.time()
+        await store.add(_schedule("sc-1"), now - 5)
+        (dead,) = await store.take_due(now, 0.2, 10)
+        await asyncio.sleep(0.3)
+        (alive,) = await other.take_due(time.time(), 30, 10)
+        assert alive.tick == dead.tick == _ms(now - 5)  # the same tick, not the lease's time
+        assert not await store.settle(dead, now + 60, ScheduleState(fired=1), fired=True)
+        assert await other.settle(alive, now + 60, ScheduleState(fired=1), fired=True)
+        (after,) = await store.all()
+        assert after.state.fired == 1 and after.next_at == _ms(now + 60)
+
+    async def test_a_tick_not_fired_keeps_its_tick_for_the_next_try(self, bench: Bench) -> None:
+        store = bench.engine.schedules
+        now = time.time()
+        await store.add(_schedule("sc-1"), now - 5)
+        (first,) = await store.take_due(now, 30, 10)
+        waiting = ScheduleState(last_error="no online worker")
+        assert await store.settle(first, now - 1, waiting, fired=False)
+        (second,) = await store.take_due(now, 30, 10)
+        assert second.tick == first.tick and second.schedule.state == waiting
+        assert await store.settle(second, now + 60, ScheduleState(fired=1), fired=True)
+        (third,) = await store.take_due(now + 61, 30, 10)
+        assert third.tick == _ms(now + 60)  # the next tick
+
+    async def test_done_and_removed_schedules_are_gone(self, bench: Bench) -> None:
+        store = bench.engine.schedules
+        now = time.time()
+        await store.add(_schedule("sc-once"), now - 1)
+        await store.add(_schedule("sc-removed"), now - 1)
+        assert await store.remove("sc-removed")
+        assert not await store.remove("sc-removed")
+        (taken,) = await store.take_due(now, 30, 10)
+        assert taken.schedule.schedule_id == "sc-once"
+        assert await store.settle(taken, None, ScheduleState(fired=1), fired=True)
+        assert await store.all() == []
+        assert await store.take_due(now + 3600, 30, 10) == []
+
+    async def test_take_due_takes_at_most_its_limit(self, bench: Bench) -> None:
+        store = bench.engine.schedules
+        now = time.time()
+        for n in range(5):
+            await store.add(_schedule(f"sc-{n}"), now - 10 + n)
+        first = await store.take_due(now, 30, 3)
+        assert [f.schedule.schedule_id for f in first] == ["sc-0", "sc-1", "sc-2"]  # soonest
+        assert [f.schedule.schedule_id for f in await store.take_due(now, 30, 3)] == [
+            "sc-3", "sc-4"
+        ]  # fmt: skip
+
     # The registry
 
     async def test_a_worker_registers_heartbeats_and_leaves(self, bench: Bench) -> None:
@@ -797,6 +877,22 @@ class EngineConformance:
         assert await bench.engine.registry.all_online() == ["w2"]
         snapshot = await bench.engine.fleet.snapshot()
         assert {w.worker_id for w in snapshot.workers} == {"w2"}
+
+
+def _schedule(schedule_id: str) -> Schedule:
+    return Schedule(
+        schedule_id=schedule_id,
+        target_agent_type=AGENT,
+        session_id="s1",
+        content={"n": 1},
+        cron="* * * * *",
+        created_at=time.time(),
+    )
+
+
+def _ms(at: float) -> float:
+    """A time as the store keeps it: to the millisecond."""
+    return round(at * 1000) / 1000
 
 
 def _state(header: MessageHeader, state: str) -> bytes:

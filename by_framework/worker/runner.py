@@ -46,6 +46,7 @@ from by_framework.protocol import (
     decode_command,
     encode_event,
 )
+from by_framework.scheduling.firer import ScheduleFirer
 from by_framework.settings import Settings
 from by_framework.tracing import discover_tracer
 from by_framework.tracing.task import end_task_span, start_task_span
@@ -223,6 +224,10 @@ class WorkerRunner:
             asyncio.create_task(self._listen_forever(), name="notices"),
             asyncio.create_task(self._heartbeat_forever(), name="heartbeat"),
             asyncio.create_task(self._sweep_forever(), name="sweep"),
+            asyncio.create_task(
+                ScheduleFirer(self.engine, self.settings.schedule_interval).run_forever(),
+                name="schedules",
+            ),
         ]
         self._keeper = self.engine.lease_keeper(
             self.worker_id, self.agent_types, self._in_flight_now, lambda: self._token

@@ -1,0 +1,24 @@
+"""What a client checks before it writes anything: the header of a new task."""
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from by_framework.errors import InvalidMessageError
+from by_framework.protocol import MessageHeader
+from by_framework.protocol.header import SESSION_ID, SESSION_ID_CHARACTERS
+
+
+def new_header(what: str, **fields: Any) -> MessageHeader:
+    """The header of a new task made of ``fields``; ``InvalidMessageError`` saying that it
+    cannot ``what`` ("send this message") and why, naming each bad field."""
+    session_id = fields.get("session_id")
+    if isinstance(session_id, str) and not SESSION_ID.fullmatch(session_id):
+        raise InvalidMessageError(
+            f"cannot {what}: session_id {session_id!r} must be made of {SESSION_ID_CHARACTERS}"
+        )
+    try:
+        return MessageHeader(**fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        raise InvalidMessageError(f"cannot {what}: {problems}") from None

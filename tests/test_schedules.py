@@ -19,6 +19,7 @@ from by_framework import (
     InvalidContentError,
     InvalidMessageError,
     InvalidScheduleError,
+    Schedule,
     SendResponse,
     Settings,
 )
@@ -264,3 +265,22 @@ async def test_the_firer_fires_what_is_due_in_batches(
         assert await ScheduleFirer(client.engine, 1.0).fire_due() == 0
         tasks = [t for n in range(3) for t in await client.list_session_tasks(f"s-batch-{n}")]
     assert len(tasks) == firer.BATCH + 4
+
+
+async def test_a_schedule_that_cannot_be_fired_stops_no_other(
+    client: GatewayClient, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stored cron this version cannot read (written by hand, or by another version): logged,
+    left for its lease, and every other schedule still fires."""
+    broken = Schedule(
+        schedule_id="broken", target_agent_type="echo", session_id="s-broken",
+        cron="every tuesday", created_at=time.time(),
+    )  # fmt: skip
+    await client.engine.schedules.add(broken, time.time())
+    async with running_worker(EchoAgent(), settings):
+        for n in range(2):
+            await client.schedule("echo", "s-fine", n, at=time.time())
+            await eventually(lambda n=n: _fired(client, "s-fine", n + 1), what=f"schedule {n}")
+    assert "schedule broken could not be fired" in caplog.text
+    (left,) = await client.list_schedules()
+    assert left.schedule_id == "broken" and left.pending_tick is not None

@@ -46,7 +46,15 @@ class ScheduleFirer:
         now = time.time()
         firings = await self._engine.schedules.take_due(now, LEASE_S, BATCH)
         for firing in firings:
-            await self._fire(firing, now)
+            try:
+                await self._fire(firing, now)
+            except self._engine.transient_errors:
+                raise
+            except Exception:  # one bad schedule must not stop the others, nor this loop
+                log.exception(
+                    "schedule %s could not be fired; it is tried again in %gs",
+                    firing.schedule.schedule_id, LEASE_S,
+                )  # fmt: skip
         return len(firings)
 
     async def _fire(self, firing: DueFiring, now: float) -> None:

@@ -4,16 +4,19 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from by_framework import (
+    AgentContext,
     AgentState,
     ArtifactEvent,
     BaiYingMessage,
     ByaiGatewayClient,
     GatewayClient,
+    GatewayWorker,
     InvalidContentError,
     InvalidMessageError,
     MessageHeader,
@@ -211,11 +214,16 @@ async def test_bad_calls_raise_errors_that_say_what_to_do(
             r"content\['n'\] is nan": {"content": {"n": float("nan")}},
             "content has a key 1 that is not a string": {"content": {1: "x"}},
             r"extra_payload\['s'\] is of type set": {"extra_payload": {"s": {1}}},
+            r"configurable\['at'\] is of type datetime": {"configurable": {"at": at}},
         }
         for problem, call in refused.items():
             fields = {"content": "hi", **call}
             with pytest.raises(InvalidContentError, match=problem):
                 await client.send_message("echo", "sess-6", **fields)
+        with pytest.raises(InvalidMessageError, match=r"stream_mode.0: Input should be"):
+            await client.send_message("echo", "sess-6", "hi", stream_mode=["tokens"])  # type: ignore[list-item]
+        with pytest.raises(InvalidMessageError, match="multitask_strategy: Input should be"):
+            await client.send_message("echo", "sess-6", "hi", multitask_strategy="queue")  # type: ignore[arg-type]
         with pytest.raises(InvalidContentError, match=r"reply_data\['at'\] is of type datetime"):
             await client.resume("any-task", "sess-6", "yes", reply_data={"at": at})
         assert await client.list_session_tasks("sess-6") == []  # nothing was sent
@@ -230,6 +238,42 @@ async def test_bad_calls_raise_errors_that_say_what_to_do(
         with pytest.raises(TaskTimeoutError, match="the task goes on"):
             await client.wait_for_result(slow.message_id, timeout=0.2)
         assert (await client.wait_for_result(slow.message_id, timeout=10)).content == {"sleep": 1.0}
+
+
+class OptionsAgent(GatewayWorker):
+    """Answers with the run options its command carries."""
+
+    def get_agent_types(self) -> list[str]:
+        return ["options"]
+
+    async def process_command(self, command: Any, context: AgentContext) -> dict[str, Any]:
+        fields = ("configurable", "stream_mode", "multitask_strategy")
+        return {"status": "completed", "content": {f: getattr(command, f) for f in fields}}
+
+
+async def test_run_options_travel_in_the_command_to_the_worker(
+    client: GatewayClient, settings: Settings
+) -> None:
+    async with running_worker(OptionsAgent(), settings):
+        plain = await client.send_message("options", "sess-o", "hi")
+        chosen = await client.send_message(
+            "options",
+            "sess-o",
+            "hi",
+            configurable={"model": "small", "tenant": {"id": 7}},
+            stream_mode=["updates", "custom"],
+            multitask_strategy="reject",
+        )
+        assert (await client.wait_for_result(plain.message_id, timeout=10)).content == {
+            "configurable": {},
+            "stream_mode": None,
+            "multitask_strategy": "enqueue",
+        }
+        assert (await client.wait_for_result(chosen.message_id, timeout=10)).content == {
+            "configurable": {"model": "small", "tenant": {"id": 7}},
+            "stream_mode": ["updates", "custom"],
+            "multitask_strategy": "reject",
+        }
 
 
 async def test_interceptors_see_and_change_every_command(

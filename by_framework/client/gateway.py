@@ -8,7 +8,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from by_framework.cancellation import cancel_tasks
 from by_framework.client.scheduling import new_schedule
-from by_framework.client.validation import new_header
+from by_framework.client.validation import new_ask, new_header
 from by_framework.common.aio import Backoff
 from by_framework.engine import connect_engine, engine_on_client
 from by_framework.errors import (
@@ -21,12 +21,13 @@ from by_framework.errors import (
 from by_framework.ports import CancelReport, Engine, ReloadAck, WorkerDirectory
 from by_framework.protocol import (
     AgentTaskResult,
-    AskAgentCommand,
     EventGap,
     MessageHeader,
+    MultitaskStrategy,
     ReloadPluginsCommand,
     ResumeCommand,
     SessionEvent,
+    StreamMode,
     TaskEndEvent,
     encode_command,
 )
@@ -147,8 +148,15 @@ class GatewayClient:
         extra_payload: dict[str, Any] | None = None,
         trace_id: str | None = None,
         wait_for_worker: float | None = None,
+        configurable: dict[str, Any] | None = None,
+        stream_mode: list[StreamMode] | None = None,
+        multitask_strategy: MultitaskStrategy = "enqueue",
     ) -> SendResponse:
         """Queue a task for ``target_agent_type`` (or one named worker) and return once queued.
+
+        ``configurable``, ``stream_mode`` and ``multitask_strategy`` travel in the command
+        (``AskAgentCommand``): per-run values for the agent, what of the run to stream, and what
+        to do while another run of the session by that agent type is in flight.
 
         With no online worker to get it, the send waits up to ``wait_for_worker`` seconds (None:
         the ``worker_wait_seconds`` setting; 0: not at all) for one, such as a worker registering
@@ -158,7 +166,12 @@ class GatewayClient:
         extra_payload that is not plain JSON (a datetime, UUID, bytes or set is refused, not
         turned into a string).
         """
-        require_json(content=content, metadata=metadata, extra_payload=extra_payload)
+        require_json(
+            content=content,
+            metadata=metadata,
+            extra_payload=extra_payload,
+            configurable=configurable,
+        )
         header = new_header(
             "send this message",
             session_id=session_id,
@@ -167,7 +180,14 @@ class GatewayClient:
             metadata=dict(metadata or {}),
             **({"trace_id": trace_id} if trace_id else {}),
         )
-        command = AskAgentCommand(content=content, extra_payload=extra_payload or {})
+        command = new_ask(
+            "send this message",
+            content=content,
+            extra_payload=extra_payload or {},
+            configurable=configurable or {},
+            stream_mode=stream_mode,
+            multitask_strategy=multitask_strategy,
+        )
         header, envelope = await self._intercepted(command, header)
         if wait_for_worker is None:
             wait_for_worker = self._engine.settings.worker_wait_seconds

@@ -1,11 +1,11 @@
-"""What a client checks before it writes anything: the header of a new task."""
+"""What a client checks before it writes anything: the header and command of a new task."""
 
 from typing import Any
 
 from pydantic import ValidationError
 
 from by_framework.errors import InvalidMessageError
-from by_framework.protocol import MessageHeader
+from by_framework.protocol import AskAgentCommand, MessageHeader
 from by_framework.protocol.header import SESSION_ID, SESSION_ID_CHARACTERS
 
 
@@ -20,5 +20,20 @@ def new_header(what: str, **fields: Any) -> MessageHeader:
     try:
         return MessageHeader(**fields)
     except ValidationError as exc:
-        problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
-        raise InvalidMessageError(f"cannot {what}: {problems}") from None
+        raise _invalid(what, exc) from None
+
+
+def new_ask(what: str, **fields: Any) -> AskAgentCommand:
+    """A new task's command made of ``fields``; ``InvalidMessageError`` naming each bad one
+    (e.g. a stream mode or multitask strategy no worker knows)."""
+    try:
+        return AskAgentCommand(**fields)
+    except ValidationError as exc:
+        raise _invalid(what, exc) from None
+
+
+def _invalid(what: str, exc: ValidationError) -> InvalidMessageError:
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in exc.errors()
+    )
+    return InvalidMessageError(f"cannot {what}: {problems}")

@@ -12,13 +12,32 @@ class _Command(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+MultitaskStrategy = Literal["enqueue", "reject", "interrupt", "rollback"]
+"""What a message does when a run of its session by its agent type is in flight (honoured by
+workers that take a session's messages one at a time: ``AgentContext.session_turn``):
+``enqueue`` waits for it to end; ``reject`` ends at once, FAILED, with the busy run named;
+``interrupt`` stops it (its progress kept) and runs next; ``rollback`` stops it, its writes
+undone, and runs next."""
+
+StreamMode = Literal["messages", "updates", "values", "custom", "debug"]
+"""What of a run a message asks to see streamed (LangGraph's stream modes)."""
+
+
 class AskAgentCommand(_Command):
-    """A task for an agent: the standard request."""
+    """A task for an agent: the standard request.
+
+    ``configurable``: per-run values (model, persona, tenant...) a worker passes to its agent
+    (LangGraph's ``config["configurable"]``, ADK's session state). ``stream_mode``: what of the
+    run to stream (None: the worker's default). ``multitask_strategy``: see
+    ``MultitaskStrategy``."""
 
     type: Literal["ask_agent"] = "ask_agent"
     content: Any = None
     wait_for_reply: bool = False
     extra_payload: dict[str, Any] = Field(default_factory=dict)
+    configurable: dict[str, Any] = Field(default_factory=dict)
+    stream_mode: list[StreamMode] | None = None
+    multitask_strategy: MultitaskStrategy = "enqueue"
 
 
 class ResumeCommand(_Command):

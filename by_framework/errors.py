@@ -47,6 +47,19 @@ class TaskCancelledError(ByFrameworkError):
     """The task was cancelled: it may not start sub-calls, and waits for replies end."""
 
 
+class SessionBusyError(ByFrameworkError):
+    """A message sent with ``multitask_strategy="reject"`` while a run of its session by its
+    agent type is in flight (``busy_with`` names that run's message id)."""
+
+    def __init__(self, session_id: str, agent_type: str, busy_with: str) -> None:
+        super().__init__(
+            f"session {session_id!r} has a run of {agent_type!r} in flight (task {busy_with}); "
+            "multitask_strategy='reject' refuses a message then: send it once that run has "
+            "ended, or with 'enqueue', 'interrupt' or 'rollback'"
+        )
+        self.busy_with = busy_with
+
+
 class TaskNotWaitingError(ByFrameworkError, ValueError):
     """A resume for a task that is not waiting for the user (finished, running, or resumed)."""
 

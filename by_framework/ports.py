@@ -446,6 +446,29 @@ class SessionOwners(Protocol):
     async def owner(self, session_id: str) -> str | None: ...
 
 
+class SessionTurns(Protocol):
+    """Whose turn it is in a session, per agent type: the run holding it goes on; another
+    message's run waits, gives up or stops it (``AgentContext.session_turn``). A turn is held
+    under a lease its run renews, so that a dead worker's turn lapses."""
+
+    async def take(
+        self, session_id: str, agent_type: str, message_id: str, lease: float
+    ) -> str | None:
+        """Take the turn for ``message_id`` if it is free, lapsed or already its own (renewed):
+        None. Else the message id of its holder, and nothing changes."""
+        ...
+
+    async def keep(self, session_id: str, agent_type: str, message_id: str, lease: float) -> bool:
+        """Renew the lease; False if the turn is not ``message_id``'s any more."""
+        ...
+
+    async def give_up(self, session_id: str, agent_type: str, message_id: str) -> None:
+        """Free the turn if ``message_id`` holds it."""
+        ...
+
+    async def holder(self, session_id: str, agent_type: str) -> str | None: ...
+
+
 class RateLimiter(Protocol):
     """A token bucket per caller, shared by every process on the engine."""
 
@@ -619,6 +642,9 @@ class Engine(Protocol):
 
     @property
     def owners(self) -> SessionOwners: ...
+
+    @property
+    def turns(self) -> SessionTurns: ...
 
     @property
     def rate_limiter(self) -> RateLimiter: ...

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import time
 from typing import Any
 
 from by_framework import (
@@ -174,3 +175,20 @@ def _child(target: str, index: int, content: dict[str, Any]) -> Any:
     if target == "echo":
         return {"sleep": content.get("child_sleep", 0), "i": index}
     return {"op": "upper", "text": f"child {index}"}
+
+
+class TurnAgent(GatewayWorker):
+    """Runs in its session's turn, as its message's multitask strategy says; content
+    {"sleep": s} holds the turn s seconds. Answers with when it ran and what it stopped."""
+
+    def get_agent_types(self) -> list[str]:
+        return ["turns"]
+
+    async def process_command(self, command: Any, context: AgentContext) -> dict[str, Any]:
+        strategy = getattr(command, "multitask_strategy", "enqueue")
+        async with context.session_turn(strategy) as turn:
+            began = time.time()
+            await context.emit_state("in turn")
+            await asyncio.sleep(command.content.get("sleep", 0))
+            content = {"began": began, "ended": time.time(), "superseded": turn.superseded}
+            return {"status": "completed", "content": content}

@@ -132,7 +132,8 @@ def worker_process(
         "--schedule-interval", str(settings.schedule_interval),
         *extra,
     ]  # fmt: skip
-    return spawn(command, ROOT, {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return spawn(command, ROOT, {**os.environ, "PYTHONPATH": path, **(env or {})})
 
 
 def process_env(settings: Settings, **extra: str) -> dict[str, str]:

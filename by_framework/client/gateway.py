@@ -14,6 +14,7 @@ from by_framework.engine import connect_engine, engine_on_client
 from by_framework.errors import (
     EventsTrimmedError,
     NoOnlineWorkerError,
+    SessionBusyError,
     TaskNotFoundError,
     TaskNotWaitingError,
     TaskTimeoutError,
@@ -156,7 +157,9 @@ class GatewayClient:
 
         ``configurable``, ``stream_mode`` and ``multitask_strategy`` travel in the command
         (``AskAgentCommand``): per-run values for the agent, what of the run to stream, and what
-        to do while another run of the session by that agent type is in flight.
+        to do while another run of the session by that agent type is in flight; with
+        ``"reject"`` a send while one is seen raises ``SessionBusyError`` at once (and one that
+        races such a run is refused by the worker: the task ends FAILED saying so).
 
         With no online worker to get it, the send waits up to ``wait_for_worker`` seconds (None:
         the ``worker_wait_seconds`` setting; 0: not at all) for one, such as a worker registering
@@ -188,6 +191,10 @@ class GatewayClient:
             stream_mode=stream_mode,
             multitask_strategy=multitask_strategy,
         )
+        if multitask_strategy == "reject":
+            holder = await self._engine.turns.holder(session_id, target_agent_type)
+            if holder is not None:
+                raise SessionBusyError(session_id, target_agent_type, holder)
         header, envelope = await self._intercepted(command, header)
         if wait_for_worker is None:
             wait_for_worker = self._engine.settings.worker_wait_seconds

@@ -25,6 +25,7 @@ from by_framework.redis.rate_limit import RedisRateLimiter
 from by_framework.redis.records import RedisTaskStore
 from by_framework.redis.registry import WorkerRegistry
 from by_framework.redis.schedules import RedisSchedules
+from by_framework.redis.turns import RedisSessionTurns
 from by_framework.settings import Settings
 
 
@@ -77,6 +78,7 @@ class RedisEngine:
         )
         self.registry = WorkerRegistry(redis, settings.key_prefix, settings.record_ttl)
         self.owners = RedisSessionOwners(self.batcher, keys, settings.record_ttl)
+        self.turns = RedisSessionTurns(self.batcher, keys)
         self.rate_limiter = RedisRateLimiter(self.batcher, keys)
         self.fleet = RedisFleetView(redis, keys, settings.consumer_group)
         self.dead_letters = DeadLetters(

@@ -4,7 +4,7 @@ The part of a name in braces is its Redis Cluster hash tag: keys with the same t
 and every Lua script and multi-key command joins keys of one tag only (docs/execution.md,
 "Atomic steps and crashes"). The families and their tags:
 
-- a session's keys (records, events, children lists, groups, owner): ``{<session id>}``;
+- a session's keys (records, events, children lists, groups, owner, turns): ``{<session id>}``;
 - an agent type's control stream: ``{<agent type>}``, shard ``k`` of a sharded one
   ``{<agent type>#k}`` (shard 0 keeps the unsharded name);
 - a worker's own streams (direct commands, notices): ``{<worker id>}``;
@@ -82,6 +82,10 @@ class KeySpace:
     def session_owner(self, session_id: str) -> str:
         """The user who created the session, for the HTTP gateway's access control."""
         return f"{self.prefix}:session:{{{session_id}}}:owner"
+
+    def session_turn(self, session_id: str, agent_type: str) -> str:
+        """The message whose run of ``agent_type`` holds the session's turn."""
+        return f"{self.prefix}:session:{{{session_id}}}:turn:{agent_type}"
 
     def rate_bucket(self, caller: str) -> str:
         """A caller's token bucket of the HTTP gateway's rate limit."""

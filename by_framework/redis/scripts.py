@@ -560,8 +560,8 @@ return pruned
 """,
 )
 
-# KEYS: worker lock
-# ARGV: lock token
+# KEYS: worker lock (or a session turn: redis/turns.py)
+# ARGV: lock token (the holder's message id)
 RELEASE_LOCK = Script(
     "release_lock",
     """
@@ -633,6 +633,29 @@ if owner == ARGV[1] then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
 return owner
+""",
+)
+
+# A session's turn for one agent type (redis/turns.py). KEYS: the turn
+# ARGV: message id, lease (ms)
+# Takes the turn if it is free, lapsed or already this message's (its lease renewed): returns
+# false; else the holder's message id, and nothing changes.
+TAKE_TURN = Script(
+    "take_turn",
+    """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return holder end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+""",
+)
+
+# KEYS: the turn. ARGV: message id, lease (ms). 1 if renewed, 0 if not this message's any more.
+KEEP_TURN = Script(
+    "keep_turn",
+    """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 """,
 )
 
@@ -735,6 +758,8 @@ ALL_SCRIPTS = (
     CONFIG_VERSION,
     TAKE_TOKEN,
     CLAIM_SESSION,
+    TAKE_TURN,
+    KEEP_TURN,
     ADD_SCHEDULE,
     TAKE_DUE,
     SETTLE_FIRING,

@@ -759,6 +759,28 @@ class EngineConformance:
         assert await owners.claim("s1", "bob") == "alice"
         assert await (await bench.another_engine()).owners.owner("s1") == "alice"
 
+    async def test_a_session_turn_is_held_by_one_run_until_given_up_or_lapsed(
+        self, bench: Bench
+    ) -> None:
+        turns, other = bench.engine.turns, (await bench.another_engine()).turns
+        assert await turns.holder("s1", AGENT) is None
+        assert await turns.take("s1", AGENT, "m1", 30) is None
+        assert await other.take("s1", AGENT, "m2", 30) == "m1"  # taken: nothing changes
+        assert await other.take("s1", AGENT, "m1", 30) is None  # its own: taken again
+        assert await turns.take("s1", "another agent", "m2", 30) is None  # per agent type
+        assert await turns.take("s2", AGENT, "m2", 30) is None  # per session
+        assert await other.keep("s1", AGENT, "m1", 30)
+        assert not await other.keep("s1", AGENT, "m2", 30)
+        await turns.give_up("s1", AGENT, "m2")  # not its holder: nothing changes
+        assert await turns.holder("s1", AGENT) == "m1"
+        await turns.give_up("s1", AGENT, "m1")
+        assert await turns.holder("s1", AGENT) is None
+        assert await turns.take("s1", AGENT, "m3", 0.2) is None
+        await asyncio.sleep(0.3)  # its run died: the lease lapses
+        assert not await turns.keep("s1", AGENT, "m3", 30)
+        assert await turns.take("s1", AGENT, "m4", 30) is None
+        assert await turns.holder("s1", AGENT) == "m4"
+
     async def test_a_caller_past_its_burst_waits(self, bench: Bench) -> None:
         limiter = bench.engine.rate_limiter
         assert [await limiter.take("caller", 1.0, 2) for _ in range(2)] == [0, 0]

@@ -1,5 +1,6 @@
 """AgentContext: what a running task sees of the engine."""
 
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ from by_framework.protocol import (
     ArtifactEvent,
     AskUserEvent,
     MessageHeader,
+    MultitaskStrategy,
     StateChangeEvent,
     StreamChunkEvent,
     encode_event,
@@ -23,6 +25,7 @@ from by_framework.protocol import (
 from by_framework.tracing import Span, child_span
 from by_framework.worker.event_writer import EventWriter
 from by_framework.worker.subcalls import SubCalls
+from by_framework.worker.turns import SessionTurnTaker, Turn
 from by_framework.worker.workspace import Workspace
 
 
@@ -42,6 +45,7 @@ class AgentContext:
         configs: ConfigSet,
         hooks: HookRunner,
         history: SessionHistory,
+        turns: SessionTurnTaker,
     ) -> None:
         self.header = header
         self.worker_id = worker_id
@@ -51,6 +55,7 @@ class AgentContext:
         self._subcalls = subcalls
         self._configs = configs
         self._hooks = hooks
+        self._turns = turns
         self.history = history
         """The session's turns recorded so far (``await context.history.list()``, or
         ``async for message in context.history``), from the worker's history store."""
@@ -204,6 +209,23 @@ class AgentContext:
         """Wait (holding no slot) until every child of the group has ended; message id ->
         ``{"status", "content", "data", "error"}`` in dispatch order, one entry per child."""
         return await self._subcalls.collect_group_results(task_group_id, timeout)
+
+    def session_turn(
+        self, strategy: MultitaskStrategy = "enqueue"
+    ) -> AbstractAsyncContextManager[Turn]:
+        """Hold the session's turn for this task's agent type while the block runs: one run at a
+        time per session and agent type, across every worker. ``strategy`` (the message's
+        ``multitask_strategy``) says what to do when another run holds it: ``enqueue`` waits for
+        it; ``reject`` raises ``SessionBusyError`` (the task ends FAILED saying so);
+        ``interrupt`` and ``rollback`` cancel that run (it ends CANCELLED), wait for it to stop,
+        and name it in ``Turn.superseded`` so that the block can undo its writes on
+        ``rollback``. Raises ``TaskCancelledError`` if this task is cancelled while it waits.
+        Worker adapters (LangGraph, ADK) take it for every run::
+
+            async with context.session_turn(command.multitask_strategy) as turn:
+                ...
+        """
+        return self._turns.hold(self.header, strategy, lambda: self.cancelled)
 
     async def ask_user(self, event: AskUserEvent) -> AgentTaskResult:
         """Put the question on the session stream and return the result that suspends this task

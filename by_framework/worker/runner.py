@@ -54,6 +54,7 @@ from by_framework.worker.activity import EndedTasks, worker_profile
 from by_framework.worker.base import GatewayWorker
 from by_framework.worker.context import AgentContext
 from by_framework.worker.subcalls import SubCalls, Waiters
+from by_framework.worker.turns import SessionTurnTaker
 from by_framework.worker.workspace import Workspace
 
 log = logging.getLogger("by_framework.worker")
@@ -147,6 +148,9 @@ class WorkerRunner:
         )
         self.history = open_history_store(settings.history_url)  # an unknown backend fails here
         self._turns = TurnRecorder(self.history)
+        self._session_turns = SessionTurnTaker(
+            engine.turns, engine.orchestration, settings.lease_seconds, self._retrying
+        )
         self.streams = engine.control.streams(self.agent_types, self.worker_id)
         self._own_stream = self.streams[-1]
         self._notices = engine.control.notice_stream(self.worker_id)
@@ -573,6 +577,7 @@ class WorkerRunner:
             configs=configs,
             hooks=self.plugins.hooks,
             history=SessionHistory(self.history, header.session_id),
+            turns=self._session_turns,
         )
         return context, subcalls
 

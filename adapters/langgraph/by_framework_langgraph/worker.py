@@ -18,6 +18,7 @@ from by_framework import (
     AgentContext,
     AgentState,
     AgentTaskResult,
+    AskAgentCommand,
     ConfigurationError,
     GatewayWorker,
     ResumeCommand,
@@ -136,9 +137,11 @@ class LangGraphWorker(GatewayWorker):
     async def process_command(self, command: Any, context: AgentContext) -> AgentTaskResult:
         graph = self.graph
         thread_id = self.thread_id_for(context)
+        strategy = command.multitask_strategy if isinstance(command, AskAgentCommand) else "enqueue"
         assert self._lock is not None
         async with contextlib.AsyncExitStack() as stack:
             try:
+                turn = await stack.enter_async_context(context.session_turn(strategy))
                 await stack.enter_async_context(
                     self._lock.hold(thread_id, lambda: context.cancelled, self._thread_wait_timeout)
                 )
@@ -150,7 +153,8 @@ class LangGraphWorker(GatewayWorker):
                     error=f"thread {thread_id} stayed busy with another task for "
                     f"{self._thread_wait_timeout:g}s (thread_wait_timeout); send again later",
                 )
-            return await self._run_task(graph, command, context, thread_id)
+            keep = strategy == "interrupt" and turn.superseded is not None
+            return await self._run_task(graph, command, context, thread_id, keep_unfinished=keep)
 
     # What users override
 
@@ -269,8 +273,17 @@ class LangGraphWorker(GatewayWorker):
         return config
 
     async def _run_task(
-        self, graph: Any, command: Any, context: AgentContext, thread_id: str
+        self,
+        graph: Any,
+        command: Any,
+        context: AgentContext,
+        thread_id: str,
+        *,
+        keep_unfinished: bool = False,
     ) -> AgentTaskResult:
+        """Run or go on with the task's graph run on its thread. An unfinished run of another
+        task on the thread (failed, cancelled, died) is rolled back first, unless this task
+        interrupted it (``keep_unfinished``: its progress stays, the new input goes on top)."""
         base = self._run_config(thread_id)
         head = await graph.aget_state(base)
         metadata = head.metadata or {}
@@ -302,7 +315,9 @@ class LangGraphWorker(GatewayWorker):
                 )
             run = 0
             graph_input = self.graph_input(command, context)
-            if head.next:  # another task's run never ended (failed, cancelled, or died)
+            if head.next and keep_unfinished:
+                log.info("thread %s: going on from task %s's interrupted run", thread_id, owner)
+            elif head.next:  # another task's run never ended (failed, cancelled, or died)
                 start_from = await self._rollback_point(graph, base)
                 log.info("thread %s: rolling back an unfinished run of task %s", thread_id, owner)
         return await self._run_graph(

@@ -117,7 +117,9 @@ def worker_process(
     *extra: str,
     env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[str]:
-    """A real worker process started through the CLI (``env``: variables to add or change)."""
+    """A real worker process started through the CLI (``env``: variables to add or change).
+    The project comes first on its ``PYTHONPATH``, then the caller's (e.g. a worktree's own
+    packages, ahead of the editable installs)."""
     command = [
         sys.executable, "-m", "by_framework",
         "--worker-class", worker_class,

@@ -16,6 +16,7 @@ from google.adk.memory import BaseMemoryService
 from google.adk.runners import Runner
 from google.adk.sessions import BaseSessionService, Session
 from google.genai import types
+from pydantic import BaseModel
 
 from by_framework import (
     AgentContext,
@@ -26,6 +27,7 @@ from by_framework import (
     TaskCancelledError,
     run_worker,
 )
+from by_framework.worker.configurable import InvalidConfigurableError, validated_configurable
 from by_framework_adk.events import EventStream
 from by_framework_adk.questions import (
     METADATA_KEY,
@@ -64,6 +66,8 @@ class AdkWorker(GatewayWorker):
     - A long-running tool call left unanswered ends the task WAITING_USER; the resume answers
       that call (see ``by_framework_adk.questions``).
     - A cancel aborts the run (ADK's abort signal) at once.
+    - A message's ``configurable`` values go into the session state as the run starts (ADK's
+      ``state_delta``), checked by ``configurable_schema`` (a pydantic model) when given.
 
     From the command line, name a subclass that takes no argument: ``adk_worker`` makes one
     (``Translator = adk_worker(agent, "translator")``), or write it::
@@ -88,6 +92,7 @@ class AdkWorker(GatewayWorker):
         memory_service: BaseMemoryService | None = None,
         run_config: RunConfig | None = None,
         default_user_id: str = DEFAULT_USER_ID,
+        configurable_schema: type[BaseModel] | None = None,
     ) -> None:
         root = agent.root_agent if isinstance(agent, App) else agent
         self.agent_type = agent_type or getattr(root, "name", None) or ""
@@ -108,6 +113,7 @@ class AdkWorker(GatewayWorker):
         self.app_name = self.runner.app_name
         self.run_config = run_config or RunConfig(streaming_mode=StreamingMode.SSE)
         self.default_user_id = default_user_id
+        self.configurable_schema = configurable_schema
 
     @property
     def session_service(self) -> BaseSessionService:
@@ -123,6 +129,12 @@ class AdkWorker(GatewayWorker):
             await close()
 
     async def process_command(self, command: Any, context: AgentContext) -> AgentTaskResult:
+        state: dict[str, Any] = {}  # a resume: the values are in the session state already
+        if not isinstance(command, ResumeCommand):
+            try:
+                state = validated_configurable(command.configurable, self.configurable_schema)
+            except InvalidConfigurableError as exc:
+                return AgentTaskResult(status=AgentState.FAILED, error=str(exc))
         user_id = context.user_code or self.default_user_id
         session = await self._session(user_id, context.session_id)
         if isinstance(command, ResumeCommand):
@@ -149,7 +161,7 @@ class AdkWorker(GatewayWorker):
         if isinstance(command, ResumeCommand):
             await stream.answered(message)
         with task_scope(context):
-            await self._run(context, user_id, message, stream)
+            await self._run(context, user_id, message, stream, state)
         if context.cancelled:
             return AgentTaskResult(status=AgentState.CANCELLED, error=context.cancel_reason)
         if stream.long_running_calls or others_open:
@@ -162,9 +174,15 @@ class AdkWorker(GatewayWorker):
         return AgentTaskResult(status=AgentState.COMPLETED, content=stream.final_text)
 
     async def _run(
-        self, context: AgentContext, user_id: str, message: types.Content, stream: EventStream
+        self,
+        context: AgentContext,
+        user_id: str,
+        message: types.Content,
+        stream: EventStream,
+        state: dict[str, Any],
     ) -> None:
-        """One ``Runner.run_async``, its events on the stream; a cancel aborts it."""
+        """One ``Runner.run_async`` (``state`` into the session state with the message), its
+        events on the stream; a cancel aborts it."""
         abort = asyncio.Event()
         watcher = asyncio.create_task(_abort_on_cancel(context, abort))
         run_config = self.run_config.model_copy(
@@ -180,6 +198,7 @@ class AdkWorker(GatewayWorker):
                 user_id=user_id,
                 session_id=context.session_id,
                 new_message=message,
+                state_delta=state or None,
                 run_config=run_config,
                 abort_signal=abort,
             )

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import inspect
+import json
 import logging
 import os
 from collections.abc import Callable, Coroutine
@@ -13,6 +14,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.pregel import Pregel
 from langgraph.types import Command, Durability
+from pydantic import BaseModel
 
 from by_framework import (
     AgentContext,
@@ -26,6 +28,8 @@ from by_framework import (
     run_worker,
 )
 from by_framework.history.backends import redact
+from by_framework.worker.configurable import InvalidConfigurableError
+from by_framework_langgraph.configurable import CONFIGURABLE_METADATA, run_values, stored_values
 from by_framework_langgraph.interrupts import ASK_AGAIN, ask_user_event, resume_value
 from by_framework_langgraph.remote import RemoteCalls, Turns
 from by_framework_langgraph.scope import RunScope, enter, leave
@@ -69,7 +73,10 @@ class LangGraphWorker(GatewayWorker):
     with ``checkpointer_url``, else a lock in this process); ``thread_wait_timeout`` bounds the
     wait for a busy thread. ``input_mapper(command, context)`` and
     ``output_mapper(values, context)`` replace ``graph_input`` and ``result_content``.
-    ``config`` is merged into every run's config (e.g. ``{"recursion_limit": 50}``).
+    ``config`` is merged into every run's config (e.g. ``{"recursion_limit": 50}``); a
+    message's ``configurable`` values go over its ``"configurable"`` defaults, checked by
+    ``configurable_schema`` (a pydantic model) when given, and are the run's context too when
+    the graph declares a ``context_schema``.
     """
 
     def __init__(
@@ -85,6 +92,7 @@ class LangGraphWorker(GatewayWorker):
         input_mapper: Callable[[Any, AgentContext], Any] | None = None,
         output_mapper: Callable[[dict[str, Any], AgentContext], Any] | None = None,
         config: dict[str, Any] | None = None,
+        configurable_schema: type[BaseModel] | None = None,
         durability: Durability = "sync",
         pool_size: int = 10,
     ) -> None:
@@ -102,6 +110,7 @@ class LangGraphWorker(GatewayWorker):
         self._input_mapper = input_mapper
         self._output_mapper = output_mapper
         self._config = dict(config or {})
+        self._configurable_schema = configurable_schema
         self._durability = durability
         self._pool_size = pool_size
         self._graph: Any = None
@@ -135,6 +144,12 @@ class LangGraphWorker(GatewayWorker):
         await self._closing.aclose()
 
     async def process_command(self, command: Any, context: AgentContext) -> AgentTaskResult:
+        values: dict[str, Any] | None = None  # a resume: the original task's, from its thread
+        if not isinstance(command, ResumeCommand):
+            try:
+                values = run_values(command.configurable, self._configurable_schema)
+            except InvalidConfigurableError as exc:
+                return AgentTaskResult(status=AgentState.FAILED, error=str(exc))
         graph = self.graph
         thread_id = self.thread_id_for(context)
         strategy = command.multitask_strategy if isinstance(command, AskAgentCommand) else "enqueue"
@@ -154,7 +169,9 @@ class LangGraphWorker(GatewayWorker):
                     f"{self._thread_wait_timeout:g}s (thread_wait_timeout); send again later",
                 )
             keep = strategy == "interrupt" and turn.superseded is not None
-            return await self._run_task(graph, command, context, thread_id, keep_unfinished=keep)
+            return await self._run_task(
+                graph, command, context, thread_id, values, keep_unfinished=keep
+            )
 
     # What users override
 
@@ -278,6 +295,7 @@ class LangGraphWorker(GatewayWorker):
         command: Any,
         context: AgentContext,
         thread_id: str,
+        values: dict[str, Any] | None,
         *,
         keep_unfinished: bool = False,
     ) -> AgentTaskResult:
@@ -289,6 +307,8 @@ class LangGraphWorker(GatewayWorker):
         metadata = head.metadata or {}
         owner = metadata.get(TASK_METADATA)
         mine = owner == context.message_id
+        if values is None:
+            values = stored_values(metadata)
         interrupts = list(head.interrupts)
         start_from: str | None = None
         if mine:
@@ -321,7 +341,7 @@ class LangGraphWorker(GatewayWorker):
                 start_from = await self._rollback_point(graph, base)
                 log.info("thread %s: rolling back an unfinished run of task %s", thread_id, owner)
         return await self._run_graph(
-            graph, graph_input, base, context, thread_id, run, start_from, continuing=mine
+            graph, graph_input, base, values, context, thread_id, run, start_from, continuing=mine
         )
 
     async def _run_graph(
@@ -329,6 +349,7 @@ class LangGraphWorker(GatewayWorker):
         graph: Any,
         graph_input: Any,
         base: dict[str, Any],
+        values: dict[str, Any],
         context: AgentContext,
         thread_id: str,
         run: int,
@@ -336,11 +357,13 @@ class LangGraphWorker(GatewayWorker):
         *,
         continuing: bool,
     ) -> AgentTaskResult:
-        config = {**base, "configurable": dict(base["configurable"])}
+        # the worker's defaults < the message's values (never a key LangGraph reserves)
+        config = {**base, "configurable": {**base["configurable"], **values}}
         config["metadata"] = {
             **base.get("metadata", {}),
             TASK_METADATA: context.message_id,
             RUN_METADATA: run,
+            CONFIGURABLE_METADATA: json.dumps(values),
         }
         if start_from is not None:
             config["configurable"]["checkpoint_id"] = start_from
@@ -353,6 +376,7 @@ class LangGraphWorker(GatewayWorker):
             async for part in graph.astream(
                 graph_input,
                 config,
+                context=values if graph.context_schema is not None else None,
                 stream_mode=STREAM_MODES,
                 version="v2",
                 subgraphs=True,

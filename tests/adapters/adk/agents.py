@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from by_framework_adk import (
     AdkWorker,
@@ -21,6 +21,7 @@ from google.adk.models import LlmRequest
 from google.adk.tools import FunctionTool, LongRunningFunctionTool, ToolContext
 from google.adk.tools.base_toolset import BaseToolset
 from google.genai import types
+from pydantic import BaseModel, Field
 
 from by_framework import AgentContext, GatewayWorker
 from tests.adapters.adk.fake_llm import FakeLlm, responses
@@ -415,3 +416,50 @@ def mixed_tools_agent() -> LlmAgent:
         ),
         tools=[remote_agent_tool("echo"), RemoteToolset("translator")],
     )
+
+
+# Per-run configuration: a message's values in the session state
+
+
+def tenant_of_user(tool_context: ToolContext) -> dict[str, Any]:
+    """The tenant the user works for."""
+    return {"tenant": tool_context.state.get("tenant")}
+
+
+def _persona_answer(request: LlmRequest) -> str:
+    """The persona from the instruction ADK filled in, the tenant from the tool's answer."""
+    (response,) = responses(request)
+    instruction = str(request.config.system_instruction).split("\n")[0]
+    return f"{instruction} Tenant: {(response.response or {}).get('tenant')}."
+
+
+def persona_agent() -> LlmAgent:
+    return LlmAgent(
+        name="persona",
+        model=FakeLlm(script=[[("tenant_of_user", {})], _persona_answer]),
+        instruction="You are {persona}.",
+        tools=[tenant_of_user],
+    )
+
+
+class TenantSettings(BaseModel):
+    """What a message may configure of the schema-checked persona agent."""
+
+    persona: Literal["a pirate", "a butler"] = "a butler"
+    tenant: str = Field(min_length=1)
+
+
+class PersonaWorker(AdkWorker):
+    """The persona agent, no schema; sessions in $BYAI_ADK_SESSION_URL."""
+
+    def __init__(self) -> None:
+        super().__init__(persona_agent(), agent_type="persona")
+
+
+class PersonaSchemaWorker(AdkWorker):
+    """The persona agent, its values checked by TenantSettings."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            persona_agent(), agent_type="persona-schema", configurable_schema=TenantSettings
+        )

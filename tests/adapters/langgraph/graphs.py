@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from by_framework_langgraph import (
     ask_user_tool,
@@ -24,9 +24,12 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import interrupt
+from pydantic import BaseModel, Field
 
 from by_framework import AgentContext, GatewayWorker
 
@@ -276,3 +279,64 @@ def asker_script(messages: list[BaseMessage]) -> AIMessage:
 def build_asker(checkpointer: Any) -> Any:
     tools = [remote_agent_tool("translator", "Translate a text into French."), ask_user_tool()]
     return create_agent(ScriptedModel(script=asker_script), tools=tools, checkpointer=checkpointer)
+
+
+# 6. Per-run configuration: one graph, many configs (a message's `configurable`).
+
+
+def _asked(messages: list[BaseMessage]) -> str:
+    questions = [m for m in messages if isinstance(m, HumanMessage)]
+    return f"{questions[-1].content!r} (question {len(questions)} on the thread)"
+
+
+def persona_answer(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
+    settings = config["configurable"]
+    reply = f"{settings.get('persona')} on {settings.get('model')} answers"
+    return {"messages": [AIMessage(f"{reply} {_asked(state['messages'])}")]}
+
+
+def persona_asks_first(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
+    go_on = interrupt("Shall I answer?")
+    settings = config["configurable"]
+    reply = f"{settings.get('persona')} heard {go_on!r} in process {os.getpid()}"
+    return {"messages": [AIMessage(reply)]}
+
+
+class PersonaSettings(BaseModel):
+    """What a message may configure of the schema-checked persona graph."""
+
+    persona: Literal["a pirate", "a butler"] = "a butler"
+    model: str = "small"
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+
+
+def persona_in_context(
+    state: MessagesState, config: RunnableConfig, runtime: Runtime[PersonaSettings]
+) -> dict[str, Any]:
+    settings, temperature = runtime.context, config["configurable"]["temperature"]
+    reply = f"{settings.persona} on {settings.model} at {temperature} answers"
+    return {"messages": [AIMessage(f"{reply} {_asked(state['messages'])}")]}
+
+
+def _one_node(node: Any, context_schema: Any = None) -> Callable[[Any], Any]:
+    def build(checkpointer: Any) -> Any:
+        graph = StateGraph(MessagesState, context_schema=context_schema)
+        graph.add_node("answer", node)
+        graph.add_edge(START, "answer")
+        graph.add_edge("answer", END)
+        return graph.compile(checkpointer=checkpointer)
+
+    return build
+
+
+PersonaWorker = langgraph_worker(
+    _one_node(persona_answer),
+    agent_type="lg-persona",
+    config={"configurable": {"persona": "a butler", "model": "small"}},
+)
+PersonaAsksWorker = langgraph_worker(_one_node(persona_asks_first), agent_type="lg-persona-asks")
+PersonaSchemaWorker = langgraph_worker(
+    _one_node(persona_in_context, context_schema=PersonaSettings),
+    agent_type="lg-persona-schema",
+    configurable_schema=PersonaSettings,
+)

@@ -22,6 +22,7 @@ from by_framework import (
     AgentContext,
     AgentState,
     AgentTaskResult,
+    AskAgentCommand,
     GatewayWorker,
     ResumeCommand,
     TaskCancelledError,
@@ -66,6 +67,10 @@ class AdkWorker(GatewayWorker):
     - A long-running tool call left unanswered ends the task WAITING_USER; the resume answers
       that call (see ``by_framework_adk.questions``).
     - A cancel aborts the run (ADK's abort signal) at once.
+    - A session's messages run one at a time (``AgentContext.session_turn``), across replicas:
+      ADK refuses a run's events once another run has changed the session. A message's
+      ``multitask_strategy`` decides what it does meanwhile; ``rollback`` rewinds the stopped
+      run's events out of the session, ``interrupt`` keeps them.
     - A message's ``configurable`` values go into the session state as the run starts (ADK's
       ``state_delta``), checked by ``configurable_schema`` (a pydantic model) when given.
 
@@ -135,8 +140,24 @@ class AdkWorker(GatewayWorker):
                 state = validated_configurable(command.configurable, self.configurable_schema)
             except InvalidConfigurableError as exc:
                 return AgentTaskResult(status=AgentState.FAILED, error=str(exc))
+        strategy = command.multitask_strategy if isinstance(command, AskAgentCommand) else "enqueue"
+        try:
+            async with context.session_turn(strategy) as turn:
+                undo = turn.superseded if strategy == "rollback" else None
+                return await self._in_turn(command, context, state, undo)
+        except TaskCancelledError:  # while it waited for the turn
+            return AgentTaskResult(status=AgentState.CANCELLED, error=context.cancel_reason)
+
+    async def _in_turn(
+        self, command: Any, context: AgentContext, state: dict[str, Any], undo: str | None
+    ) -> AgentTaskResult:
+        """The task's run, holding its session's turn (no other run of this agent type appends
+        to the ADK session meanwhile); ``undo``: a stopped run whose events go first."""
         user_id = context.user_code or self.default_user_id
         session = await self._session(user_id, context.session_id)
+        if undo is not None:
+            await self._rewind(session, user_id, undo, "rolled back")
+            session = await self._session(user_id, context.session_id)
         if isinstance(command, ResumeCommand):
             question = question_to_answer(session, context.message_id)
             if question is None:
@@ -148,7 +169,10 @@ class AdkWorker(GatewayWorker):
             message = answer_message(question, command)
             others_open = len(open_questions(session, context.message_id)) > 1
         else:
-            await self._forget_cut_off_attempt(session, user_id, context.message_id)
+            # A task run again after its worker died: what its cut-off attempt added goes, so
+            # that the agent starts its turn over from a clean history (its sub-calls replay
+            # from the journal).
+            await self._rewind(session, user_id, context.message_id, "runs again")
             message = user_message(command.content)
             others_open = False
         stream = EventStream(
@@ -229,18 +253,16 @@ class AdkWorker(GatewayWorker):
         assert session is not None
         return session
 
-    async def _forget_cut_off_attempt(
-        self, session: Session, user_id: str, message_id: str
-    ) -> None:
-        """A task run again after its worker died: rewind what the cut-off attempt added to the
-        ADK session, so the agent starts its turn over from a clean history (its sub-calls
-        replay from the journal)."""
+    async def _rewind(self, session: Session, user_id: str, message_id: str, why: str) -> None:
+        """Rewind the ADK session to before the first invocation of task ``message_id``, if it
+        added anything."""
         earlier = next((e for e in live_events(session.events) if task_of(e) == message_id), None)
         if earlier is None:
             return
         log.info(
-            "task %s runs again: rewinding ADK session %s to before invocation %s",
+            "task %s %s: rewinding ADK session %s to before invocation %s",
             message_id,
+            why,
             session.id,
             earlier.invocation_id,
         )

@@ -323,14 +323,7 @@ def survey_agent() -> LlmAgent:
 
 
 def _recall(request: LlmRequest) -> str:
-    said = [
-        part.text
-        for content in request.contents
-        if content.role == "user"
-        for part in content.parts or ()
-        if part.text
-    ]
-    return f"You said: {' / '.join(said)}"
+    return f"You said: {' / '.join(_user_texts(request))}"
 
 
 def parrot_agent() -> LlmAgent:
@@ -463,3 +456,45 @@ class PersonaSchemaWorker(AdkWorker):
         super().__init__(
             persona_agent(), agent_type="persona-schema", configurable_schema=TenantSettings
         )
+
+
+# Double-texting: a run caught half-way
+
+
+async def slow_step(tag: str, seconds: float) -> dict[str, Any]:
+    """Work on the task for a while."""
+    await current_context().emit_chunk(f"{tag} working", "reasoning")
+    await asyncio.sleep(seconds)
+    return {"done": tag}
+
+
+def _step_call(request: LlmRequest) -> list[tuple[str, dict[str, Any]]]:
+    tag, seconds = _user_texts(request)[-1].split()
+    return [("slow_step", {"tag": tag, "seconds": float(seconds)})]
+
+
+def _user_texts(request: LlmRequest) -> list[str]:
+    return [
+        part.text
+        for content in request.contents
+        if content.role == "user"
+        for part in content.parts or ()
+        if part.text
+    ]
+
+
+def steps_agent() -> LlmAgent:
+    """Each message ("<tag> <seconds>") runs a tool for that long, then the agent answers with
+    every user text its session holds: which runs' events the session kept."""
+    return LlmAgent(
+        name="steps",
+        model=FakeLlm(script=[_step_call, lambda r: " / ".join(_user_texts(r))]),
+        tools=[slow_step],
+    )
+
+
+class StepsWorker(AdkWorker):
+    """The steps agent; sessions in $BYAI_ADK_SESSION_URL."""
+
+    def __init__(self) -> None:
+        super().__init__(steps_agent(), agent_type="adk-steps")

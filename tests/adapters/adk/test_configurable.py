@@ -2,42 +2,12 @@
 ADK session state, where the agent's instruction template and its tools read it, checked
 against the worker's schema. Real worker processes, the scripted FakeLlm."""
 
-import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import pytest
 from by_framework_adk import session_service_from_url
 
-from by_framework import AgentState, AgentTaskResult, GatewayClient, Settings
-from tests.support import output_of, wait_online, worker_process
-
-AGENTS = "tests.adapters.adk.agents"
-
-Serve = Callable[[str], Awaitable[subprocess.Popen[str]]]
-
-
-@pytest.fixture
-async def serve(client: GatewayClient, settings: Settings) -> AsyncIterator[Serve]:
-    """Starts a worker process of one of ``agents.py``'s workers; stops it, which must go well."""
-    processes: list[subprocess.Popen[str]] = []
-
-    async def start(worker_class: str) -> subprocess.Popen[str]:
-        worker_id = f"{worker_class.lower()}-{len(processes)}"
-        processes.append(worker_process(settings, worker_id, f"{AGENTS}.{worker_class}"))
-        await wait_online(client, worker_id, 30)
-        return processes[-1]
-
-    yield start
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            code = process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            code = process.wait()
-        assert code == 0, output_of(process)
+from by_framework import AgentState, AgentTaskResult, GatewayClient
+from tests.adapters.adk.conftest import Serve
 
 
 async def _ask(

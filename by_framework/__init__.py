@@ -53,6 +53,7 @@ from by_framework.protocol import (
     StateChangeEvent,
     StreamChunkEvent,
     StreamMode,
+    StreamPartEvent,
     TaskEndEvent,
     TaskResultEvent,
 )
@@ -120,6 +121,7 @@ __all__ = [
     "StateChangeEvent",
     "StreamChunkEvent",
     "StreamMode",
+    "StreamPartEvent",
     "TaskCancelledError",
     "TaskEndEvent",
     "TaskNotFoundError",

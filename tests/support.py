@@ -26,6 +26,7 @@ from by_framework import (
     SendResponse,
     Settings,
     StreamChunkEvent,
+    StreamPartEvent,
     TaskEndEvent,
     TaskRecord,
     WorkerRunner,
@@ -85,6 +86,11 @@ def chunks(events: list[Any], kind: str = "text") -> list[str]:
     return [e.content for e in events if isinstance(e, StreamChunkEvent) and e.kind == kind]
 
 
+def parts(events: list[Any], mode: str) -> list[Any]:
+    """The data of the events that are stream parts of ``mode``, in order."""
+    return [e.data for e in events if isinstance(e, StreamPartEvent) and e.mode == mode]
+
+
 @contextlib.asynccontextmanager
 async def running_worker(
     worker: GatewayWorker,
@@ -117,7 +123,9 @@ def worker_process(
     *extra: str,
     env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[str]:
-    """A real worker process started through the CLI (``env``: variables to add or change)."""
+    """A real worker process started through the CLI (``env``: variables to add or change).
+    The project comes first on its ``PYTHONPATH``, then the caller's (e.g. a worktree's own
+    packages, ahead of the editable installs)."""
     command = [
         sys.executable, "-m", "by_framework",
         "--worker-class", worker_class,
@@ -132,7 +140,8 @@ def worker_process(
         "--schedule-interval", str(settings.schedule_interval),
         *extra,
     ]  # fmt: skip
-    return spawn(command, ROOT, {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return spawn(command, ROOT, {**os.environ, "PYTHONPATH": path, **(env or {})})
 
 
 def process_env(settings: Settings, **extra: str) -> dict[str, str]:

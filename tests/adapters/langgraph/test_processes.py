@@ -4,72 +4,19 @@ worker and resume on another, SIGKILL of a graph's worker while its remote child
 
 import asyncio
 import collections
-import subprocess
 import time
 from typing import Any
-
-import pytest
-from by_framework_langgraph.worker import CHECKPOINTER_URL_ENV
 
 from by_framework import (
     AgentState,
     GatewayClient,
-    Settings,
     StateChangeEvent,
     StreamChunkEvent,
     TaskEndEvent,
     TaskRecord,
     TaskResultEvent,
 )
-from tests.support import output_of, wait_online, worker_process
-
-GRAPHS = "tests.adapters.langgraph.graphs"
-
-
-@pytest.fixture
-def workers(
-    client: GatewayClient, settings: Settings, checkpointer_url: str, monkeypatch: Any
-) -> Any:
-    """Starts worker processes on the test's Redis prefix and PostgreSQL schema; stops them."""
-    monkeypatch.setenv(CHECKPOINTER_URL_ENV, checkpointer_url)
-    processes: dict[str, subprocess.Popen[str]] = {}
-    killed: set[str] = set()
-
-    async def start(
-        extra: tuple[str, ...] = (), **classes: str
-    ) -> dict[str, subprocess.Popen[str]]:
-        for worker_id, worker_class in classes.items():
-            processes[worker_id] = worker_process(
-                settings, worker_id, f"{GRAPHS}.{worker_class}", *extra
-            )
-        await asyncio.gather(*(wait_online(client, worker_id, 30) for worker_id in classes))
-        return processes
-
-    def kill(worker_id: str) -> None:
-        processes[worker_id].kill()  # SIGKILL: no shutdown, no hand-back
-        processes[worker_id].wait(timeout=10)
-        killed.add(worker_id)
-
-    start.kill = kill  # type: ignore[attr-defined]
-    yield start
-    for process in processes.values():
-        if process.poll() is None:
-            process.terminate()
-    codes = {worker_id: _stopped(process) for worker_id, process in processes.items()}
-    for worker_id, code in codes.items():
-        output = output_of(processes[worker_id])
-        print(f"--- {worker_id} (exit {code}):\n{output[-3000:]}")  # shown on failure
-        expected = -9 if worker_id in killed else 0
-        assert code == expected, f"{worker_id} exited {code}:\n{output}"
-
-
-def _stopped(process: subprocess.Popen[str]) -> int:
-    """The exit code; a process that does not stop in 30 s is killed (never left behind)."""
-    try:
-        return process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return process.wait()
+from tests.support import output_of
 
 
 async def task_events(client: GatewayClient, session_id: str) -> dict[str, list[Any]]:

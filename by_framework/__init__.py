@@ -54,6 +54,7 @@ from by_framework.protocol import (
     StateChangeEvent,
     StreamChunkEvent,
     StreamMode,
+    StreamPartEvent,
     TaskEndEvent,
     TaskResultEvent,
 )
@@ -122,6 +123,7 @@ __all__ = [
     "StateChangeEvent",
     "StreamChunkEvent",
     "StreamMode",
+    "StreamPartEvent",
     "TaskCancelledError",
     "TaskEndEvent",
     "TaskNotFoundError",

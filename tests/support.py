@@ -26,6 +26,7 @@ from by_framework import (
     SendResponse,
     Settings,
     StreamChunkEvent,
+    StreamPartEvent,
     TaskEndEvent,
     TaskRecord,
     WorkerRunner,
@@ -83,6 +84,11 @@ async def write_chunks(redis: Redis, settings: Settings, session_id: str, *texts
 def chunks(events: list[Any], kind: str = "text") -> list[str]:
     """The content of the events that are chunks of ``kind``, in order."""
     return [e.content for e in events if isinstance(e, StreamChunkEvent) and e.kind == kind]
+
+
+def parts(events: list[Any], mode: str) -> list[Any]:
+    """The data of the events that are stream parts of ``mode``, in order."""
+    return [e.data for e in events if isinstance(e, StreamPartEvent) and e.mode == mode]
 
 
 @contextlib.asynccontextmanager

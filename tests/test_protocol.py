@@ -12,6 +12,7 @@ from by_framework import (
     MessageHeader,
     ResumeCommand,
     StreamChunkEvent,
+    StreamPartEvent,
 )
 from by_framework.protocol import MalformedEntry, decode_command, decode_event, encode_command
 from by_framework.protocol.codec import encode_event
@@ -117,3 +118,14 @@ def test_event_round_trip() -> None:
     assert event.event == StreamChunkEvent(content="hi", kind="reasoning")
     forged = raw[:-1] + b',"stream_id":"9-9"}'  # an entry cannot say where it was read
     assert decode_event("1-0", {b"e": forged}).stream_id == "1-0"
+
+
+def test_a_stream_part_is_an_event_of_its_own_kind() -> None:
+    part = StreamPartEvent(mode="updates", data={"gather": {"sources": 2}}, namespace=["sub:1"])
+    raw = encode_event("m1", "lg", 4, part)
+    assert json.loads(raw)["event"]["type"] == "part"
+    assert decode_event("1-0", {b"e": raw}).event == part
+    custom = decode_event(
+        "2-0", {b"e": encode_event("m1", "lg", 5, StreamPartEvent(mode="custom"))}
+    )
+    assert custom.event == StreamPartEvent(mode="custom", data=None, namespace=[])

@@ -31,6 +31,7 @@ from by_framework.protocol.events import (
     Event,
     StateChangeEvent,
     StreamChunkEvent,
+    StreamPartEvent,
     TaskEndEvent,
     TaskResultEvent,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "StateChangeEvent",
     "StreamChunkEvent",
     "StreamMode",
+    "StreamPartEvent",
     "TaskEndEvent",
     "TaskResultEvent",
     "WorkerCommand",

@@ -19,6 +19,19 @@ class StreamChunkEvent(_Event):
     kind: Literal["text", "reasoning"] = "text"
 
 
+class StreamPartEvent(_Event):
+    """A part of a run's stream in one of the modes the message asked for (``stream_mode``):
+    ``updates`` (what each step's nodes wrote), ``values`` (the whole state after a step),
+    ``custom`` (what the agent's code wrote to its stream) or ``debug``. Never answer text:
+    tokens are ``StreamChunkEvent``s. ``data`` is plain JSON; ``namespace`` is the path of the
+    subgraph it comes from ([] for the top)."""
+
+    type: Literal["part"] = "part"
+    mode: Literal["updates", "values", "custom", "debug"]
+    data: Any = None
+    namespace: list[str] = Field(default_factory=list)
+
+
 class StateChangeEvent(_Event):
     """A state transition; ``state`` is an ``AgentState`` value or an agent's own label."""
 
@@ -69,6 +82,7 @@ class ErrorEvent(_Event):
 
 Event = Annotated[
     StreamChunkEvent
+    | StreamPartEvent
     | StateChangeEvent
     | ArtifactEvent
     | AskUserEvent

@@ -3,13 +3,19 @@
 import asyncio
 from typing import Any
 
-from by_framework import AgentContext, AskUserEvent, GatewayWorker, ResumeCommand
+from by_framework import (
+    AgentContext,
+    AskUserEvent,
+    GatewayWorker,
+    ResumeCommand,
+    StreamPartEvent,
+)
 
 
 class GuideAgent(GatewayWorker):
     """Serves "guide". Content ``{"steps": n, "delay": s}``: has a helper (a "guide" sub-task
-    with ``{"steps": 0}``) look the way up, streams "step 0", " step 1", ... s seconds apart,
-    then asks for the traveller's name and greets them by it."""
+    with ``{"steps": 0}``) look the way up, streams "step 0", " step 1", ... s seconds apart and
+    a custom part ``{"steps": n}``, then asks for the traveller's name and greets them by it."""
 
     def get_agent_types(self) -> list[str]:
         return ["guide"]
@@ -27,4 +33,5 @@ class GuideAgent(GatewayWorker):
         for step in range(steps):
             await context.emit_chunk(f"{' ' if step else ''}step {step}")
             await asyncio.sleep(delay)
+        await context.emit(StreamPartEvent(mode="custom", data={"steps": steps}))
         return await context.ask_user(AskUserEvent(prompt="What is your name?"))

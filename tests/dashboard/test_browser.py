@@ -99,6 +99,7 @@ async def test_a_session_page_streams_its_events_and_answers_a_question(
         assert record is not None and record.status is AgentState.WAITING_USER
         texts = await page.locator("#timeline .e-chunk .body").all_text_contents()
         assert texts == ["the way is clear", "step 0 step 1 step 2 step 3 step 4"]
+        assert await page.text_content("#timeline .e-part .body") == 'custom {"steps":5}'
         parent = f'#tree li[data-message-id="{sent.message_id}"]'
         await page.wait_for_selector(f"{parent} > .s-waiting_user")
         (child,) = record.children

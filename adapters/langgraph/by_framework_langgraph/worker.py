@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.pregel import Pregel
@@ -33,7 +33,14 @@ from by_framework_langgraph.configurable import CONFIGURABLE_METADATA, run_value
 from by_framework_langgraph.interrupts import ASK_AGAIN, ask_user_event, resume_value
 from by_framework_langgraph.remote import RemoteCalls, Turns
 from by_framework_langgraph.scope import RunScope, enter, leave
-from by_framework_langgraph.streaming import STREAM_MODES, StreamMapper, message_text, to_text
+from by_framework_langgraph.streaming import (
+    STREAM_MODE_METADATA,
+    StreamMapper,
+    graph_modes,
+    jsonable,
+    message_text,
+    stored_stream_mode,
+)
 from by_framework_langgraph.threads import (
     LocalThreadLock,
     PostgresThreadLock,
@@ -206,7 +213,7 @@ class LangGraphWorker(GatewayWorker):
         for message in reversed(messages or []):
             if isinstance(message, AIMessage):
                 return message_text(message)
-        return _jsonable(values)
+        return jsonable(values)
 
     # The graph
 
@@ -311,6 +318,10 @@ class LangGraphWorker(GatewayWorker):
             values = stored_values(metadata)
         interrupts = list(head.interrupts)
         start_from: str | None = None
+        # A resume carries no stream_mode: the task's runs all stream as its message chose.
+        stream_mode = (
+            stored_stream_mode(metadata) if mine else getattr(command, "stream_mode", None)
+        )
         if mine:
             run = int(metadata.get(RUN_METADATA, 0))
             if interrupts:
@@ -341,7 +352,16 @@ class LangGraphWorker(GatewayWorker):
                 start_from = await self._rollback_point(graph, base)
                 log.info("thread %s: rolling back an unfinished run of task %s", thread_id, owner)
         return await self._run_graph(
-            graph, graph_input, base, values, context, thread_id, run, start_from, continuing=mine
+            graph,
+            graph_input,
+            base,
+            values,
+            context,
+            thread_id,
+            run,
+            start_from,
+            continuing=mine,
+            stream_mode=stream_mode,
         )
 
     async def _run_graph(
@@ -356,6 +376,7 @@ class LangGraphWorker(GatewayWorker):
         start_from: str | None,
         *,
         continuing: bool,
+        stream_mode: list[str] | None,
     ) -> AgentTaskResult:
         # the worker's defaults < the message's values (never a key LangGraph reserves)
         config = {**base, "configurable": {**base["configurable"], **values}}
@@ -364,20 +385,21 @@ class LangGraphWorker(GatewayWorker):
             TASK_METADATA: context.message_id,
             RUN_METADATA: run,
             CONFIGURABLE_METADATA: json.dumps(values),
+            STREAM_MODE_METADATA: json.dumps(stream_mode),
         }
         if start_from is not None:
             config["configurable"]["checkpoint_id"] = start_from
         calls = RemoteCalls(context, graph.checkpointer, run)
         turns = Turns(calls)
         token = enter(RunScope(context, calls, turns))
-        mapper = StreamMapper(context)
+        mapper = StreamMapper(context, stream_mode)
 
         async def drive() -> None:
             async for part in graph.astream(
                 graph_input,
                 config,
                 context=values if graph.context_schema is not None else None,
-                stream_mode=STREAM_MODES,
+                stream_mode=graph_modes(stream_mode),
                 version="v2",
                 subgraphs=True,
                 durability=self._durability,
@@ -462,18 +484,6 @@ def _check_compiled(source: Any) -> None:
             "create_agent(...) or create_react_agent(...)), a StateGraph, or a callable that "
             f"returns one; got {type(source).__name__}"
         )
-
-
-def _jsonable(values: Any) -> Any:
-    if isinstance(values, BaseMessage):
-        return {"type": values.type, "content": values.content}
-    if isinstance(values, dict):
-        return {str(key): _jsonable(value) for key, value in values.items()}
-    if isinstance(values, list | tuple):
-        return [_jsonable(value) for value in values]
-    if values is None or isinstance(values, str | int | float | bool):
-        return values
-    return to_text(values)
 
 
 async def _check_postgres(url: str) -> None:

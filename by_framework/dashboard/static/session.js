@@ -5,7 +5,7 @@ import {
   api, ApiError, clock, follow, h, notify, page, panel, statusBadge, taskHref, viewer,
 } from "./common.js";
 
-const TYPES = ["chunk", "state", "artifact", "ask_user", "result", "end", "error", "gap"];
+const TYPES = ["chunk", "part", "state", "artifact", "ask_user", "result", "end", "error", "gap"];
 const SHOWN_CHARS = 2000;
 
 page(() => {
@@ -101,6 +101,9 @@ page(() => {
     }
     if (type === "chunk") {
       row(type, data, h("span", { class: `text ${event.kind}` }, event.content)).dataset.kind = event.kind;
+    } else if (type === "part") {
+      const where = event.namespace && event.namespace.length ? ` (${event.namespace.join(" / ")})` : "";
+      row(type, data, `${event.mode}${where} `, h("code", {}, shorten(JSON.stringify(event.data ?? null))));
     } else if (type === "state") {
       row(type, data, statusBadge(event.state), event.detail ? ` ${event.detail}` : "");
       if (event.state === "running") answered(data.message_id);

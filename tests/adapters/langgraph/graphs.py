@@ -27,6 +27,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph.message import add_messages
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from pydantic import BaseModel, Field
@@ -340,3 +341,74 @@ PersonaSchemaWorker = langgraph_worker(
     agent_type="lg-persona-schema",
     configurable_schema=PersonaSettings,
 )
+
+
+# 7. A reporter for stream modes: a node writes its progress (custom), a model answers in text;
+# the confirming one asks before it answers.
+
+
+class Report(TypedDict, total=False):
+    messages: Annotated[list[BaseMessage], add_messages]
+    sources: int
+    verdict: str
+
+
+def gather(state: Report) -> Report:
+    writer = get_stream_writer()
+    for step in ("searching", "reading"):
+        writer({"progress": step})
+    return {"sources": 2}
+
+
+def confirm(state: Report) -> Report:
+    verdict = interrupt("Write the report?")
+    get_stream_writer()({"progress": f"confirmed: {verdict}"})
+    return {"verdict": verdict}
+
+
+def report_script(messages: list[BaseMessage]) -> AIMessage:
+    question, _ = _since_last_question(messages)
+    return AIMessage(f"a report on {question} from two sources")
+
+
+async def answer(state: Report) -> Report:
+    model = ScriptedModel(script=report_script)
+    return {"messages": [await model.ainvoke(state["messages"])]}
+
+
+def _reporter(checkpointer: Any, *, confirming: bool) -> Any:
+    graph = StateGraph(Report)
+    graph.add_node(gather)
+    graph.add_node(answer)
+    graph.add_edge(START, "gather")
+    if confirming:
+        graph.add_node(confirm)
+        graph.add_edge("gather", "confirm")
+        graph.add_edge("confirm", "answer")
+    else:
+        graph.add_edge("gather", "answer")
+    graph.add_edge("answer", END)
+    return graph.compile(checkpointer=checkpointer)
+
+
+def build_reporter(checkpointer: Any) -> Any:
+    return _reporter(checkpointer, confirming=False)
+
+
+def build_confirming_reporter(checkpointer: Any) -> Any:
+    return _reporter(checkpointer, confirming=True)
+
+
+ReporterWorker = langgraph_worker(build_reporter, agent_type="lg-reporter")
+ConfirmingReporterWorker = langgraph_worker(
+    build_confirming_reporter, agent_type="lg-confirming-reporter"
+)
+
+
+def build_desk(checkpointer: Any) -> Any:
+    """The reporter as a subgraph: its parts come with its namespace."""
+    graph = StateGraph(Report)
+    graph.add_node("reporter", _reporter(None, confirming=False))
+    graph.add_edge(START, "reporter")
+    graph.add_edge("reporter", END)
+    return graph.compile(checkpointer=checkpointer)

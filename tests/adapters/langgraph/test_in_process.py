@@ -12,10 +12,10 @@ from by_framework import (
     GatewayClient,
     Settings,
     StateChangeEvent,
-    StreamChunkEvent,
+    StreamPartEvent,
 )
 from tests.adapters.langgraph import graphs
-from tests.support import chunks, running_worker, task_events
+from tests.support import chunks, parts, running_worker, task_events
 
 
 async def test_a_create_agent_graph_streams_its_tokens_and_answers_once(
@@ -54,7 +54,8 @@ async def test_interrupt_asks_the_user_and_the_resume_goes_on(
     assert result.status is AgentState.COMPLETED, result.error
     assert result.content["outcome"] == "a plan for launch: yes"
     assert result.content["topic"] == "launch"
-    assert '{"published": true}' in chunks(events)
+    assert parts(events, "custom") == [{"published": True}]  # a custom part, never a chunk
+    assert chunks(events) == []
     assert any(isinstance(e, AskUserEvent) for e in events)
 
 
@@ -125,8 +126,8 @@ async def test_a_graceful_cancel_stops_the_running_graph(
         sent = await client.send_message("lg-ticker", "s-tick", {"ticks": 0})
         seen: list[str] = []
         async for item in client.events("s-tick", timeout=20):
-            if isinstance(item.event, StreamChunkEvent):
-                seen.append(item.event.content)
+            if isinstance(item.event, StreamPartEvent):
+                seen.append(item.event.data)
                 if len(seen) == 3:
                     break
         await client.cancel_task(sent.message_id, "s-tick", reason="enough")
@@ -136,11 +137,11 @@ async def test_a_graceful_cancel_stops_the_running_graph(
         events = await task_events(client, "s-tick", sent.message_id)
         await asyncio.sleep(0.3)
         after = await task_events(client, "s-tick", sent.message_id)
-    print(f"cancel: stopped in {stopped_in:.2f}s after {len(chunks(events))} ticks")
+    print(f"cancel: stopped in {stopped_in:.2f}s after {len(parts(events, 'custom'))} ticks")
     assert result.status is AgentState.CANCELLED
     assert result.error == "enough"
     assert stopped_in < 2  # the graph stopped, not the core's grace period (10 s) running out
-    assert len(chunks(after)) == len(chunks(events))  # no tick after the end
+    assert parts(after, "custom") == parts(events, "custom")  # no tick after the end
 
 
 async def test_a_cancel_reaches_the_remote_child_the_graph_waits_for(

@@ -60,6 +60,12 @@ class SessionBusyError(ByFrameworkError):
         self.busy_with = busy_with
 
 
+class QueryError(ByFrameworkError):
+    """A question about a session's state (``get_state``, ``get_history``, ``update_state``)
+    that its worker could not answer: it raised (its message says what), it answers no such
+    question, or no worker of the agent type answered in time."""
+
+
 class TaskNotWaitingError(ByFrameworkError, ValueError):
     """A resume for a task that is not waiting for the user (finished, running, or resumed)."""
 

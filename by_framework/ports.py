@@ -240,6 +240,10 @@ class WorkerDirectory(Protocol):
         """Every online worker, sorted."""
         ...
 
+    async def online_workers(self, agent_type: str) -> list[str]:
+        """The online workers of an agent type, sorted."""
+        ...
+
     async def agent_types_of(self, worker_id: str) -> set[str]:
         """The agent types the worker registered for."""
         ...
@@ -469,6 +473,18 @@ class SessionTurns(Protocol):
     async def holder(self, session_id: str, agent_type: str) -> str | None: ...
 
 
+class Answers(Protocol):
+    """One-shot answers to one waiting caller (a worker's answer to a ``QueryCommand``)."""
+
+    async def put(self, reply_to: str, answer: bytes, ttl: float) -> None:
+        """Leave the answer for its caller; gone after ``ttl`` seconds if nobody takes it."""
+        ...
+
+    async def take(self, reply_to: str, timeout: float) -> bytes | None:
+        """The answer, waiting up to ``timeout`` seconds for it; None if none came."""
+        ...
+
+
 class RateLimiter(Protocol):
     """A token bucket per caller, shared by every process on the engine."""
 
@@ -645,6 +661,9 @@ class Engine(Protocol):
 
     @property
     def turns(self) -> SessionTurns: ...
+
+    @property
+    def answers(self) -> Answers: ...
 
     @property
     def rate_limiter(self) -> RateLimiter: ...

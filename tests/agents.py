@@ -11,6 +11,7 @@ from by_framework import (
     AskUserEvent,
     ByFrameworkError,
     GatewayWorker,
+    MessageHeader,
     ResumeCommand,
 )
 
@@ -192,3 +193,14 @@ class TurnAgent(GatewayWorker):
             await asyncio.sleep(command.content.get("sleep", 0))
             content = {"began": began, "ended": time.time(), "superseded": turn.superseded}
             return {"status": "completed", "content": content}
+
+    async def answer_query(self, name: str, args: dict[str, Any], header: MessageHeader) -> Any:
+        """ "when": the time it is answered (a writing one waits for the session's turn first);
+        "sleep": answers after args["seconds"]; "set": answers with what is not JSON."""
+        if name == "sleep":
+            await asyncio.sleep(args["seconds"])
+        if name == "set":
+            return {1, 2}
+        if name not in ("when", "sleep"):
+            raise ValueError(f"no such question: {name}")
+        return {"at": time.time(), "session": header.session_id, "user": header.user_code}

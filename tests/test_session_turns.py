@@ -1,6 +1,7 @@
 """One run at a time per session and agent type (``AgentContext.session_turn``), across workers,
 and what a message's ``multitask_strategy`` does while another run holds the turn: wait, be
-refused, or stop that run and go next. Also a turn whose worker was killed mid-run."""
+refused, or stop that run and go next. Also a turn whose worker was killed mid-run, and
+questions about a session's state (``client.query``), which a writing one waits for the turn."""
 
 import asyncio
 import itertools
@@ -11,11 +12,13 @@ import pytest
 from by_framework import (
     AgentState,
     GatewayClient,
+    NoOnlineWorkerError,
+    QueryError,
     SendResponse,
     SessionBusyError,
     Settings,
 )
-from tests.agents import TurnAgent
+from tests.agents import EchoAgent, TurnAgent
 from tests.support import eventually, final_result, running_worker, wait_online, worker_process
 
 AGENT = "turns"
@@ -151,3 +154,37 @@ async def test_the_turn_of_a_killed_worker_passes_to_its_tasks_rerun_then_to_the
         if process.poll() is None:
             process.kill()
         await asyncio.to_thread(process.wait, 10)
+
+
+async def test_a_question_about_the_session_is_answered_by_a_worker_of_its_agent_type(
+    client: GatewayClient, settings: Settings
+) -> None:
+    async with running_worker(TurnAgent(), settings, worker_id="w1", max_concurrency=1):
+        busy = await send(client, "s0", 30, "w1")  # every slot busy: questions still answered
+        await holds_turn(client, "s0", busy.message_id)
+        answer = await client.query(AGENT, "s1", "when", user_code="ada")
+        assert answer["session"] == "s1" and answer["user"] == "ada"
+        with pytest.raises(QueryError, match="ValueError: no such question: nope"):
+            await client.query(AGENT, "s1", "nope")
+        with pytest.raises(QueryError, match="the answer must be plain JSON"):
+            await client.query(AGENT, "s1", "set")
+        with pytest.raises(QueryError, match=r"no answer within the 0\.3s"):
+            await client.query(AGENT, "s1", "sleep", {"seconds": 5}, timeout=0.3)
+        with pytest.raises(NoOnlineWorkerError):
+            await client.query("nobody", "s1", "when")
+        with pytest.raises(QueryError, match="EchoAgent answers no 'get_state' questions"):
+            async with running_worker(EchoAgent(), settings, worker_id="w2"):
+                await client.get_state("s1", "echo")
+        await client.cancel_task(busy.message_id, "s0")
+
+
+async def test_a_question_that_writes_waits_for_the_run_in_flight(
+    client: GatewayClient, settings: Settings
+) -> None:
+    async with running_worker(TurnAgent(), settings, worker_id="w1"):
+        run = await send(client, "s1", 1.0, "w1")
+        await holds_turn(client, "s1", run.message_id)
+        reading = await client.query(AGENT, "s1", "when")
+        writing = await client.query(AGENT, "s1", "when", writes=True)
+        ran_until = (await ran(client, run))["ended"]
+    assert reading["at"] < ran_until <= writing["at"]

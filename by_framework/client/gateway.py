@@ -1,5 +1,6 @@
 """GatewayClient: send commands, follow a session's output, look up tasks."""
 
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from by_framework.engine import connect_engine, engine_on_client
 from by_framework.errors import (
     EventsTrimmedError,
     NoOnlineWorkerError,
+    QueryError,
     SessionBusyError,
     TaskNotFoundError,
     TaskNotWaitingError,
@@ -25,6 +27,7 @@ from by_framework.protocol import (
     EventGap,
     MessageHeader,
     MultitaskStrategy,
+    QueryCommand,
     ReloadPluginsCommand,
     ResumeCommand,
     SessionEvent,
@@ -34,6 +37,7 @@ from by_framework.protocol import (
 )
 from by_framework.protocol.ids import new_id
 from by_framework.protocol.plain_json import require_json
+from by_framework.protocol.queries import GET_HISTORY, GET_STATE, UPDATE_STATE, QueryAnswer
 from by_framework.protocol.records import TaskRecord
 from by_framework.protocol.schedules import Schedule
 from by_framework.settings import Settings
@@ -43,6 +47,7 @@ T = TypeVar("T")
 READ_BATCH = 500
 READ_BLOCK_MS = 2_000  # how long a follower waits for events before it checks its deadline
 WORKER_POLL_CAP = 0.5  # longest pause between a waiting send's tries
+QUERY_TIMEOUT_S = 10.0  # how long a question about a session's state waits for its answer
 
 
 class Interceptor(Protocol):
@@ -320,6 +325,118 @@ class GatewayClient:
         missing = sorted(set(workers) - answers.keys())
         return ReloadReport(reload_id, answers, missing)
 
+    # A session's state, as its agent type's worker keeps it (threads, checkpoints, ADK state)
+
+    async def get_state(
+        self,
+        session_id: str,
+        agent_type: str,
+        *,
+        user_code: str | None = None,
+        thread_id: str | None = None,
+        timeout: float = QUERY_TIMEOUT_S,
+    ) -> dict[str, Any]:
+        """The session's current state with ``agent_type``, read by one of its workers (no
+        checkpointer or session store needed here): for a LangGraph graph, its thread's
+        ``values``, ``next`` nodes, ``checkpoint_id``, ``interrupts``...; for an ADK agent, the
+        session's ``state`` and its last events. ``thread_id``: a LangGraph thread other than
+        the session's conversation. Raises ``QueryError`` if the worker cannot say, and
+        ``NoOnlineWorkerError`` with no worker of the agent type online."""
+        args = _given(thread_id=thread_id)
+        state: dict[str, Any] = await self.query(
+            agent_type, session_id, GET_STATE, args, user_code=user_code, timeout=timeout
+        )
+        return state
+
+    async def get_history(
+        self,
+        session_id: str,
+        agent_type: str,
+        *,
+        limit: int = 20,
+        before: str | None = None,
+        user_code: str | None = None,
+        thread_id: str | None = None,
+        timeout: float = QUERY_TIMEOUT_S,
+    ) -> list[dict[str, Any]]:
+        """The session's past states with ``agent_type``, newest first, ``limit`` at a time
+        (LangGraph: checkpoints; ADK: events); ``before``: the id of the last one of the
+        previous page (a checkpoint id, an event id)."""
+        args = _given(limit=limit, before=before, thread_id=thread_id)
+        history: list[dict[str, Any]] = await self.query(
+            agent_type, session_id, GET_HISTORY, args, user_code=user_code, timeout=timeout
+        )
+        return history
+
+    async def update_state(
+        self,
+        session_id: str,
+        agent_type: str,
+        values: dict[str, Any],
+        *,
+        as_node: str | None = None,
+        checkpoint_id: str | None = None,
+        user_code: str | None = None,
+        thread_id: str | None = None,
+        timeout: float = QUERY_TIMEOUT_S,
+    ) -> dict[str, Any]:
+        """Change the session's state with ``agent_type`` as LangGraph's ``update_state`` does
+        (``values`` through the state's reducers, as if ``as_node`` wrote them) or ADK's state
+        delta; the worker waits for the session's turn, so no run is in flight meanwhile.
+        ``checkpoint_id`` (LangGraph) forks: the update goes on top of that earlier checkpoint,
+        and the session's next message runs from the fork. Returns the new state's reference
+        (e.g. its ``checkpoint_id``)."""
+        args = _given(
+            values=values, as_node=as_node, checkpoint_id=checkpoint_id, thread_id=thread_id
+        )
+        updated: dict[str, Any] = await self.query(
+            agent_type,
+            session_id,
+            UPDATE_STATE,
+            args,
+            user_code=user_code,
+            writes=True,
+            timeout=timeout,
+        )
+        return updated
+
+    async def query(
+        self,
+        agent_type: str,
+        session_id: str,
+        name: str,
+        args: dict[str, Any] | None = None,
+        *,
+        user_code: str | None = None,
+        writes: bool = False,
+        timeout: float = QUERY_TIMEOUT_S,
+    ) -> Any:
+        """Ask one online worker of ``agent_type`` the question ``name`` about the session
+        (what its ``answer_query`` answers) and wait up to ``timeout`` seconds for the answer.
+        ``writes``: the question changes the state (the worker takes the session's turn)."""
+        require_json(args=args)
+        header = new_header(
+            "ask this", session_id=session_id, target_agent_type=agent_type, user_code=user_code
+        )
+        workers = await self._engine.registry.online_workers(agent_type)
+        if not workers:
+            raise NoOnlineWorkerError(f"no online worker serves agent type {agent_type!r}")
+        worker = random.choice(workers)
+        command = QueryCommand(
+            name=name, args=args or {}, reply_to=new_id(), writes=writes, timeout=timeout
+        )
+        header, envelope = await self._intercepted(command, header)
+        await self._engine.orchestration.send_to_worker(worker, envelope)
+        raw = await self._engine.answers.take(command.reply_to, timeout)
+        if raw is None:
+            raise QueryError(
+                f"worker {worker} ({agent_type}) gave no answer to {name!r} within {timeout:g}s"
+            )
+        answer = QueryAnswer.model_validate_json(raw)
+        if answer.error is not None:
+            raise QueryError(f"{name} of session {session_id!r} ({agent_type}): {answer.error}")
+        return answer.value
+
     async def get_task(self, message_id: str) -> TaskRecord | None:
         """The task's execution record (status, timeline, worker, result), or None."""
         return await self._engine.tasks.get(message_id)
@@ -528,3 +645,8 @@ class GatewayClient:
 
     async def aclose(self) -> None:
         await self._engine.aclose()
+
+
+def _given(**args: Any) -> dict[str, Any]:
+    """The arguments that were given (not None)."""
+    return {name: value for name, value in args.items() if value is not None}

@@ -67,6 +67,21 @@ class ReloadPluginsCommand(_Command):
     reason: str = ""
 
 
+class QueryCommand(_Command):
+    """A client's question to one worker of an agent type about a session's state
+    (``client.get_state`` and co.), on that worker's notice stream; the answer goes to the list
+    ``reply_to`` (a ``QueryAnswer``). ``writes``: it changes the state, so it waits for the
+    session's turn like a run."""
+
+    type: Literal["query"] = "query"
+    name: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    args: dict[str, Any] = Field(default_factory=dict)
+    reply_to: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    writes: bool = False
+    timeout: float = Field(default=10.0, gt=0)
+    """Seconds the caller waits for the answer: the worker gives up after as long."""
+
+
 class _WorkerCommand(_Command):
     """An operator's order to one worker process, on its notice stream. ``instance`` names the
     process it was meant for: a later process under the same worker id ignores it."""
@@ -100,6 +115,7 @@ Command = Annotated[
     | ResumeCommand
     | CancelTaskCommand
     | ReloadPluginsCommand
+    | QueryCommand
     | DrainWorkerCommand
     | ResumeWorkerCommand
     | EvictWorkerCommand,

@@ -8,6 +8,7 @@ from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from by_framework.redis.answers import RedisAnswers
 from by_framework.redis.batching import CommandBatcher
 from by_framework.redis.cluster_batching import ClusterBatcher
 from by_framework.redis.cluster_feed import session_streams
@@ -79,6 +80,7 @@ class RedisEngine:
         self.registry = WorkerRegistry(redis, settings.key_prefix, settings.record_ttl)
         self.owners = RedisSessionOwners(self.batcher, keys, settings.record_ttl)
         self.turns = RedisSessionTurns(self.batcher, keys)
+        self.answers = RedisAnswers(redis, self.batcher, keys)
         self.rate_limiter = RedisRateLimiter(self.batcher, keys)
         self.fleet = RedisFleetView(redis, keys, settings.consumer_group)
         self.dead_letters = DeadLetters(

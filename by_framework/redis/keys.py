@@ -87,6 +87,10 @@ class KeySpace:
         """The message whose run of ``agent_type`` holds the session's turn."""
         return f"{self.prefix}:session:{{{session_id}}}:turn:{agent_type}"
 
+    def answer(self, reply_to: str) -> str:
+        """A list holding one answer for one waiting caller."""
+        return f"{self.prefix}:answer:{{{reply_to}}}"
+
     def rate_bucket(self, caller: str) -> str:
         """A caller's token bucket of the HTTP gateway's rate limit."""
         return f"{self.prefix}:gateway:rate:{caller}"

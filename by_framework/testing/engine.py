@@ -781,6 +781,18 @@ class EngineConformance:
         assert await turns.take("s1", AGENT, "m4", 30) is None
         assert await turns.holder("s1", AGENT) == "m4"
 
+    async def test_an_answer_is_taken_once_by_its_caller(self, bench: Bench) -> None:
+        answers, other = bench.engine.answers, (await bench.another_engine()).answers
+        assert await answers.take("r1", 0.2) is None  # none yet: waits, then gives up
+        waiting = asyncio.create_task(answers.take("r1", WAIT))
+        await asyncio.sleep(0.1)
+        await other.put("r1", b'{"value": 1}', 30)
+        assert await waiting == b'{"value": 1}'
+        assert await answers.take("r1", 0.1) is None  # taken once
+        await other.put("r2", b"late", 0.2)
+        await asyncio.sleep(0.4)  # nobody took it: gone
+        assert await answers.take("r2", 0.1) is None
+
     async def test_a_caller_past_its_burst_waits(self, bench: Bench) -> None:
         limiter = bench.engine.rate_limiter
         assert [await limiter.take("caller", 1.0, 2) for _ in range(2)] == [0, 0]

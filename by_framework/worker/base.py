@@ -3,7 +3,8 @@
 from abc import ABC, abstractmethod
 from typing import Any
 
-from by_framework.protocol import AgentTaskResult
+from by_framework.errors import QueryError
+from by_framework.protocol import AgentTaskResult, MessageHeader
 from by_framework.worker.context import AgentContext
 from by_framework.worker.retry import RetryPolicy
 
@@ -24,6 +25,14 @@ class GatewayWorker(ABC):
     ) -> AgentTaskResult | dict[str, Any] | None:
         """Run one command; return its result (an ``AgentTaskResult``, a dict of its fields, or
         None for a plain completion). An exception fails the task with its message."""
+
+    async def answer_query(self, name: str, args: dict[str, Any], header: MessageHeader) -> Any:
+        """Answer a client's question about the state of ``header.session_id`` with
+        ``header.target_agent_type`` (``client.get_state``, ``get_history``, ``update_state``;
+        ``header.user_code`` is the caller's): plain JSON, or raise and the client gets a
+        ``QueryError`` with the message. The adapters (LangGraph, ADK) answer from their
+        checkpointer or session store; by default a worker answers none."""
+        raise QueryError(f"{type(self).__name__} answers no {name!r} questions")
 
     def get_retry_policy(self, agent_type: str) -> RetryPolicy | None:
         """How to retry a task of ``agent_type`` whose ``process_command`` raised; None (the

@@ -37,6 +37,7 @@ from by_framework.protocol import (
     ErrorEvent,
     MalformedEntry,
     MessageHeader,
+    QueryCommand,
     ReloadPluginsCommand,
     ResumeWorkerCommand,
     StateChangeEvent,
@@ -46,6 +47,8 @@ from by_framework.protocol import (
     decode_command,
     encode_event,
 )
+from by_framework.protocol.plain_json import json_problem
+from by_framework.protocol.queries import QueryAnswer
 from by_framework.scheduling.firer import ScheduleFirer
 from by_framework.settings import Settings
 from by_framework.tracing import discover_tracer
@@ -65,6 +68,7 @@ T = TypeVar("T")
 FETCH_BLOCK_MS = 2_000
 OWN_PENDING_BATCH = 10_000
 EARLY_CANCELS_KEPT = 1_000  # cancels that found no run here yet; the oldest go first
+REPLY_TTL_S = 60.0  # an answer its caller gave up on is gone after this long
 STOP_GRACE_FLOOR_S = 1.0  # a cancelled body gets at least this long to unwind, whatever the grace
 
 
@@ -904,11 +908,39 @@ class WorkerRunner:
                 await self._reload(delivery, command)
             elif isinstance(command, WorkerCommand):
                 await self._obey(delivery, command)
+            elif isinstance(command, QueryCommand):
+                await self._answer(delivery, envelope.header, command)
             else:
                 reason = f"{command.type} commands do not belong on a notice stream"
                 await self._reject(delivery, reason, envelope.header.session_id)
         except self.engine.transient_errors as exc:
             log.error("lost Redis while handling %s: %s", command.type, exc)
+
+    async def _answer(
+        self, delivery: Delivery, header: MessageHeader, command: QueryCommand
+    ) -> None:
+        """Answer a client's question about a session's state on its reply list, within the
+        time the client waits; one that writes waits for the session's turn first."""
+        await self._retrying(lambda: self.engine.control.acknowledge(delivery))
+        try:
+            async with asyncio.timeout(command.timeout), contextlib.AsyncExitStack() as stack:
+                if command.writes:
+                    turn = self._session_turns.hold(header, "enqueue", lambda: False)
+                    await stack.enter_async_context(turn)
+                value = await self.worker.answer_query(command.name, command.args, header)
+            problem = json_problem(value, "the answer")
+            error = None if problem is None else f"{problem}: the answer must be plain JSON"
+        except TimeoutError:
+            error = f"no answer within the {command.timeout:g}s the caller waits"
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        if error is not None:
+            log.info("%s query of session %s: %s", command.name, header.session_id, error)
+        answer = QueryAnswer(value=None if error else value, error=error)
+        payload = answer.model_dump_json().encode()
+        await self._retrying(
+            lambda: self.engine.answers.put(command.reply_to, payload, REPLY_TTL_S)
+        )
 
     async def _reload(self, delivery: Delivery, command: ReloadPluginsCommand) -> None:
         """Reload the plugins and answer on the reload answer stream."""

@@ -64,6 +64,8 @@ RECIPES = [
     Recipe("06_cancel_tree"),
     Recipe("08_hot_reload_plugin"),
     Recipe("09_scale_out", blocks=(0, 1), varying=(r"^photo-\d+\.jpg -> ", r"^resizer-1: ", "^{")),
+    Recipe("10_scheduled_report"),
+    Recipe("11_double_texting_chat"),
     Recipe("adk_cross_agent", extension=True),
     # Its second block is the same run on a PostgreSQL checkpointer at the reader's own database.
     Recipe("langgraph_worker", stdin="yes\n", extension=True, varying=(r"^session trip-",)),

@@ -1,4 +1,4 @@
-"""The numbered cookbook recipes (04 to 09), each run as its README runs it: its worker processes
+"""The numbered cookbook recipes (04 to 11), each run as its README runs it: its worker processes
 through the CLI and its client scripts, against the real Redis; each test checks what the recipe
 shows, not only that it ran."""
 
@@ -203,3 +203,43 @@ async def test_scale_out_several_workers_and_a_live_tail(
     assert sorted(chunks) == sorted(f"{w} resizing {photo}" for photo, w in ran_by.items())
     ends = [e for e in events if e["type"] == "end"]
     assert len(ends) == 9 and {e["status"] for e in ends} == {"completed"}
+
+
+async def test_the_scheduled_report_fires_its_cron_then_is_removed(
+    client: GatewayClient, settings: Settings
+) -> None:
+    recipe = COOKBOOK / "10_scheduled_report"
+    env = process_env(settings)
+    async with workers(client, recipe, env, ("reporter-1", "reporter.ReporterWorker", "")):
+        lines = await script(recipe, env, "schedule_report.py", "--session", "reports")
+
+    report = "daily report: open: 3, closed: 2, urgent and open: 1"
+    assert lines == ["scheduled: reporter, '*/2 * * * * *' in UTC", *[report] * 3,
+                     "cancelled: True", "still scheduled: 0"]  # fmt: skip
+    assert await client.list_schedules() == []
+    tasks = [t for t in await client.list_session_tasks("reports") if t.result is not None]
+    assert len(tasks) >= 3  # a tick taken just before the cancel may still have been sent
+    assert all(t.message_id.startswith("sch-") for t in tasks)
+    assert {t.status for t in tasks} == {AgentState.COMPLETED}
+    ticks = {t.metadata["scheduled_for"] for t in tasks}
+    assert len(ticks) == len(tasks)  # one task per tick
+
+
+async def test_the_double_texting_chat_shows_each_strategy(
+    client: GatewayClient, settings: Settings
+) -> None:
+    recipe = COOKBOOK / "11_double_texting_chat"
+    env = process_env(settings)
+    async with workers(client, recipe, env, ("chat-1", "chat.ChatWorker", "")):
+        lines = await script(recipe, env, "double_text.py")
+
+    assert lines == [
+        "enqueue: first completed: heard: book Lisbon",
+        "enqueue: second completed: heard: book Lisbon / make it Porto",
+        "reject: second refused: SessionBusyError (busy with the first: True)",
+        "reject: first completed: heard: book Lisbon",
+        "interrupt: first cancelled: stopped",
+        "interrupt: second completed: heard: book Lisbon / make it Porto",
+        "rollback: first cancelled: stopped",
+        "rollback: second completed: heard: make it Porto",
+    ]

@@ -23,9 +23,14 @@ log = logging.getLogger("by_framework_langgraph")
 ThreadIdFunction = Callable[[AgentContext], str]
 
 
+def conversation_thread(session_id: str, agent_type: str) -> str:
+    """The thread of a session's conversation with an agent type."""
+    return f"{session_id}:{agent_type}"
+
+
 def default_thread_id(context: AgentContext) -> str:
     """The session's conversation with this agent type; a thread of its own for a sub-call."""
-    conversation = f"{context.session_id}:{context.current_agent_id}"
+    conversation = conversation_thread(context.session_id, context.current_agent_id)
     if context.parent_message_id:
         return f"{conversation}:{context.message_id}"
     return conversation

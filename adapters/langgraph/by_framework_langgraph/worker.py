@@ -23,6 +23,8 @@ from by_framework import (
     AskAgentCommand,
     ConfigurationError,
     GatewayWorker,
+    MessageHeader,
+    QueryError,
     ResumeCommand,
     TaskCancelledError,
     run_worker,
@@ -33,6 +35,7 @@ from by_framework_langgraph.configurable import CONFIGURABLE_METADATA, run_value
 from by_framework_langgraph.interrupts import ASK_AGAIN, ask_user_event, resume_value
 from by_framework_langgraph.remote import RemoteCalls, Turns
 from by_framework_langgraph.scope import RunScope, enter, leave
+from by_framework_langgraph.state import answer
 from by_framework_langgraph.streaming import (
     STREAM_MODE_METADATA,
     StreamMapper,
@@ -46,6 +49,7 @@ from by_framework_langgraph.threads import (
     PostgresThreadLock,
     ThreadIdFunction,
     ThreadLock,
+    conversation_thread,
     default_thread_id,
 )
 
@@ -179,6 +183,20 @@ class LangGraphWorker(GatewayWorker):
             return await self._run_task(
                 graph, command, context, thread_id, values, keep_unfinished=keep
             )
+
+    async def answer_query(self, name: str, args: dict[str, Any], header: MessageHeader) -> Any:
+        """A client's ``get_state``, ``get_history`` or ``update_state`` of the session's
+        conversation thread (or the ``thread_id`` it names: needed when ``thread_id=`` names
+        threads another way); an update waits for the session's turn (the runner holds it)."""
+        thread_id = args.get("thread_id")
+        if thread_id is None:
+            if self._thread_id is not default_thread_id:
+                raise QueryError(
+                    "this worker names its threads with its own thread_id function: pass the "
+                    "thread_id to ask about"
+                )
+            thread_id = conversation_thread(header.session_id, header.target_agent_type)
+        return await answer(self.graph, str(thread_id), name, args)
 
     # What users override
 

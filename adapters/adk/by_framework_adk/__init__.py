@@ -6,7 +6,11 @@ give ADK agents the other agent types (any framework) as tools; ``ask_user_tool`
 """
 
 from by_framework_adk.questions import ask_user_tool
-from by_framework_adk.services import artifact_service_from_url, session_service_from_url
+from by_framework_adk.services import (
+    artifact_service_from_url,
+    memory_service_from_url,
+    session_service_from_url,
+)
 from by_framework_adk.tools import (
     AgentCall,
     RemoteAgentTool,
@@ -28,6 +32,7 @@ __all__ = [
     "artifact_service_from_url",
     "ask_user_tool",
     "current_context",
+    "memory_service_from_url",
     "remote_agent_tool",
     "remote_batch_tool",
     "serve_agent",

@@ -1,4 +1,4 @@
-"""ADK session and artifact services named by URL, as ADK's own command line names them."""
+"""ADK session, artifact and memory services named by URL, as ADK's own command line names them."""
 
 import logging
 import os
@@ -6,12 +6,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 from google.adk.artifacts import BaseArtifactService, InMemoryArtifactService
 from google.adk.cli.service_registry import get_service_registry
+from google.adk.memory import BaseMemoryService
 from google.adk.sessions import BaseSessionService, InMemorySessionService
 
 log = logging.getLogger("by_framework_adk")
 
 SESSION_URL_ENV = "BYAI_ADK_SESSION_URL"
 ARTIFACT_URL_ENV = "BYAI_ADK_ARTIFACT_URL"
+MEMORY_URL_ENV = "BYAI_ADK_MEMORY_URL"
 
 
 def session_service_from_url(url: str) -> BaseSessionService:
@@ -36,6 +38,16 @@ def artifact_service_from_url(url: str) -> BaseArtifactService:
     service = get_service_registry().create_artifact_service(url)
     if service is None:
         raise ValueError(f"no ADK artifact service for {_redacted(url)!r}")
+    return service
+
+
+def memory_service_from_url(url: str) -> BaseMemoryService:
+    """The ADK memory service a URL names: ``memory://`` (this process only), ``sqlite:///x.db``
+    (a file: processes of one host), ``rag://corpus`` / ``agentengine://id`` (Vertex AI: a
+    Google Cloud project), or any scheme registered in ADK's service registry."""
+    service = get_service_registry().create_memory_service(url)
+    if service is None:
+        raise ValueError(f"no ADK memory service for {_redacted(url)!r}")
     return service
 
 
@@ -70,6 +82,17 @@ def resolve_artifact_service(
         return service
     url = url or os.environ.get(ARTIFACT_URL_ENV)
     return artifact_service_from_url(url) if url else InMemoryArtifactService()
+
+
+def resolve_memory_service(
+    service: BaseMemoryService | None, url: str | None
+) -> BaseMemoryService | None:
+    """The service passed in, else the one ``url`` (or ``$BYAI_ADK_MEMORY_URL``) names, else
+    none (as ADK's ``Runner`` has by default: memory tools then fail)."""
+    if service is not None:
+        return service
+    url = url or os.environ.get(MEMORY_URL_ENV)
+    return memory_service_from_url(url) if url else None
 
 
 def _redacted(url: str) -> str:

@@ -39,7 +39,11 @@ from by_framework_adk.questions import (
     question_to_answer,
     task_of,
 )
-from by_framework_adk.services import resolve_artifact_service, resolve_session_service
+from by_framework_adk.services import (
+    resolve_artifact_service,
+    resolve_memory_service,
+    resolve_session_service,
+)
 from by_framework_adk.tools import task_scope
 
 log = logging.getLogger("by_framework_adk")
@@ -61,7 +65,9 @@ class AdkWorker(GatewayWorker):
     - Sessions live in ``session_service``, else in the store ``session_url`` (or
       ``$BYAI_ADK_SESSION_URL``) names, else in this process's memory (with a warning: replicas,
       and resumes picked up by another worker, need a shared store). Artifacts likewise:
-      ``artifact_service`` / ``artifact_url`` / ``$BYAI_ADK_ARTIFACT_URL`` / memory.
+      ``artifact_service`` / ``artifact_url`` / ``$BYAI_ADK_ARTIFACT_URL`` / memory. Long-term
+      memory (``load_memory``, ``search_memory``): ``memory_service`` / ``memory_url`` /
+      ``$BYAI_ADK_MEMORY_URL`` / none.
     - ADK events go to the session stream (see ``by_framework_adk.events``); the final response
       is the task's result content.
     - A long-running tool call left unanswered ends the task WAITING_USER; the resume answers
@@ -95,6 +101,7 @@ class AdkWorker(GatewayWorker):
         artifact_service: BaseArtifactService | None = None,
         artifact_url: str | None = None,
         memory_service: BaseMemoryService | None = None,
+        memory_url: str | None = None,
         run_config: RunConfig | None = None,
         default_user_id: str = DEFAULT_USER_ID,
         configurable_schema: type[BaseModel] | None = None,
@@ -106,10 +113,12 @@ class AdkWorker(GatewayWorker):
         self._owned = session_service is None
         sessions = resolve_session_service(session_service, session_url, self.agent_type)
         artifacts = resolve_artifact_service(artifact_service, artifact_url)
+        memory = resolve_memory_service(memory_service, memory_url)
+        self._owned_memory = memory if memory is not memory_service else None
         services: dict[str, Any] = {
             "session_service": sessions,
             "artifact_service": artifacts,
-            "memory_service": memory_service,
+            "memory_service": memory,
         }
         if isinstance(agent, App):
             self.runner = Runner(app=agent, app_name=app_name, **services)
@@ -132,6 +141,9 @@ class AdkWorker(GatewayWorker):
         close = getattr(self.session_service, "close", None)
         if self._owned and close is not None and asyncio.iscoroutinefunction(close):
             await close()
+        close_memory = getattr(self._owned_memory, "close", None)
+        if close_memory is not None and asyncio.iscoroutinefunction(close_memory):
+            await close_memory()
 
     async def process_command(self, command: Any, context: AgentContext) -> AgentTaskResult:
         state: dict[str, Any] = {}  # a resume: the values are in the session state already

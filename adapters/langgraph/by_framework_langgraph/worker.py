@@ -6,13 +6,14 @@ import inspect
 import json
 import logging
 import os
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.pregel import Pregel
+from langgraph.store.base import BaseStore
 from langgraph.types import Command, Durability
 from pydantic import BaseModel
 
@@ -56,6 +57,7 @@ from by_framework_langgraph.threads import (
 log = logging.getLogger("by_framework_langgraph")
 
 CHECKPOINTER_URL_ENV = "BYAI_LANGGRAPH_CHECKPOINTER_URL"
+STORE_URL_ENV = "BYAI_LANGGRAPH_STORE_URL"
 TASK_METADATA = "by_framework_task"
 RUN_METADATA = "by_framework_run"
 """Checkpoint metadata keys: the task, and its run, whose graph run wrote the checkpoint
@@ -88,6 +90,12 @@ class LangGraphWorker(GatewayWorker):
     message's ``configurable`` values go over its ``"configurable"`` defaults, checked by
     ``configurable_schema`` (a pydantic model) when given, and are the run's context too when
     the graph declares a ``context_schema``.
+
+    ``store``: a long-term store (``get_store()`` in a node) shared by every replica; or
+    ``store_url`` (env ``BYAI_LANGGRAPH_STORE_URL``) for an ``AsyncPostgresStore`` this worker
+    opens, sets up and closes. Either replaces the compiled graph's own store; without both the
+    graph keeps its own (if any). A builder callable gets only the checkpointer: the store is
+    attached to the graph it returns.
     """
 
     def __init__(
@@ -97,6 +105,8 @@ class LangGraphWorker(GatewayWorker):
         *,
         checkpointer: BaseCheckpointSaver | None = None,
         checkpointer_url: str | None = None,
+        store: BaseStore | None = None,
+        store_url: str | None = None,
         thread_id: ThreadIdFunction | None = None,
         thread_lock: ThreadLock | None = None,
         thread_wait_timeout: float | None = 300.0,
@@ -115,6 +125,10 @@ class LangGraphWorker(GatewayWorker):
         self._checkpointer_url = checkpointer_url
         if checkpointer is None and checkpointer_url is None:
             self._checkpointer_url = os.environ.get(CHECKPOINTER_URL_ENV) or None
+        self._store = store
+        self._store_url = store_url
+        if store is None and store_url is None:
+            self._store_url = os.environ.get(STORE_URL_ENV) or None
         self._thread_id = thread_id or default_thread_id
         self._lock = thread_lock
         self._thread_wait_timeout = thread_wait_timeout
@@ -126,6 +140,7 @@ class LangGraphWorker(GatewayWorker):
         self._pool_size = pool_size
         self._graph: Any = None
         self._closing = contextlib.AsyncExitStack()
+        self._pools: dict[str, Any] = {}  # by URL: the checkpointer and the store share one
 
     # GatewayWorker
 
@@ -136,7 +151,10 @@ class LangGraphWorker(GatewayWorker):
         saver = self._checkpointer
         if saver is None and self._checkpointer_url:
             saver = await self._open_postgres(self._checkpointer_url)
-        self._graph = await self._build(saver)
+        store = self._store
+        if store is None and self._store_url:
+            store = await self._open_store(self._store_url)
+        self._graph = await self._build(saver, store)
         if self._lock is None:
             if self._checkpointer_url:
                 self._lock = PostgresThreadLock(self._checkpointer_url)
@@ -249,15 +267,35 @@ class LangGraphWorker(GatewayWorker):
     async def _open_postgres(self, url: str) -> BaseCheckpointSaver:
         try:
             from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        except ImportError as exc:
+            raise RuntimeError(_POSTGRES_EXTRA.format(option="checkpointer_url")) from exc
+        pool = await self._pool(url, "checkpointer_url", CHECKPOINTER_URL_ENV)
+        saver = AsyncPostgresSaver(pool)
+        await _set_up_once(url, pool, saver.setup)
+        return saver
+
+    async def _open_store(self, url: str) -> BaseStore:
+        try:
+            from langgraph.store.postgres.aio import AsyncPostgresStore
+        except ImportError as exc:
+            raise RuntimeError(_POSTGRES_EXTRA.format(option="store_url")) from exc
+        pool = await self._pool(url, "store_url", STORE_URL_ENV)
+        store = AsyncPostgresStore(pool)
+        await _set_up_once(url, pool, store.setup)
+        return store
+
+    async def _pool(self, url: str, option: str, env: str) -> Any:
+        """An open connection pool on ``url`` (one per URL), closed at shutdown; first a check
+        that fails fast naming ``option``."""
+        if url in self._pools:
+            return self._pools[url]
+        try:
             from psycopg import AsyncConnection
             from psycopg.rows import DictRow, dict_row
             from psycopg_pool import AsyncConnectionPool
         except ImportError as exc:
-            raise RuntimeError(
-                "checkpointer_url needs the postgres extra: "
-                "pip install './adapters/langgraph[postgres]' (in a clone of by-framework)"
-            ) from exc
-        await _check_postgres(url)
+            raise RuntimeError(_POSTGRES_EXTRA.format(option=option)) from exc
+        await _check_postgres(url, option, env)
         pool = AsyncConnectionPool(
             url,
             min_size=1,
@@ -268,27 +306,10 @@ class LangGraphWorker(GatewayWorker):
         )
         await pool.open(wait=True)
         self._closing.push_async_callback(pool.close)
-        saver = AsyncPostgresSaver(pool)
-        async with pool.connection() as connection:
-            cursor = await connection.execute("SELECT current_schema() AS schema")
-            row = await cursor.fetchone()
-            assert row is not None  # the query always returns one row
-            schema = row["schema"]
-        # Replicas starting together would race to create the tables: one at a time, under a
-        # lock of the schema. A polled lock, as every PostgresThreadLock is: the setup's CREATE
-        # INDEX CONCURRENTLY waits for every older transaction of the database, and a replica
-        # blocked inside pg_advisory_lock is one, waiting in turn for the holder (a deadlock
-        # PostgreSQL cannot see: it runs through the workers).
-        setup_lock = PostgresThreadLock(url)
-        await setup_lock.open()
-        try:
-            async with setup_lock.hold(f"{SETUP_LOCK}:{schema}", lambda: False, None):
-                await saver.setup()
-        finally:
-            await setup_lock.close()
-        return saver
+        self._pools[url] = pool
+        return pool
 
-    async def _build(self, saver: BaseCheckpointSaver | None) -> Any:
+    async def _build(self, saver: BaseCheckpointSaver | None, store: BaseStore | None) -> Any:
         source = self._source
         if not (hasattr(source, "astream") or hasattr(source, "compile")) and callable(source):
             source = source(saver if saver is not None else InMemorySaver())
@@ -301,6 +322,8 @@ class LangGraphWorker(GatewayWorker):
             source = source.copy(update={"checkpointer": saver})
         elif not isinstance(source.checkpointer, BaseCheckpointSaver):
             source = source.copy(update={"checkpointer": InMemorySaver()})
+        if store is not None and source.store is not store:
+            source = source.copy(update={"store": store})
         if isinstance(source.checkpointer, InMemorySaver):
             log.warning(
                 "agent %s keeps its graph state in memory: run a single worker of it, or pass "
@@ -504,20 +527,47 @@ def _check_compiled(source: Any) -> None:
         )
 
 
-async def _check_postgres(url: str) -> None:
+async def _set_up_once(url: str, pool: Any, setup: Callable[[], Awaitable[None]]) -> None:
+    """Run ``setup`` (tables and migrations) under a lock of the URL's schema."""
+    async with pool.connection() as connection:
+        cursor = await connection.execute("SELECT current_schema() AS schema")
+        row = await cursor.fetchone()
+        assert row is not None  # the query always returns one row
+        schema = row["schema"]
+    # Replicas starting together would race to create the tables: one at a time, under a
+    # lock of the schema. A polled lock, as every PostgresThreadLock is: the setup's CREATE
+    # INDEX CONCURRENTLY waits for every older transaction of the database, and a replica
+    # blocked inside pg_advisory_lock is one, waiting in turn for the holder (a deadlock
+    # PostgreSQL cannot see: it runs through the workers).
+    setup_lock = PostgresThreadLock(url)
+    await setup_lock.open()
+    try:
+        async with setup_lock.hold(f"{SETUP_LOCK}:{schema}", lambda: False, None):
+            await setup()
+    finally:
+        await setup_lock.close()
+
+
+async def _check_postgres(url: str, option: str, env: str) -> None:
     """Connect once: a missing database or an absent server stops the worker at once with a line
-    naming ``checkpointer_url``, where the pool would log warnings for 30 s, then time out."""
+    naming ``option``, where the pool would log warnings for 30 s, then time out."""
     import psycopg
 
     try:
         connection = await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT_S)
     except psycopg.Error as exc:
         raise ConfigurationError(
-            f"checkpointer_url {redact(url)} ({CHECKPOINTER_URL_ENV}): cannot connect to "
+            f"{option} {redact(url)} ({env}): cannot connect to "
             f"PostgreSQL ({' '.join(str(exc).split())}); create the database, start the server "
             "or fix the URL"
         ) from None
     await connection.close()
+
+
+_POSTGRES_EXTRA = (
+    "{option} needs the postgres extra: "
+    "pip install './adapters/langgraph[postgres]' (in a clone of by-framework)"
+)
 
 
 def langgraph_worker(

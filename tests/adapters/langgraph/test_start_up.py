@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from by_framework_langgraph import LangGraphWorker, serve_graph
-from by_framework_langgraph.worker import CHECKPOINTER_URL_ENV
+from by_framework_langgraph.worker import CHECKPOINTER_URL_ENV, STORE_URL_ENV
 from langchain_core.prompts import ChatPromptTemplate
 
 from by_framework import Settings
@@ -39,14 +39,20 @@ async def test_a_builder_that_returns_a_chain_is_refused_at_start_up() -> None:
         await worker.on_startup()
 
 
-async def _the_one_line(settings: Settings, url: str) -> str:
-    """Starts a worker process on checkpointer ``url``; asserts that it exits with status 2
-    within 10 s and says so in one line, with no traceback and no warning; returns the line."""
+async def _the_one_line(
+    settings: Settings,
+    url: str,
+    env: dict[str, str] | None = None,
+    option: str = "checkpointer_url",
+) -> str:
+    """Starts a worker process on checkpointer ``url`` (or on ``env``); asserts that it exits
+    with status 2 within 10 s and says so in one line naming ``option``, with no traceback and
+    no warning; returns the line."""
     worker = worker_process(
         settings,
         "lg-no-checkpointer",
         f"{graphs.__name__}.ChatWorker",
-        env={CHECKPOINTER_URL_ENV: url},
+        env=env or {CHECKPOINTER_URL_ENV: url},
     )
     started = time.monotonic()
     try:
@@ -59,7 +65,7 @@ async def _the_one_line(settings: Settings, url: str) -> str:
     print(f"exit {code} after {time.monotonic() - started:.1f}s:\n{output}")  # shown on failure
     assert code == 2, output
     assert "Traceback" not in output and "WARNING" not in output, output
-    (line,) = [line for line in output.splitlines() if "checkpointer_url" in line]
+    (line,) = [line for line in output.splitlines() if option in line]
     return line
 
 
@@ -81,3 +87,18 @@ async def test_a_missing_database_stops_the_worker_process_with_one_line(
     line = await _the_one_line(settings, urlsplit(PG_URL)._replace(path=f"/{database}").geturl())
     assert "configuration error: checkpointer_url postgresql://" in line
     assert f'database "{database}" does not exist' in line
+
+
+async def test_an_unreachable_store_stops_the_worker_process_with_one_line(
+    settings: Settings, checkpointer_url: str
+) -> None:
+    port = free_port()
+    url = f"postgresql://postgres:s3cr3t@127.0.0.1:{port}/test"
+    env = {CHECKPOINTER_URL_ENV: checkpointer_url, STORE_URL_ENV: url}
+    line = await _the_one_line(settings, url, env, option="store_url")
+    assert line.startswith(
+        "by-framework: configuration error: store_url "
+        f"postgresql://postgres:***@127.0.0.1:{port}/test ({STORE_URL_ENV}): "
+        "cannot connect to PostgreSQL (connection failed:"
+    )
+    assert "Connection refused" in line

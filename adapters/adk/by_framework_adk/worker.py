@@ -24,6 +24,7 @@ from by_framework import (
     AgentTaskResult,
     AskAgentCommand,
     GatewayWorker,
+    MessageHeader,
     ResumeCommand,
     TaskCancelledError,
     run_worker,
@@ -44,6 +45,7 @@ from by_framework_adk.services import (
     resolve_memory_service,
     resolve_session_service,
 )
+from by_framework_adk.state import answer
 from by_framework_adk.tools import task_scope
 
 log = logging.getLogger("by_framework_adk")
@@ -208,6 +210,14 @@ class AdkWorker(GatewayWorker):
         if stream.error and stream.final_text is None:
             raise RuntimeError(f"the ADK agent ended with an error: {stream.error}")
         return AgentTaskResult(status=AgentState.COMPLETED, content=stream.final_text)
+
+    async def answer_query(self, name: str, args: dict[str, Any], header: MessageHeader) -> Any:
+        """A client's ``get_state``, ``get_history`` (events, newest first) or ``update_state``
+        (a state delta, appended as an event of its own) of the session's ADK session; an
+        update waits for the session's turn (the runner holds it)."""
+        user_id = header.user_code or self.default_user_id
+        session = await self._session(user_id, header.session_id)
+        return await answer(self.session_service, session, name, args)
 
     async def _run(
         self,

@@ -18,6 +18,7 @@ from by_framework import (
     Settings,
     StateChangeEvent,
     StreamChunkEvent,
+    TaskRecord,
     TaskResultEvent,
 )
 from tests.adapters.adk.agents import (
@@ -31,7 +32,7 @@ from tests.adapters.adk.agents import (
     ticket_agent,
 )
 from tests.agents import EchoAgent
-from tests.support import chunks, running_worker, task_events
+from tests.support import chunks, eventually, running_worker, task_events
 
 
 def results(events: list[Any]) -> list[Any]:
@@ -236,7 +237,14 @@ async def test_cancel_stops_the_adk_agent(
         await _chunk_starting(client, "s-cancel", expect)
         await client.cancel_task(sent.message_id, "s-cancel", reason="enough")
         result = await client.wait_for_result(sent.message_id, timeout=15)
-        records = await client.list_session_tasks("s-cancel")
+
+        async def all_ended() -> list[TaskRecord] | None:
+            # The remote agent (marked cancelled in Redis) stops on its own worker, maybe
+            # after the concierge has ended.
+            records = await client.list_session_tasks("s-cancel")
+            return records if all(r.status.is_terminal for r in records) else None
+
+        records = await eventually(all_ended, what="every task of the session to end")
     assert result.status is AgentState.CANCELLED
     assert result.error == "enough"
     assert {r.status for r in records} == {AgentState.CANCELLED}

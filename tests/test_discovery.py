@@ -228,7 +228,7 @@ async def test_bad_metadata_and_ttls_are_refused(registry: ServiceRegistry) -> N
 async def test_malformed_records_are_skipped(registry: ServiceRegistry, redis: Redis) -> None:
     await registry.register("billing", "good", addr(9001))
     await redis.sadd(registry.keys.service_nodes("billing"), "junk")
-    await redis.set(registry.keys.node("billing", "junk"), b"{not json")
+    await redis.set(registry.keys.service_node("billing", "junk"), b"{not json")
     assert [node.node_id for node in await registry.instances("billing")] == ["good"]
 
 
@@ -502,3 +502,14 @@ async def test_concurrent_registrations(registry: ServiceRegistry) -> None:
     assert [node.node_id for node in found] == [f"n{i:02}" for i in range(40)]
     await asyncio.gather(*(registry.deregister("orders", f"n{i:02}") for i in range(0, 40, 2)))
     assert len(await discovery.refresh("orders")) == 20
+
+
+async def test_services_under_a_prefix_with_glob_characters(redis: Redis, key_prefix: str) -> None:
+    """The SCAN pattern escapes the prefix: a deployment named like a pattern lists its own
+    services only, not those of a deployment the pattern would match."""
+    odd = ServiceRegistry(redis, key_prefix=f"{key_prefix}[a]*")
+    plain = ServiceRegistry(redis, key_prefix=f"{key_prefix}a-other")
+    await odd.register("billing", "b-1", addr(9001))
+    await plain.register("search", "s-1", addr(9100))
+    assert await odd.services() == ["billing"]
+    assert await plain.services() == ["search"]

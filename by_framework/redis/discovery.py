@@ -12,9 +12,7 @@ import contextlib
 import logging
 import math
 import os
-import re
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -27,7 +25,7 @@ from by_framework.discovery.model import (
     check_name,
     check_ttl,
 )
-from by_framework.redis.keys import DEFAULT_PREFIX
+from by_framework.redis.keys import DEFAULT_PREFIX, KeySpace
 
 log = logging.getLogger("by_framework.discovery")
 
@@ -76,29 +74,6 @@ return found
 """
 
 
-def _glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
-
-
-@dataclass(frozen=True, slots=True)
-class DiscoveryKeys:
-    """The key names of service discovery, under the deployment's key prefix."""
-
-    prefix: str = DEFAULT_PREFIX
-
-    def service_nodes(self, service: str) -> str:
-        return f"{self.prefix}:discovery:service:{{{service}}}:nodes"
-
-    def node_prefix(self, service: str) -> str:
-        return f"{self.prefix}:discovery:service:{{{service}}}:node:"
-
-    def node(self, service: str, node_id: str) -> str:
-        return f"{self.node_prefix(service)}{node_id}"
-
-    def services_pattern(self) -> str:
-        return f"{_glob_escape(self.prefix)}:discovery:service:{{*}}:nodes"
-
-
 def _lease_ms(ttl: float) -> int:
     return max(1, math.ceil(ttl * 1000))
 
@@ -121,7 +96,7 @@ class ServiceRegistry:
         default_ttl: float = DEFAULT_TTL,
     ) -> None:
         self.redis = redis_client
-        self.keys = DiscoveryKeys(key_prefix or os.environ.get("BYAI_KEY_PREFIX") or DEFAULT_PREFIX)
+        self.keys = KeySpace(key_prefix or os.environ.get("BYAI_KEY_PREFIX") or DEFAULT_PREFIX)
         self.default_ttl = check_ttl(default_ttl, "default_ttl")
         self._register = redis_client.register_script(_REGISTER)
         self._heartbeat = redis_client.register_script(_HEARTBEAT)
@@ -144,7 +119,7 @@ class ServiceRegistry:
         instance = ServiceInstance(service, node_id, address, check_metadata(metadata))
         lease = _lease_ms(self._ttl(ttl))
         await self._register(
-            keys=[self.keys.service_nodes(service), self.keys.node(service, node_id)],
+            keys=[self.keys.service_nodes(service), self.keys.service_node(service, node_id)],
             args=[lease, node_id, instance.to_json()],
         )
         return instance
@@ -156,7 +131,7 @@ class ServiceRegistry:
         check_name(node_id, "node id")
         lease = _lease_ms(self._ttl(ttl))
         renewed = await self._heartbeat(
-            keys=[self.keys.service_nodes(service), self.keys.node(service, node_id)],
+            keys=[self.keys.service_nodes(service), self.keys.service_node(service, node_id)],
             args=[lease, node_id],
         )
         return bool(renewed)
@@ -166,7 +141,7 @@ class ServiceRegistry:
         check_name(service, "service name")
         check_name(node_id, "node id")
         pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self.keys.node(service, node_id))
+        pipe.delete(self.keys.service_node(service, node_id))
         pipe.srem(self.keys.service_nodes(service), node_id)
         deleted, _ = await pipe.execute()
         return bool(deleted)
@@ -175,7 +150,7 @@ class ServiceRegistry:
         """The nodes of ``service`` whose lease is live, ordered by node id."""
         check_name(service, "service name")
         records = await self._lookup(
-            keys=[self.keys.service_nodes(service)], args=[self.keys.node_prefix(service)]
+            keys=[self.keys.service_nodes(service)], args=[self.keys.service_node_prefix(service)]
         )
         found: list[ServiceInstance] = []
         for record in records:
@@ -187,9 +162,8 @@ class ServiceRegistry:
 
     async def services(self) -> list[str]:
         """The names of the services that have registered nodes (a SCAN; for tools)."""
-        start = len(f"{self.keys.prefix}:discovery:service:{{")
         names = {
-            key.decode()[start:].removesuffix("}:nodes")
+            self.keys.service_of_nodes(key.decode())
             async for key in self.redis.scan_iter(match=self.keys.services_pattern(), count=1000)
         }
         return sorted(names)

@@ -12,9 +12,11 @@ and every Lua script and multi-key command joins keys of one tag only (docs/exec
   ``{<prefix>}``, one slot per deployment, so that the heartbeat stays one script;
 - scheduled runs (definitions, due times, ticks being fired, their state):
   ``{<prefix>#schedules}``, one slot per deployment, so that taking a due one is one script;
+- a discovered service's keys (its node set, its nodes' leases): ``{<service>}``;
 - keys used one at a time (task index, dead letters, plugin configs, rate buckets): no tag.
 """
 
+import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -163,3 +165,29 @@ class KeySpace:
     def known_agent_types(self) -> str:
         """Every agent type served lately (a sorted set scored by when a worker last served it)."""
         return f"{self._registry()}:agent_types"
+
+    # Service discovery (ServiceRegistry)
+
+    def _service(self, service: str) -> str:
+        return f"{self.prefix}:discovery:service:{{{service}}}"
+
+    def service_nodes(self, service: str) -> str:
+        """The ids of a service's registered nodes (a set, pruned of lapsed leases on lookup)."""
+        return f"{self._service(service)}:nodes"
+
+    def service_node_prefix(self, service: str) -> str:
+        return f"{self._service(service)}:node:"
+
+    def service_node(self, service: str, node_id: str) -> str:
+        """A node's record, with its lease as the key's expiry."""
+        return f"{self.service_node_prefix(service)}{node_id}"
+
+    def services_pattern(self) -> str:
+        """A SCAN pattern matching every service's node set (the prefix's glob characters
+        escaped)."""
+        escaped = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix)
+        return f"{escaped}:discovery:service:{{*}}:nodes"
+
+    def service_of_nodes(self, key: str) -> str:
+        """The service whose node set ``key`` is."""
+        return key.removeprefix(f"{self.prefix}:discovery:service:{{").removesuffix("}:nodes")

@@ -73,3 +73,38 @@ def test_the_walk_sees_the_modules_and_their_imports() -> None:
     assert "by_framework.redis.engine" in redis_imports(engine)
     client = ROOT / "by_framework/client/gateway.py"
     assert client in MODULES and "by_framework.engine" in imported_modules(client)
+
+
+BACKEND_API = {"by_framework", "by_framework.backends", "by_framework.backends.otel"}
+EXTENSION_MODULES = sorted(path for package in PACKAGES[1:] for path in package.rglob("*.py"))
+
+
+def core_modules_imported(path: Path) -> set[str]:
+    """The modules of the core (``by_framework`` and under) the file imports from."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module]
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+            else []
+        )
+        found.update(n for n in names if n == "by_framework" or n.startswith("by_framework."))
+    return found
+
+
+@pytest.mark.parametrize("path", EXTENSION_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_extension_packages_import_the_public_and_backend_api_only(path: Path) -> None:
+    """An extension package sees the core through ``by_framework`` and ``by_framework.backends``
+    (the API its pin to one minor version holds), never an internal module."""
+    assert core_modules_imported(path) <= BACKEND_API
+
+
+def test_the_extension_walk_sees_backend_imports() -> None:
+    store = ROOT / "history/postgres/by_framework_history_postgres/store.py"
+    assert store in EXTENSION_MODULES
+    assert core_modules_imported(store) == {"by_framework.backends"}
+    assert "by_framework.worker.context" in core_modules_imported(
+        ROOT / "by_framework/worker/runner.py"
+    )

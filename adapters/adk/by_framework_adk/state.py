@@ -8,7 +8,7 @@ from google.adk.events import Event, EventActions
 from google.adk.sessions import BaseSessionService, Session
 
 from by_framework import QueryError
-from by_framework.protocol.queries import GET_HISTORY, GET_STATE, UPDATE_STATE
+from by_framework.backends import GET_HISTORY, GET_STATE, UPDATE_STATE
 from by_framework_adk.questions import live_events
 
 HISTORY_PAGE_MAX = 200

@@ -29,7 +29,7 @@ from by_framework import (
     TaskCancelledError,
     run_worker,
 )
-from by_framework.worker.configurable import InvalidConfigurableError, validated_configurable
+from by_framework.backends import InvalidConfigurableError, validated_configurable
 from by_framework_adk.events import EventStream
 from by_framework_adk.questions import (
     METADATA_KEY,

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from by_framework.worker.configurable import InvalidConfigurableError, validated_configurable
+from by_framework.backends import InvalidConfigurableError, validated_configurable
 
 CONFIGURABLE_METADATA = "by_framework_configurable"
 """Checkpoint metadata key: the run's configurable values, as a JSON string (LangGraph keeps

@@ -7,7 +7,7 @@ from typing import Any
 from langgraph.types import StateSnapshot
 
 from by_framework import QueryError
-from by_framework.protocol.queries import GET_HISTORY, GET_STATE, UPDATE_STATE
+from by_framework.backends import GET_HISTORY, GET_STATE, UPDATE_STATE
 from by_framework_langgraph.streaming import jsonable
 
 HISTORY_PAGE_MAX = 200

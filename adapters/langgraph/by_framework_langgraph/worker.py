@@ -30,8 +30,7 @@ from by_framework import (
     TaskCancelledError,
     run_worker,
 )
-from by_framework.history.backends import redact
-from by_framework.worker.configurable import InvalidConfigurableError
+from by_framework.backends import InvalidConfigurableError, redact
 from by_framework_langgraph.configurable import CONFIGURABLE_METADATA, run_values, stored_values
 from by_framework_langgraph.interrupts import ASK_AGAIN, ask_user_event, resume_value
 from by_framework_langgraph.remote import RemoteCalls, Turns

@@ -8,14 +8,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from by_framework.history.content import (
+from by_framework.backends import (
+    HistoryMessage,
+    HistoryPage,
     check_append,
     check_limit,
     encode_json,
     encode_metadata,
     parse_cursor,
 )
-from by_framework.ports import HistoryMessage, HistoryPage
 from by_framework_history_postgres.schema import migrate, quoted
 
 DEFAULT_SCHEMA = "by_framework_history"

@@ -9,7 +9,7 @@ Importing it is cheap: Langfuse and OpenTelemetry load only when the provider is
 from collections.abc import Mapping
 from typing import Any
 
-from by_framework.tracing import TraceProvider, TraceProviderFactory
+from by_framework.backends import TraceProvider, TraceProviderFactory
 
 
 def _create(env: Mapping[str, str]) -> TraceProvider:

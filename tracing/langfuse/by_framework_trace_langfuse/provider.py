@@ -11,8 +11,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from by_framework.tracing import Attributes, SpanKind
-from by_framework.tracing.otel import ChosenIds, OtelTraceProvider
+from by_framework.backends import Attributes, SpanKind
+from by_framework.backends.otel import ChosenIds, OtelTraceProvider
 
 OBSERVATION_TYPES: dict[str, str] = {
     "task": "agent",

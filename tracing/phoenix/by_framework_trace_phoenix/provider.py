@@ -8,8 +8,8 @@ from openinference.semconv.trace import OpenInferenceSpanKindValues, SpanAttribu
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from phoenix.otel import register
 
-from by_framework.tracing import Attributes, SpanKind
-from by_framework.tracing.otel import ChosenIds, OtelTraceProvider
+from by_framework.backends import Attributes, SpanKind
+from by_framework.backends.otel import ChosenIds, OtelTraceProvider
 
 SPAN_KINDS: dict[str, str] = {
     "task": OpenInferenceSpanKindValues.AGENT.value,

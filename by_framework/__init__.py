@@ -56,6 +56,7 @@ from by_framework.protocol import (
     StreamChunkEvent,
     StreamMode,
     StreamPartEvent,
+    TaskCommand,
     TaskEndEvent,
     TaskResultEvent,
 )
@@ -127,6 +128,7 @@ __all__ = [
     "StreamMode",
     "StreamPartEvent",
     "TaskCancelledError",
+    "TaskCommand",
     "TaskEndEvent",
     "TaskNotFoundError",
     "TaskNotWaitingError",

@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from by_framework.protocol import AgentTaskResult, ResumeCommand
+from by_framework.protocol import AgentTaskResult, ResumeCommand, TaskCommand
 from by_framework.worker.base import GatewayWorker
 from by_framework.worker.context import AgentContext
 from by_framework.worker.run import run_worker
@@ -66,7 +66,7 @@ class CallableWorker(GatewayWorker):
     def get_agent_types(self) -> list[str]:
         return list(self._by_type)
 
-    async def process_command(self, command: Any, context: AgentContext) -> AgentTaskResult:
+    async def process_command(self, command: TaskCommand, context: AgentContext) -> AgentTaskResult:
         fn = self._by_type[context.current_agent_id]
         content = command if isinstance(command, ResumeCommand) else command.content
         value = await fn(content, context)

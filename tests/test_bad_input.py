@@ -38,6 +38,11 @@ async def test_poison_entries_are_dead_lettered_and_the_queue_keeps_flowing(
                "command": {"type": "ask_agent", "content": "x" * 5000}}),
         entry({"v": 1, "header": GOOD_HEADER,
                "command": {"type": "cancel_task", "message_ids": "not a list"}}),
+        # valid commands that are not tasks, on a queue of tasks: never run as one
+        entry({"v": 1, "header": GOOD_HEADER,
+               "command": {"type": "query", "name": "get_state", "reply_to": "r-1"}}),
+        entry({"v": 1, "header": GOOD_HEADER,
+               "command": {"type": "drain_worker", "worker_id": "w", "instance": "i"}}),
     ]  # fmt: skip
     async with running_worker(EchoAgent(), settings, max_entry_bytes=4096):
         before = await client.send_message("echo", "s-good", "before")
@@ -46,7 +51,7 @@ async def test_poison_entries_are_dead_lettered_and_the_queue_keeps_flowing(
         after = await client.send_message("echo", "s-good", "after")
         assert (await client.wait_for_result(after.message_id, timeout=10)).content == "after"
         assert (await client.wait_for_result(before.message_id, timeout=10)).content == "before"
-        errors = await _errors(client, "s-bad", 5)
+        errors = await _errors(client, "s-bad", 7)
     dead = sorted(
         await redis.xrange(keys.dead_letter_stream()),
         key=lambda item: tuple(map(int, item[1][b"entry_id"].split(b"-"))),
@@ -60,11 +65,14 @@ async def test_poison_entries_are_dead_lettered_and_the_queue_keeps_flowing(
     assert "unsupported envelope version 7" in reasons[4]
     assert "over the 4096-byte limit" in reasons[5]
     assert "command.cancel_task.message_ids" in reasons[6]
+    assert reasons[7:] == [
+        f"{kind} commands belong on a worker's notice stream" for kind in ("query", "drain_worker")
+    ]
     # Nothing is lost: the original fields travel with the reason.
     assert dead[0][1][b"field:e"] == b"{definitely not json"
     assert all(fields[b"stream"].decode() == stream for _, fields in dead)
     # The entries whose session could be read told that session.
-    assert len(errors) == 5 and all("rejected" in e for e in errors)
+    assert len(errors) == 7 and all("rejected" in e for e in errors)
     # Every entry was acknowledged: nothing is left pending.
     pending = await redis.xpending(stream, settings.consumer_group)
     assert pending["pending"] == 0

@@ -23,6 +23,7 @@ from by_framework.protocol.commands import (
     ResumeCommand,
     ResumeWorkerCommand,
     StreamMode,
+    TaskCommand,
     WorkerCommand,
 )
 from by_framework.protocol.events import (
@@ -70,6 +71,7 @@ __all__ = [
     "StreamChunkEvent",
     "StreamMode",
     "StreamPartEvent",
+    "TaskCommand",
     "TaskEndEvent",
     "TaskResultEvent",
     "WorkerCommand",

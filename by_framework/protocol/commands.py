@@ -108,6 +108,10 @@ class EvictWorkerCommand(_WorkerCommand):
     type: Literal["evict_worker"] = "evict_worker"
 
 
+TaskCommand = AskAgentCommand | ResumeCommand
+"""What a worker's ``process_command`` gets: a new message, or the user's answer that resumes
+a task waiting for it."""
+
 WorkerCommand = DrainWorkerCommand | ResumeWorkerCommand | EvictWorkerCommand
 
 Command = Annotated[

@@ -4,7 +4,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from by_framework.errors import QueryError
-from by_framework.protocol import AgentTaskResult, MessageHeader
+from by_framework.protocol import AgentTaskResult, MessageHeader, TaskCommand
 from by_framework.worker.context import AgentContext
 from by_framework.worker.retry import RetryPolicy
 
@@ -21,10 +21,12 @@ class GatewayWorker(ABC):
 
     @abstractmethod
     async def process_command(
-        self, command: Any, context: AgentContext
+        self, command: TaskCommand, context: AgentContext
     ) -> AgentTaskResult | dict[str, Any] | None:
-        """Run one command; return its result (an ``AgentTaskResult``, a dict of its fields, or
-        None for a plain completion). An exception fails the task with its message."""
+        """Run one command (a new message, or a ``ResumeCommand`` carrying the user's answer to
+        the task's ``ask_user``); return its result (an ``AgentTaskResult``, a dict of its
+        fields, or None for a plain completion). An exception fails the task with its
+        message."""
 
     async def answer_query(self, name: str, args: dict[str, Any], header: MessageHeader) -> Any:
         """Answer a client's question about the state of ``header.session_id`` with

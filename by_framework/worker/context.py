@@ -10,7 +10,6 @@ from by_framework.history import SessionHistory
 from by_framework.plugins.configs import ConfigSet
 from by_framework.plugins.hooks import HookRunner
 from by_framework.plugins.model import AgentConfig
-from by_framework.ports import EventLog
 from by_framework.protocol import (
     AgentState,
     AgentTaskResult,
@@ -20,10 +19,9 @@ from by_framework.protocol import (
     MultitaskStrategy,
     StateChangeEvent,
     StreamChunkEvent,
-    encode_event,
 )
 from by_framework.tracing import Span, child_span
-from by_framework.worker.event_writer import EventWriter
+from by_framework.worker.event_writer import TaskEvents
 from by_framework.worker.subcalls import SubCalls
 from by_framework.worker.turns import SessionTurnTaker, Turn
 from by_framework.worker.workspace import Workspace
@@ -36,10 +34,9 @@ class AgentContext:
     def __init__(
         self,
         header: MessageHeader,
-        events: EventLog,
+        events: TaskEvents,
         worker_id: str,
         workspace: Workspace,
-        first_seq: int = 1,
         *,
         subcalls: SubCalls,
         configs: ConfigSet,
@@ -49,9 +46,8 @@ class AgentContext:
     ) -> None:
         self.header = header
         self.worker_id = worker_id
-        self._events = EventWriter(events, header.session_id)
+        self._events = events
         self._workspace = workspace
-        self._seq = first_seq
         self._subcalls = subcalls
         self._configs = configs
         self._hooks = hooks
@@ -138,31 +134,11 @@ class AgentContext:
         Returns once the event is queued: a task's events are written behind it, in order, and
         are all on the stream before its sub-calls, its waiting state and its end. Raises
         ``EventWriteError`` if an earlier event of this task could not be written."""
-        await self._events.put(self.encode(event))
-
-    @property
-    def event_backlog(self) -> int:
-        """Events emitted and not yet sent to the session stream."""
-        return self._events.backlog
+        await self._events.emit(event)
 
     async def flush_events(self) -> None:
         """Wait until every event emitted so far is on the session stream."""
         await self._events.flush()
-
-    async def take_events(self) -> list[bytes]:
-        """The worker's, at the task's end: the emitted events not yet written, handed over to
-        be written with the outcome (after any write in flight)."""
-        return await self._events.take()
-
-    async def close_events(self) -> None:
-        """Stop writing this task's events (those not yet written are dropped): for a run
-        that is handed back unfinished."""
-        await self._events.aclose()
-
-    def encode(self, event: BaseModel) -> bytes:
-        """The event's envelope, taking this task's next sequence number."""
-        seq, self._seq = self._seq, self._seq + 1
-        return encode_event(self.message_id, self.current_agent_id, seq, event)
 
     # Other agents and the user
 

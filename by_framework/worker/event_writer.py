@@ -10,9 +10,12 @@ after ``flush``, so its events always precede them on the session stream.
 
 import asyncio
 
+from pydantic import BaseModel
+
 from by_framework.common.aio import cancel_and_wait
 from by_framework.errors import EventWriteError
 from by_framework.ports import EventLog
+from by_framework.protocol import MessageHeader, encode_event
 
 BACKLOG = 512
 """Events a task may have queued and not yet written before ``put`` waits."""
@@ -96,3 +99,24 @@ class EventWriter:
                 f"events of this task could not be written to session {self._session_id!r}: "
                 f"{type(error).__name__}: {error}"
             ) from error
+
+
+class TaskEvents(EventWriter):
+    """One task's events, numbered in its sequence and written behind it. ``AgentContext.emit``
+    feeds it; the runner keeps the rest: its own events (waiting, the end) numbered in the same
+    sequence, what is still unwritten at the end (``take``), dropped when the run is handed
+    back (``aclose``)."""
+
+    def __init__(self, events: EventLog, header: MessageHeader) -> None:
+        super().__init__(events, header.session_id)
+        self.message_id = header.message_id
+        self._agent_type = header.target_agent_type
+        self._seq = 1  # 0 is the "running" state event that begin writes
+
+    def encode(self, event: BaseModel) -> bytes:
+        """The event's envelope, taking the task's next sequence number."""
+        seq, self._seq = self._seq, self._seq + 1
+        return encode_event(self.message_id, self._agent_type, seq, event)
+
+    async def emit(self, event: BaseModel) -> None:
+        await self.put(self.encode(event))

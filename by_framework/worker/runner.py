@@ -41,6 +41,7 @@ from by_framework.protocol import (
     ReloadPluginsCommand,
     ResumeWorkerCommand,
     StateChangeEvent,
+    TaskCommand,
     TaskEndEvent,
     TaskResultEvent,
     WorkerCommand,
@@ -56,6 +57,7 @@ from by_framework.tracing.task import end_task_span, start_task_span
 from by_framework.worker.activity import EndedTasks, worker_profile
 from by_framework.worker.base import GatewayWorker
 from by_framework.worker.context import AgentContext
+from by_framework.worker.event_writer import TaskEvents
 from by_framework.worker.subcalls import SubCalls, Waiters
 from by_framework.worker.turns import SessionTurnTaker
 from by_framework.worker.workspace import Workspace
@@ -105,6 +107,7 @@ class _Run:
     handler: asyncio.Task[Any]
     subcalls: SubCalls
     context: AgentContext
+    events: TaskEvents
     cut: bool = False
     """A cancel stopped its body (``handler.cancel()``): it ends CANCELLED."""
     deadline: asyncio.TimerHandle | None = field(default=None)
@@ -281,7 +284,7 @@ class WorkerRunner:
             in_flight=sum(len(entries) for entries in self._in_flight.values()),
             slots=self.settings.max_concurrency,
             slots_in_use=self._in_hand,
-            event_backlog=sum(run.context.event_backlog for run in self._runs.values()),
+            event_backlog=sum(run.events.backlog for run in self._runs.values()),
             hook_failures=sum(n for (_, _, end), n in stats.items() if end == "failure"),
             hook_timeouts=sum(n for (_, _, end), n in stats.items() if end == "timeout"),
         )
@@ -397,8 +400,9 @@ class WorkerRunner:
             if isinstance(envelope.command, ReloadPluginsCommand):
                 await self._reload(delivery, envelope.command)
                 return
-            if isinstance(envelope.command, WorkerCommand):
-                reason = f"{envelope.command.type} commands belong on a worker's notice stream"
+            command = envelope.command
+            if not isinstance(command, TaskCommand):
+                reason = f"{command.type} commands belong on a worker's notice stream"
                 await self._reject(delivery, reason, envelope.header.session_id)
                 return
             shared = delivery.stream != self._own_stream
@@ -419,7 +423,7 @@ class WorkerRunner:
             message_id = envelope.header.message_id
             self._begun[message_id] += 1
             try:
-                await self._execute(delivery, envelope, slot)
+                await self._execute(delivery, envelope.header, command, slot)
             finally:
                 self._begun[message_id] -= 1
                 if not self._begun[message_id]:
@@ -463,8 +467,9 @@ class WorkerRunner:
         )
         self.metrics.dead_lettered()
 
-    async def _execute(self, delivery: Delivery, envelope: CommandEnvelope, slot: _Slot) -> None:
-        header, command = envelope.header, envelope.command
+    async def _execute(
+        self, delivery: Delivery, header: MessageHeader, command: TaskCommand, slot: _Slot
+    ) -> None:
         control = self.engine.control
         running = encode_event(
             header.message_id, header.target_agent_type, 0, StateChangeEvent(state="running")
@@ -476,7 +481,8 @@ class WorkerRunner:
         started = time.monotonic()
         run_number = int(verdict.detail) if verdict.action == "run" else 0
         workspace = Workspace(self.settings.workspace_dir, header.session_id, header.message_id)
-        context, subcalls = self._context(header, workspace, run_number, slot, configs)
+        events = TaskEvents(self.engine.events, header)
+        context, subcalls = self._context(header, events, workspace, run_number, slot, configs)
         if self.tracer is not None and verdict.action in ("run", "cancel"):
             subcalls.span = start_task_span(
                 self.tracer, header, command.type, run_number, self.worker_id
@@ -485,7 +491,7 @@ class WorkerRunner:
         if verdict.action == "cancel":
             result = AgentTaskResult(status=AgentState.CANCELLED, error=verdict.detail)
         elif verdict.action != "run":
-            await self._settle_unrun(delivery, header, context, verdict)
+            await self._settle_unrun(delivery, header, events, verdict)
             return
         else:
             self.metrics.task_started(header.target_agent_type, delivery.entry_id)
@@ -493,16 +499,16 @@ class WorkerRunner:
             await hooks.run("on_task_start", context)
             handler = asyncio.current_task()
             assert handler is not None  # this coroutine always runs as the delivery's task
-            run = _Run(handler, subcalls, context)
+            run = _Run(handler, subcalls, context, events)
             result = await self._run_here(delivery, header, command, context, run, workspace)
         if context.cancel_reason is not None:  # a cancelled task ends CANCELLED, whatever it says
             result.status = AgentState.CANCELLED
             result.error = result.error or context.cancel_reason
-        events = self._final_events(context, result, await self._unwritten_events(context))
+        final = self._final_events(events, result, await self._unwritten_events(events))
         if verdict.action == "run":  # recorded before anyone can see the outcome and answer it
             await self._turns.outcome(header, result, run_number)
         finished = await self._retrying(
-            lambda: control.finish(delivery, header, self.worker_id, result, events)
+            lambda: control.finish(delivery, header, self.worker_id, result, final)
         )
         if subcalls.span is not None:
             end_task_span(subcalls.span, result, finished)
@@ -544,6 +550,7 @@ class WorkerRunner:
     def _context(
         self,
         header: MessageHeader,
+        events: TaskEvents,
         workspace: Workspace,
         run_number: int,
         slot: _Slot,
@@ -554,8 +561,8 @@ class WorkerRunner:
 
         async def set_waiting(waiting: bool, detail: str) -> None:
             state = "waiting_reply" if waiting else "running"
-            await self._flush_events(context)  # numbered after them: must not overtake them
-            event = context.encode(StateChangeEvent(state=state, detail=detail))
+            await self._flush_events(events)  # numbered after them: must not overtake them
+            event = events.encode(StateChangeEvent(state=state, detail=detail))
             await self._retrying(
                 lambda: orchestration.set_waiting(header, self.worker_id, waiting, event)
             )
@@ -574,7 +581,7 @@ class WorkerRunner:
         )
         context = AgentContext(
             header,
-            self.engine.events,
+            events,
             self.worker_id,
             workspace,
             subcalls=subcalls,
@@ -589,7 +596,7 @@ class WorkerRunner:
         self,
         delivery: Delivery,
         header: MessageHeader,
-        command: Any,
+        command: TaskCommand,
         context: AgentContext,
         run: _Run,
         workspace: Workspace,
@@ -605,7 +612,7 @@ class WorkerRunner:
                 result = await self._run_with_retries(command, context, run)
             except asyncio.CancelledError:
                 if not (run.cut and run.handler.cancelling() == 1):
-                    await context.close_events()
+                    await run.events.aclose()
                     await self.engine.control.hand_back(delivery, header, self.worker_id)
                     raise
                 error = self._stuck_note(context.cancel_reason or "cancelled", run)
@@ -686,7 +693,7 @@ class WorkerRunner:
             run.deadline = loop.call_later(self.settings.cancel_grace_seconds, run.stop)
 
     async def _run_with_retries(
-        self, command: Any, context: AgentContext, run: _Run
+        self, command: TaskCommand, context: AgentContext, run: _Run
     ) -> AgentTaskResult:
         """Run the task (under ``task_timeout``), again after an exception if its agent type's
         retry policy allows; the outcome, never an exception."""
@@ -713,7 +720,9 @@ class WorkerRunner:
             await asyncio.sleep(delay)
         return AgentTaskResult(status=AgentState.FAILED, error=error)
 
-    async def _attempt(self, command: Any, context: AgentContext, run: _Run) -> AgentTaskResult:
+    async def _attempt(
+        self, command: TaskCommand, context: AgentContext, run: _Run
+    ) -> AgentTaskResult:
         """One run of the body, in a task of its own so that a body that ignores its cancel
         (a cancel, ``task_timeout``, the shutdown deadline) can be left behind rather than hold
         its delivery, its slot and the shutdown forever. Raises TimeoutError past task_timeout."""
@@ -759,7 +768,7 @@ class WorkerRunner:
         )
 
     async def _settle_unrun(
-        self, delivery: Delivery, header: MessageHeader, context: AgentContext, verdict: Verdict
+        self, delivery: Delivery, header: MessageHeader, events: TaskEvents, verdict: Verdict
     ) -> None:
         control = self.engine.control
         if verdict.action == "skip":
@@ -775,8 +784,8 @@ class WorkerRunner:
             )
             log.error("dead-lettering %s: %s", header.message_id, reason)
             result = AgentTaskResult(status=AgentState.FAILED, error=reason)
-            events = self._final_events(context, result)
-            await self._retrying(lambda: control.give_up(delivery, header, reason, events))
+            final = self._final_events(events, result)
+            await self._retrying(lambda: control.give_up(delivery, header, reason, final))
             self.metrics.dead_lettered()
             self._ended.add(AgentState.FAILED.value)
 
@@ -794,37 +803,39 @@ class WorkerRunner:
                 log.warning("Redis unavailable (%s); retrying", exc)
                 await backoff.pause()
 
-    async def _flush_events(self, context: AgentContext) -> None:
+    @staticmethod
+    async def _flush_events(events: TaskEvents) -> None:
         """Wait until the task's own events are written (an outage is waited out there)."""
         try:
-            await context.flush_events()
+            await events.flush()
         except EventWriteError as exc:  # Redis refused them: nothing to retry, the task goes on
-            log.error("task %s: %s", context.message_id, exc)
+            log.error("task %s: %s", events.message_id, exc)
 
-    async def _unwritten_events(self, context: AgentContext) -> tuple[bytes, ...]:
+    @staticmethod
+    async def _unwritten_events(events: TaskEvents) -> tuple[bytes, ...]:
         """The task's own events not written yet: they go with its outcome, in one step."""
         try:
-            return tuple(await context.take_events())
+            return tuple(await events.take())
         except EventWriteError as exc:  # Redis refused them: nothing to retry, the task goes on
-            log.error("task %s: %s", context.message_id, exc)
+            log.error("task %s: %s", events.message_id, exc)
             return ()
 
     @staticmethod
     def _final_events(
-        context: AgentContext, result: AgentTaskResult, leading: tuple[bytes, ...] = ()
+        events: TaskEvents, result: AgentTaskResult, leading: tuple[bytes, ...] = ()
     ) -> FinalEvents:
         state = None  # written first, so numbered first
         if result.status is AgentState.CANCELLED:
-            state = context.encode(StateChangeEvent(state="cancelled", detail=result.error))
+            state = events.encode(StateChangeEvent(state="cancelled", detail=result.error))
         try:
-            encoded_result = context.encode(TaskResultEvent(result=result))
+            encoded_result = events.encode(TaskResultEvent(result=result))
         except (TypeError, ValueError) as exc:
             result.status, result.content = AgentState.FAILED, None
             result.error = f"the task's result is not JSON-serializable: {exc}"
-            encoded_result = context.encode(TaskResultEvent(result=result))
+            encoded_result = events.encode(TaskResultEvent(result=result))
         return FinalEvents(
             result=encoded_result,
-            end=context.encode(TaskEndEvent(status=result.status)),
+            end=events.encode(TaskEndEvent(status=result.status)),
             state=state,
             leading=leading,
         )

@@ -27,6 +27,7 @@ from by_framework import (
     MessageHeader,
     ResumeCommand,
     TaskCancelledError,
+    TaskCommand,
     run_worker,
 )
 from by_framework.backends import InvalidConfigurableError, validated_configurable
@@ -147,7 +148,7 @@ class AdkWorker(GatewayWorker):
         if close_memory is not None and asyncio.iscoroutinefunction(close_memory):
             await close_memory()
 
-    async def process_command(self, command: Any, context: AgentContext) -> AgentTaskResult:
+    async def process_command(self, command: TaskCommand, context: AgentContext) -> AgentTaskResult:
         state: dict[str, Any] = {}  # a resume: the values are in the session state already
         if not isinstance(command, ResumeCommand):
             try:

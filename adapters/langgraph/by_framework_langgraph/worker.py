@@ -28,6 +28,7 @@ from by_framework import (
     QueryError,
     ResumeCommand,
     TaskCancelledError,
+    TaskCommand,
     run_worker,
 )
 from by_framework.backends import InvalidConfigurableError, redact
@@ -171,7 +172,7 @@ class LangGraphWorker(GatewayWorker):
     async def on_shutdown(self) -> None:
         await self._closing.aclose()
 
-    async def process_command(self, command: Any, context: AgentContext) -> AgentTaskResult:
+    async def process_command(self, command: TaskCommand, context: AgentContext) -> AgentTaskResult:
         values: dict[str, Any] | None = None  # a resume: the original task's, from its thread
         if not isinstance(command, ResumeCommand):
             try:

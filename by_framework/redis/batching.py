@@ -30,7 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.common.aio import cancel_and_wait
 from by_framework.redis.connection import RedisClient, reply_timeout, unpooled_connection
-from by_framework.redis.scripts import ALL_SCRIPTS, Script
+from by_framework.redis.scripts import ALL_SCRIPTS, A, Script
 
 RedisCommand = tuple[Any, ...]
 _Queued = tuple[Sequence[RedisCommand], bytes, "asyncio.Future[list[Any]]"]
@@ -52,8 +52,10 @@ class Batcher(Protocol):
     async def aclose(self) -> None: ...
 
 
-def evalsha(script: Script, keys: Sequence[str], args: Sequence[Any]) -> RedisCommand:
-    return ("EVALSHA", script.sha, len(keys), *keys, *args)
+def evalsha(script: Script[A], keys: Sequence[str], args: A, *tail: Any) -> RedisCommand:
+    """The script's call: ``args`` its NamedTuple (``Script.args``), ``tail`` the values that
+    follow them for a script that takes a tail."""
+    return ("EVALSHA", script.sha, len(keys), *keys, *args, *tail)
 
 
 def pack_one(command: RedisCommand) -> bytes:

@@ -41,6 +41,16 @@ from by_framework.redis.scripts import (
     REQUEUE,
     TRIM_CONSUMED,
     UNCLAIM,
+    BeginArgs,
+    ClaimArgs,
+    FinishArgs,
+    GiveUpArgs,
+    NoArgs,
+    OnlineArgs,
+    ReleaseRunArgs,
+    RenewArgs,
+    RequeueArgs,
+    UnclaimArgs,
 )
 
 log = logging.getLogger("by_framework.worker")
@@ -108,17 +118,20 @@ class RedisControlPlane:
         online = evalsha(
             ONLINE,
             [self._keys.agent_type_workers(agent_type)],
-            [self._keys.worker_online_prefix(), target_worker_id or ""],
+            OnlineArgs(self._keys.worker_online_prefix(), target_worker_id or ""),
         )
         record = new_record(header, send_id=send_id)
-        claim = evalsha(CLAIM, [registry], [header.message_id, record, self._record_ttl, send_id])
+        claim = evalsha(
+            CLAIM, [registry], ClaimArgs(header.message_id, record, self._record_ttl, send_id)
+        )
         offline, claimed = await self._with_retries(online, claim)
         if claimed == b"taken":
             raise ValueError(f"message id {header.message_id!r} was already used")
         if claimed == b"sent":  # an earlier attempt delivered it and it ran: done
             return
         if offline:
-            await self._with_retries(evalsha(UNCLAIM, [registry], [header.message_id, send_id]))
+            unclaim = evalsha(UNCLAIM, [registry], UnclaimArgs(header.message_id, send_id))
+            await self._with_retries(unclaim)
             if target_worker_id:
                 raise NoOnlineWorkerError(
                     f"worker {target_worker_id!r} is not online: start it, or send by agent type "
@@ -176,23 +189,25 @@ class RedisControlPlane:
             self._keys.session_registry(header.session_id),
             self._keys.session_data_stream(header.session_id),
         ]
-        args = [
-            header.message_id,
-            worker_id,
-            time.time(),
-            self._record_ttl,
-            "",  # the record the client wrote; a rare missing one is sent on a second call
-            running_event,
-            self._data_maxlen,
-            self._data_ttl,
-            delivery.entry_id,
-            "",  # the holder found offline: named on a second call when another worker holds it
-            self._max_deliveries,
-            config_version,
-        ]
+        args = BeginArgs(
+            message_id=header.message_id,
+            worker_id=worker_id,
+            now=time.time(),
+            record_ttl=self._record_ttl,
+            record="",  # the record the client wrote; a rare missing one is sent on a second call
+            running_event=running_event,
+            data_maxlen=self._data_maxlen,
+            data_ttl=self._data_ttl,
+            entry_id=delivery.entry_id,
+            offline_holder="",  # named on a second call when another worker holds it
+            max_deliveries=self._max_deliveries,
+            config_version=config_version,
+        )
         (reply,) = await self._batcher.execute(evalsha(BEGIN, keys, args))
         if reply == b"missing":  # sent by a bare XADD, or its record expired
-            args[4] = new_record(header, reply=header.parent_message_id is not None)
+            args = args._replace(
+                record=new_record(header, reply=header.parent_message_id is not None)
+            )
             (reply,) = await self._batcher.execute(evalsha(BEGIN, keys, args))
         for _ in range(TAKEOVER_ATTEMPTS):
             verdict, _, detail = reply.decode().partition(":")
@@ -203,7 +218,7 @@ class RedisControlPlane:
             (online,) = await self._batcher.execute(("EXISTS", self._keys.worker_online(detail)))
             if online:
                 return Verdict("give_back", detail)
-            args[9] = detail
+            args = args._replace(offline_holder=detail)
             (reply,) = await self._batcher.execute(evalsha(BEGIN, keys, args))
         return Verdict("give_back", detail)  # the record changed hands each time: leave it
 
@@ -222,25 +237,24 @@ class RedisControlPlane:
             self._keys.session_registry(header.session_id),
             self._keys.session_data_stream(header.session_id),
         ]
-        args = [
-            header.message_id,
-            worker_id,
-            time.time(),
-            result.status.value,
-            result.error or "",
-            events.result,
-            events.end,
-            self._record_ttl,
-            self._data_maxlen,
-            self._data_ttl,
-            delivery.entry_id,
-            events.state or "",
-            self._keys.task_group(header.session_id, ""),
-            *events.leading,
-        ]
+        args = FinishArgs(
+            message_id=header.message_id,
+            worker_id=worker_id,
+            now=time.time(),
+            status=result.status.value,
+            error=result.error or "",
+            result_event=events.result,
+            end_event=events.end,
+            record_ttl=self._record_ttl,
+            data_maxlen=self._data_maxlen,
+            data_ttl=self._data_ttl,
+            entry_id=delivery.entry_id,
+            state_event=events.state or "",
+            group_prefix=self._keys.task_group(header.session_id, ""),
+        )
         index = self._keys.task_index(header.message_id)
         reply, _ = await self._batcher.execute(
-            evalsha(FINISH, keys, args), ("EXPIRE", index, self._record_ttl)
+            evalsha(FINISH, keys, args, *events.leading), ("EXPIRE", index, self._record_ttl)
         )
         if reply[0] == b"stale":
             return False
@@ -269,17 +283,17 @@ class RedisControlPlane:
             self._keys.session_registry(header.session_id),
             self._keys.session_data_stream(header.session_id),
         ]
-        args = [
-            header.message_id,
-            time.time(),
-            reason,
-            events.result,
-            events.end,
-            self._record_ttl,
-            self._data_maxlen,
-            self._data_ttl,
-            self._keys.task_group(header.session_id, ""),
-        ]
+        args = GiveUpArgs(
+            message_id=header.message_id,
+            now=time.time(),
+            error=reason,
+            result_event=events.result,
+            end_event=events.end,
+            record_ttl=self._record_ttl,
+            data_maxlen=self._data_maxlen,
+            data_ttl=self._data_ttl,
+            group_prefix=self._keys.task_group(header.session_id, ""),
+        )
         reply, _ = await self._batcher.execute(
             evalsha(GIVE_UP, keys, args),
             ("XADD", self._keys.dead_letter_stream(), "MAXLEN", "~", self._dead_letter_maxlen,
@@ -292,7 +306,7 @@ class RedisControlPlane:
 
     async def renew(self, in_flight: dict[str, list[str]], consumer: str) -> None:
         commands = [
-            evalsha(RENEW, [stream], [self._group, consumer, *entry_ids])
+            evalsha(RENEW, [stream], RenewArgs(self._group, consumer), *entry_ids)
             for stream, entry_ids in in_flight.items()
             if entry_ids
         ]
@@ -320,7 +334,7 @@ class RedisControlPlane:
 
     async def trim(self, streams: Sequence[str]) -> int:
         replies = await self._batcher.execute(
-            *(evalsha(TRIM_CONSUMED, [stream], []) for stream in streams)
+            *(evalsha(TRIM_CONSUMED, [stream], NoArgs()) for stream in streams)
         )
         return sum(replies)
 
@@ -366,12 +380,13 @@ class RedisControlPlane:
         if self._signing_key:
             signature = sign(entry, self._signing_key, delivery.stream)
         registry = self._keys.session_registry(header.session_id)
-        args = [header.message_id, worker_id, time.time(), "crashed" if crashed else ""]
+        crash = "crashed" if crashed else ""
+        args = ReleaseRunArgs(header.message_id, worker_id, time.time(), crash)
         # The record first: a copy delivered while the record still named this worker would be
         # skipped as a duplicate of a running entry. A crash between the steps leaves the old
         # entry pending, reclaimed like any other, and the QUEUED record runs from it.
         await self._batcher.execute(evalsha(RELEASE_RUN, [registry], args))
-        requeue = [self._group, delivery.entry_id, entry, signature]
+        requeue = RequeueArgs(self._group, delivery.entry_id, entry, signature)
         await self._batcher.execute(evalsha(REQUEUE, [delivery.stream], requeue))
 
     async def pending_of(self, streams: Sequence[str], consumer: str) -> list[Delivery]:

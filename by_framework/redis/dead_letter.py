@@ -9,6 +9,7 @@ import hashlib
 import re
 import time
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from redis.exceptions import ResponseError
 
@@ -31,13 +32,20 @@ REASON_CHARS = 1_000  # a reason quotes what it rejects (pydantic's locations): 
 _CUT_NOTE_BYTES = 96  # what a cut field's size and sha256 take beside its head
 _STREAM_ID = re.compile(r"\d+-\d+")  # a full id: "5" alone would match every "5-n" in XRANGE
 
+
+class RequeueFailedArgs(NamedTuple):
+    message_id: str  # 1
+    reason: str  # 2: the dead letter's
+    now: float  # 3
+
+
 # KEYS: the session registry of a dead letter's task
-# ARGV: message id, the dead letter's reason, now
 # The record's step of a replay: a record this dead letter failed (given up: the same error)
 # returns to QUEUED with fresh deliveries; a record that ended any other way is left alone.
 # Returns "ok" (also when there is no record or it has not ended) or "ended:<status>".
 REQUEUE_FAILED = Script(
     "requeue_failed",
+    RequeueFailedArgs,
     _HELPERS
     + """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
@@ -154,8 +162,8 @@ class DeadLetters:
         # skipped by ``begin``).
         if letter.session_id is not None and letter.message_id is not None:
             keys = [self._keys.session_registry(letter.session_id)]
-            args: list[str | float] = [letter.message_id, letter.reason, time.time()]
-            reply: bytes = await self._requeue_failed(keys=keys, args=args)
+            args = RequeueFailedArgs(letter.message_id, letter.reason, time.time())
+            reply: bytes = await self._requeue_failed(keys=keys, args=REQUEUE_FAILED.argv(args))
             verdict, _, status = reply.decode().partition(":")
             if verdict == "ended":
                 raise DeadLetterReplayError(

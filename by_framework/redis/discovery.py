@@ -13,7 +13,7 @@ import logging
 import math
 import os
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 
@@ -26,6 +26,7 @@ from by_framework.discovery.model import (
     check_ttl,
 )
 from by_framework.redis.keys import DEFAULT_PREFIX, KeySpace
+from by_framework.redis.scripts import Script
 
 log = logging.getLogger("by_framework.discovery")
 
@@ -38,17 +39,37 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
 end
 """
 
-# KEYS: service's node set, node record key. ARGV: lease ms, node id, record JSON.
-_REGISTER = f"""
+
+class RegisterArgs(NamedTuple):
+    lease_ms: int  # 1
+    node_id: str  # 2
+    record: str  # 3: its JSON
+
+
+# KEYS: service's node set, node record key.
+REGISTER = Script(
+    "discovery_register",
+    RegisterArgs,
+    f"""
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[1])
 redis.call('SADD', KEYS[1], ARGV[2])
 {_EXTEND_SET}
 return 1
-"""
+""",
+)
 
-# KEYS: service's node set, node record key. ARGV: lease ms, node id.
+
+class RenewArgs(NamedTuple):
+    lease_ms: int  # 1
+    node_id: str  # 2
+
+
+# KEYS: service's node set, node record key.
 # 1 if renewed; 0 if the lease had expired or the node was deregistered (register it again).
-_HEARTBEAT = f"""
+RENEW = Script(
+    "discovery_renew",
+    RenewArgs,
+    f"""
 if redis.call('PEXPIRE', KEYS[2], ARGV[1]) == 0 then
   redis.call('SREM', KEYS[1], ARGV[2])
   return 0
@@ -56,11 +77,20 @@ end
 redis.call('SADD', KEYS[1], ARGV[2])
 {_EXTEND_SET}
 return 1
-"""
+""",
+)
 
-# KEYS: service's node set. ARGV: prefix of its node record keys.
+
+class LookupArgs(NamedTuple):
+    node_prefix: str  # 1: the prefix of the service's node record keys
+
+
+# KEYS: service's node set.
 # The live records; members whose lease expired are removed from the set.
-_LOOKUP = """
+LOOKUP = Script(
+    "discovery_lookup",
+    LookupArgs,
+    """
 local found = {}
 for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local record = redis.call('GET', ARGV[1] .. node)
@@ -71,7 +101,8 @@ for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 return found
-"""
+""",
+)
 
 
 def _lease_ms(ttl: float) -> int:
@@ -98,9 +129,9 @@ class ServiceRegistry:
         self.redis = redis_client
         self.keys = KeySpace(key_prefix or os.environ.get("BYAI_KEY_PREFIX") or DEFAULT_PREFIX)
         self.default_ttl = check_ttl(default_ttl, "default_ttl")
-        self._register = redis_client.register_script(_REGISTER)
-        self._heartbeat = redis_client.register_script(_HEARTBEAT)
-        self._lookup = redis_client.register_script(_LOOKUP)
+        self._register = redis_client.register_script(REGISTER.source)
+        self._heartbeat = redis_client.register_script(RENEW.source)
+        self._lookup = redis_client.register_script(LOOKUP.source)
 
     def _ttl(self, ttl: float | None) -> float:
         return self.default_ttl if ttl is None else check_ttl(ttl)
@@ -120,7 +151,7 @@ class ServiceRegistry:
         lease = _lease_ms(self._ttl(ttl))
         await self._register(
             keys=[self.keys.service_nodes(service), self.keys.service_node(service, node_id)],
-            args=[lease, node_id, instance.to_json()],
+            args=REGISTER.argv(RegisterArgs(lease, node_id, instance.to_json())),
         )
         return instance
 
@@ -132,7 +163,7 @@ class ServiceRegistry:
         lease = _lease_ms(self._ttl(ttl))
         renewed = await self._heartbeat(
             keys=[self.keys.service_nodes(service), self.keys.service_node(service, node_id)],
-            args=[lease, node_id],
+            args=RENEW.argv(RenewArgs(lease, node_id)),
         )
         return bool(renewed)
 
@@ -150,7 +181,8 @@ class ServiceRegistry:
         """The nodes of ``service`` whose lease is live, ordered by node id."""
         check_name(service, "service name")
         records = await self._lookup(
-            keys=[self.keys.service_nodes(service)], args=[self.keys.service_node_prefix(service)]
+            keys=[self.keys.service_nodes(service)],
+            args=LOOKUP.argv(LookupArgs(self.keys.service_node_prefix(service))),
         )
         found: list[ServiceInstance] = []
         for record in records:

@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 from by_framework.redis.connection import DEFAULT_REPLY_TIMEOUT, cluster_address, cluster_url
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.registry import heartbeat_args
-from by_framework.redis.scripts import HEARTBEAT, RENEW
+from by_framework.redis.scripts import HEARTBEAT, RENEW, RenewArgs
 from by_framework.settings import Settings
 
 log = logging.getLogger("by_framework.worker")
@@ -147,7 +147,8 @@ class LeaseKeeper:
         group = settings.consumer_group
         for stream, entry_ids in self._in_flight().items():
             if entry_ids:
-                self._renew(keys=[stream], args=[group, self._worker_id, *entry_ids])
+                args = RENEW.argv(RenewArgs(group, self._worker_id), *entry_ids)
+                self._renew(keys=[stream], args=args)
 
 
 def _sync_client(settings: Settings) -> Redis | RedisCluster:

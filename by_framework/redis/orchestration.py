@@ -25,7 +25,18 @@ from by_framework.redis.batching import Batcher, RedisCommand, evalsha
 from by_framework.redis.connection import RedisClient
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.records import RESULT_SUFFIX, new_record, parse_record
-from by_framework.redis.scripts import CANCEL_TREE, DISPATCH, ONLINE, RESUME, SET_WAITING
+from by_framework.redis.scripts import (
+    CANCEL_TREE,
+    DISPATCH,
+    ONLINE,
+    RESUME,
+    SET_WAITING,
+    CancelTreeArgs,
+    DispatchArgs,
+    OnlineArgs,
+    ResumeArgs,
+    SetWaitingArgs,
+)
 
 NOTICE_FIELD = b"n"
 NOTICE_MAXLEN = 1000
@@ -86,7 +97,7 @@ class RedisOrchestration:
         online = evalsha(
             ONLINE,
             [self._keys.agent_type_workers(agent_type) for agent_type in agent_types],
-            [self._keys.worker_online_prefix(), ""],
+            OnlineArgs(self._keys.worker_online_prefix(), ""),
         )
         (offline,) = await self._batcher.execute(online)
         first_offline = 0
@@ -100,16 +111,21 @@ class RedisOrchestration:
             self._keys.task_children(session, parent.message_id),
             self._keys.task_group(session, group_id) if group_id else registry,
         ]
-        args: list[object] = [
-            parent.message_id,
-            group_id or "",
-            json.dumps([call.header.message_id for call in calls]) if group_id else "",
-            self._record_ttl,
-            first_offline,
+        args = DispatchArgs(
+            parent_id=parent.message_id,
+            group_id=group_id or "",
+            group_children=(
+                json.dumps([call.header.message_id for call in calls]) if group_id else ""
+            ),
+            record_ttl=self._record_ttl,
+            offline_child=first_offline,
+        )
+        children = [
+            part
+            for call in calls
+            for part in (call.header.message_id, new_record(call.header, reply=call.wait_for_reply))
         ]
-        for call in calls:
-            args += [call.header.message_id, new_record(call.header, reply=call.wait_for_reply)]
-        (reply,) = await self._batcher.execute(evalsha(DISPATCH, keys, args))
+        (reply,) = await self._batcher.execute(evalsha(DISPATCH, keys, args, *children))
         verdict, _, detail = reply.decode().partition(":")
         if verdict == "offline":
             agent_type = calls[int(detail) - 1].header.target_agent_type
@@ -184,15 +200,15 @@ class RedisOrchestration:
             self._keys.session_registry(header.session_id),
             self._keys.session_data_stream(header.session_id),
         ]
-        args = [
-            header.message_id,
-            worker_id,
-            "waiting_reply" if waiting else "running",
-            time.time(),
-            state_event,
-            self._data_maxlen,
-            self._data_ttl,
-        ]
+        args = SetWaitingArgs(
+            message_id=header.message_id,
+            worker_id=worker_id,
+            status="waiting_reply" if waiting else "running",
+            now=time.time(),
+            state_event=state_event,
+            data_maxlen=self._data_maxlen,
+            data_ttl=self._data_ttl,
+        )
         (reply,) = await self._batcher.execute(evalsha(SET_WAITING, keys, args))
         return reply == 1
 
@@ -200,7 +216,7 @@ class RedisOrchestration:
         """Queue a ResumeCommand for a task waiting for the user: its record, then the command;
         ``TaskNotWaitingError`` (and nothing changes) if it is not waiting."""
         registry = self._keys.session_registry(header.session_id)
-        args = [header.message_id, time.time(), self._record_ttl]
+        args = ResumeArgs(header.message_id, time.time(), self._record_ttl)
         (reply,) = await self._batcher.execute(evalsha(RESUME, [registry], args))
         if reply == b"missing":
             raise TaskNotWaitingError(
@@ -258,17 +274,17 @@ class RedisOrchestration:
             self._keys.session_registry(session_id),
             self._keys.session_data_stream(session_id),
         ]
-        args = [
-            json.dumps(list(message_ids)),
-            reason,
-            time.time(),
-            self._record_ttl,
-            self._data_maxlen,
-            self._data_ttl,
-            json.dumps(offline),
-            self._keys.task_children_prefix(session_id),
-            self._keys.task_group(session_id, ""),
-        ]
+        args = CancelTreeArgs(
+            roots=json.dumps(list(message_ids)),
+            reason=reason,
+            now=time.time(),
+            record_ttl=self._record_ttl,
+            data_maxlen=self._data_maxlen,
+            data_ttl=self._data_ttl,
+            offline=json.dumps(offline),
+            children_prefix=self._keys.task_children_prefix(session_id),
+            group_prefix=self._keys.task_group(session_id, ""),
+        )
         (reply,) = await self._batcher.execute(evalsha(CANCEL_TREE, keys, args))
         cancelled, running, wakes = reply
         pairs = [item.decode() for item in running]

@@ -2,7 +2,7 @@
 
 from by_framework.redis.batching import Batcher, evalsha
 from by_framework.redis.keys import KeySpace
-from by_framework.redis.scripts import CLAIM_SESSION
+from by_framework.redis.scripts import CLAIM_SESSION, ClaimSessionArgs
 
 
 class RedisSessionOwners:
@@ -16,7 +16,7 @@ class RedisSessionOwners:
         Its owner's claims keep the record as long as the session's other records."""
         key = self._keys.session_owner(session_id)
         (current,) = await self._batcher.execute(
-            evalsha(CLAIM_SESSION, [key], [owner, self._retention])
+            evalsha(CLAIM_SESSION, [key], ClaimSessionArgs(owner, self._retention))
         )
         return _text(current)
 

@@ -9,7 +9,7 @@ from by_framework.redis.batching import Batcher, evalsha
 from by_framework.redis.connection import RedisClient
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.replies import entries, read_entries
-from by_framework.redis.scripts import CONFIG_VERSION
+from by_framework.redis.scripts import CONFIG_VERSION, ConfigVersionArgs
 
 ACKS_MAXLEN = 10_000
 READ_BLOCK_MS = 1_000
@@ -65,7 +65,7 @@ class RedisPluginStore:
     async def version_for(self, key: str, fingerprint: str) -> int:
         keys = [self._keys.config_versions(key)]
         (version,) = await self._batcher.execute(
-            evalsha(CONFIG_VERSION, keys, [fingerprint, self._retention])
+            evalsha(CONFIG_VERSION, keys, ConfigVersionArgs(fingerprint, self._retention))
         )
         return int(version)
 

@@ -2,7 +2,7 @@
 
 from by_framework.redis.batching import Batcher, evalsha
 from by_framework.redis.keys import KeySpace
-from by_framework.redis.scripts import TAKE_TOKEN
+from by_framework.redis.scripts import TAKE_TOKEN, TakeTokenArgs
 
 
 class RedisRateLimiter:
@@ -13,5 +13,6 @@ class RedisRateLimiter:
     async def take(self, caller: str, rate: float, burst: int) -> float:
         """0 if the caller may go on now (a token taken), else the seconds until it may."""
         keys = [self._keys.rate_bucket(caller)]
-        (wait_ms,) = await self._batcher.execute(evalsha(TAKE_TOKEN, keys, [rate, burst]))
+        take = evalsha(TAKE_TOKEN, keys, TakeTokenArgs(rate, burst))
+        (wait_ms,) = await self._batcher.execute(take)
         return int(wait_ms) / 1000

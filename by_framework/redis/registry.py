@@ -5,12 +5,20 @@ import os
 import secrets
 from collections.abc import Sequence
 from itertools import chain
+from typing import Any
 
 from by_framework.ports import WorkerProfile, WorkerReport
 from by_framework.redis.connection import RedisClient
 from by_framework.redis.keys import DEFAULT_PREFIX, KeySpace
 from by_framework.redis.replies import text
-from by_framework.redis.scripts import HEARTBEAT, PRUNE_MEMBERS, RELEASE_LOCK
+from by_framework.redis.scripts import (
+    HEARTBEAT,
+    PRUNE_MEMBERS,
+    RELEASE_LOCK,
+    HeartbeatArgs,
+    PruneMembersArgs,
+    ReleaseLockArgs,
+)
 from by_framework.redis.worker_info import profile_fields, report_fields
 
 DEFAULT_RETENTION_S = 7 * 24 * 3600
@@ -28,7 +36,7 @@ def heartbeat_args(
     ttl: float,
     retention: int,
     report: WorkerReport | None = None,
-) -> tuple[list[str], list[str | int]]:
+) -> tuple[list[str], list[Any]]:
     """The keys and arguments of the HEARTBEAT script (the async registry and the lease thread
     both run it; the thread has no report to publish, only that the process lives)."""
     script_keys = [
@@ -41,9 +49,8 @@ def heartbeat_args(
         *(keys.agent_type_workers(agent_type) for agent_type in agent_types),
     ]
     fields = report_fields(report) if report is not None else {}
-    args: list[str | int] = [token, _seconds(ttl), worker_id, retention, *agent_types]
-    args.extend(chain.from_iterable(fields.items()))
-    return script_keys, args
+    args = HeartbeatArgs(token, _seconds(ttl), worker_id, retention)
+    return script_keys, HEARTBEAT.argv(args, *agent_types, *chain.from_iterable(fields.items()))
 
 
 class WorkerRegistry:
@@ -118,11 +125,12 @@ class WorkerRegistry:
         """Drop crashed workers (members that are not online) from the agent types' sets and
         from the fleet's index of workers."""
         pruned = 0
+        online = PRUNE_MEMBERS.argv(PruneMembersArgs(self.keys.worker_online_prefix()))
         for agent_type in agent_types:
             keys = [self.keys.agent_type_workers(agent_type)]
-            pruned += await self._prune(keys=keys, args=[self.keys.worker_online_prefix()])
+            pruned += await self._prune(keys=keys, args=online)
         keys = [self.keys.known_workers()]
-        await self._prune(keys=keys, args=[self.keys.worker_online_prefix()])
+        await self._prune(keys=keys, args=online)
         return pruned
 
     async def deregister(self, worker_id: str, agent_types: Sequence[str], token: str) -> None:
@@ -137,7 +145,8 @@ class WorkerRegistry:
         pipe.srem(self.keys.known_workers(), worker_id)
         await pipe.execute()
         # After the rest: a crash before it leaves the lock to expire with its lease.
-        await self._release_lock(keys=[self.keys.worker_lock(worker_id)], args=[token])
+        args = RELEASE_LOCK.argv(ReleaseLockArgs(token))
+        await self._release_lock(keys=[self.keys.worker_lock(worker_id)], args=args)
 
     async def is_online(self, worker_id: str) -> bool:
         return bool(await self.redis.exists(self.keys.worker_online(worker_id)))

@@ -11,7 +11,16 @@ from by_framework.ports import DueFiring
 from by_framework.protocol.schedules import Schedule, ScheduleState
 from by_framework.redis.batching import Batcher, evalsha
 from by_framework.redis.keys import KeySpace
-from by_framework.redis.scripts import ADD_SCHEDULE, REMOVE_SCHEDULE, SETTLE_FIRING, TAKE_DUE
+from by_framework.redis.scripts import (
+    ADD_SCHEDULE,
+    REMOVE_SCHEDULE,
+    SETTLE_FIRING,
+    TAKE_DUE,
+    AddScheduleArgs,
+    RemoveScheduleArgs,
+    SettleFiringArgs,
+    TakeDueArgs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +40,7 @@ class RedisSchedules:
             evalsha(
                 ADD_SCHEDULE,
                 self._keys,
-                [schedule.schedule_id, schedule.definition_json(), _ms(first_at)],
+                AddScheduleArgs(schedule.schedule_id, schedule.definition_json(), _ms(first_at)),
             )
         )
         return bool(added)
@@ -39,7 +48,7 @@ class RedisSchedules:
     async def take_due(self, now: float, lease: float, limit: int) -> list[DueFiring]:
         lease_end = _ms(now + lease)
         (taken,) = await self._batcher.execute(
-            evalsha(TAKE_DUE, self._keys, [_ms(now), lease_end, limit])
+            evalsha(TAKE_DUE, self._keys, TakeDueArgs(_ms(now), lease_end, limit))
         )
         states = await self._states([_text(taken[i]) for i in range(0, len(taken), 3)])
         firings = []
@@ -61,19 +70,19 @@ class RedisSchedules:
     async def settle(
         self, firing: DueFiring, next_at: float | None, state: ScheduleState, fired: bool
     ) -> bool:
-        args = [
-            firing.schedule.schedule_id,
-            firing.lease_end,
-            "" if next_at is None else _ms(next_at),
-            state.model_dump_json(),
-            "1" if fired else "0",
-        ]
+        args = SettleFiringArgs(
+            schedule_id=firing.schedule.schedule_id,
+            lease_end_ms=firing.lease_end,
+            next_ms="" if next_at is None else _ms(next_at),
+            state=state.model_dump_json(),
+            fired="1" if fired else "0",
+        )
         (settled,) = await self._batcher.execute(evalsha(SETTLE_FIRING, self._keys, args))
         return bool(settled)
 
     async def remove(self, schedule_id: str) -> bool:
         (removed,) = await self._batcher.execute(
-            evalsha(REMOVE_SCHEDULE, self._keys, [schedule_id])
+            evalsha(REMOVE_SCHEDULE, self._keys, RemoveScheduleArgs(schedule_id))
         )
         return bool(removed)
 

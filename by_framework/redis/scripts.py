@@ -12,17 +12,36 @@ the run's result event, untouched by Lua (cjson would turn an empty list into ``
 
 from dataclasses import dataclass, field
 from hashlib import sha1
+from typing import Any, Generic, NamedTuple, TypeVar
+
+A = TypeVar("A", bound=tuple[Any, ...])
 
 
 @dataclass(frozen=True, slots=True)
-class Script:
+class Script(Generic[A]):
+    """A Lua script and what it takes: ``args`` is a NamedTuple whose fields, in order, are the
+    script's ``ARGV[1]``, ``ARGV[2]``, ... (``tail``: more values follow them, which the script
+    reads as a list). Callers build the NamedTuple by field name; the type checker holds them to
+    it, and tests/test_scripts.py holds the Lua to it (every field read, nothing past them)."""
+
     name: str
+    args: type[A]
     source: str
+    tail: bool = False
     sha: str = field(init=False)
     """Its SHA1, taken once: EVALSHA names the script three times per task."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sha", sha1(self.source.encode()).hexdigest())
+
+    def argv(self, args: A, *tail: Any) -> list[Any]:
+        """The ARGV list, for a caller that runs the script through redis-py's own script
+        objects (the registry, the lease thread)."""
+        return [*args, *tail]
+
+
+class NoArgs(NamedTuple):
+    """A script that takes no ARGV."""
 
 
 # Shared Lua helpers, prepended to the scripts that use them.
@@ -68,13 +87,19 @@ local function notify_parent(registry, rec, group_prefix, wakes)
 end
 """
 
+
+class OnlineArgs(NamedTuple):
+    online_prefix: str  # 1: the prefix of the workers' online keys
+    target_worker: str  # 2: the one worker the send targets, or ""
+
+
 # KEYS: the agent types' worker sets (registry slot)
-# ARGV: online-key prefix, target worker id or ""
 # The advisory online check before a send: 0 when the target worker is online (with a target),
 # else when every set has an online member; otherwise the 1-based index of the first set
 # without one (1 for an offline target).
 ONLINE = Script(
     "online",
+    OnlineArgs,
     """
 if ARGV[2] ~= '' then
   return redis.call('EXISTS', ARGV[1] .. ARGV[2]) == 1 and 0 or 1
@@ -90,14 +115,22 @@ return 0
 """,
 )
 
+
+class ClaimArgs(NamedTuple):
+    message_id: str  # 1
+    record: bytes  # 2: the QUEUED record's JSON, carrying the send id
+    record_ttl: int  # 3
+    send_id: str  # 4
+
+
 # KEYS: session registry
-# ARGV: message id, record JSON (carrying the send id), record TTL, send id
 # The first step of a send: the QUEUED record, written only if the message id is free. Returns
 # "new" (written), "again" (this very send wrote it before and it was not delivered yet: a retry,
 # deliver it again), "sent" (this send wrote it and it ran since: done) or "taken" (another
 # command has that id: nothing is written, nothing may be sent).
 CLAIM = Script(
     "claim",
+    ClaimArgs,
     """
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   redis.call('EXPIRE', KEYS[1], ARGV[3])
@@ -110,12 +143,18 @@ return 'sent'
 """,
 )
 
+
+class UnclaimArgs(NamedTuple):
+    message_id: str  # 1
+    send_id: str  # 2
+
+
 # KEYS: session registry
-# ARGV: message id, send id
 # Takes back a record this send claimed and never delivered (no worker was online). Returns 1, or
 # 0 when it is not that (nothing changes).
 UNCLAIM = Script(
     "unclaim",
+    UnclaimArgs,
     """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 0 end
@@ -127,11 +166,23 @@ return redis.call('HDEL', KEYS[1], ARGV[1])
 """,
 )
 
+
+class BeginArgs(NamedTuple):
+    message_id: str  # 1
+    worker_id: str  # 2
+    now: float  # 3
+    record_ttl: int  # 4
+    record: bytes | str  # 5: the record to use if none exists, or "" (a missing one: "missing")
+    running_event: bytes  # 6: the RUNNING state event's envelope
+    data_maxlen: int  # 7
+    data_ttl: int  # 8
+    entry_id: str  # 9: the stream entry it runs from
+    offline_holder: str  # 10: the holder the caller found offline, or ""
+    max_deliveries: int  # 11
+    config_version: int  # 12: the plugin config version the run uses
+
+
 # KEYS: session registry, session data stream
-# ARGV: message id, worker id, now, record TTL, record JSON to use when none exists (or "": then
-#       a missing record answers "missing" and the caller calls again with one),
-#       RUNNING state-event envelope, data MAXLEN, data TTL, stream entry id, the holder the
-#       caller found offline or "", max deliveries, the plugin config version the run uses
 # Returns "run:<run number>", "cancel:<reason>" (a cancel came for it while its worker was down:
 # this worker holds it now and ends it CANCELLED), "missing", "skip:<why>" (ack it),
 # "held:<holder>" (another worker holds it: the caller checks that one is online, and calls again
@@ -142,6 +193,7 @@ return redis.call('HDEL', KEYS[1], ARGV[1])
 # entry of a running message is a duplicate.
 BEGIN = Script(
     "begin",
+    BeginArgs,
     _HELPERS
     + """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
@@ -173,11 +225,26 @@ return 'run:' .. (rec.run or 0)
 """,
 )
 
+
+class FinishArgs(NamedTuple):
+    """Then (the tail) the task's own events not yet written."""
+
+    message_id: str  # 1
+    worker_id: str  # 2
+    now: float  # 3
+    status: str  # 4
+    error: str  # 5: or ""
+    result_event: bytes  # 6: also kept in the record's result field
+    end_event: bytes  # 7
+    record_ttl: int  # 8
+    data_maxlen: int  # 9
+    data_ttl: int  # 10
+    entry_id: str  # 11
+    state_event: bytes | str  # 12: an extra state event written first, or ""
+    group_prefix: str  # 13: the task-group key prefix
+
+
 # KEYS: session registry, session data stream
-# ARGV: message id, worker id, now, status, error or "", result-event envelope (also kept in the
-#       record's result field), end-event envelope, record TTL, data MAXLEN, data TTL,
-#       entry id, extra state-event envelope or "" (written first), task-group key prefix, then
-#       the task's own events not yet written
 # Records the outcome and writes the final events at once; a terminal outcome counts its group
 # down. The caller acknowledges the entry after this (another slot), and wakes the parent named.
 # Returns {"ok", worker id, child or group id, ...} (the wake-ups to send), {"ended"} (this run
@@ -186,6 +253,7 @@ return 'run:' .. (rec.run or 0)
 # worker's to acknowledge).
 FINISH = Script(
     "finish",
+    FinishArgs,
     _HELPERS
     + """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
@@ -213,15 +281,24 @@ local reply = {'ok'}
 if ARGV[4] ~= 'waiting_user' then notify_parent(KEYS[1], rec, ARGV[13], reply) end
 return reply
 """,
+    tail=True,
 )
 
+
+class ReleaseRunArgs(NamedTuple):
+    message_id: str  # 1
+    worker_id: str  # 2
+    now: float  # 3
+    crashed: str  # 4: "crashed" if the worker died running it, else ""
+
+
 # KEYS: session registry
-# ARGV: message id, worker id, now, "crashed" if the worker died running it, else ""
 # The first step of a hand-back (graceful shutdown, eviction): the record returns to QUEUED if
 # that worker holds it. The caller then re-adds the entry and acknowledges the old one
 # (REQUEUE, the stream's slot). Returns 1, or 0 when the worker did not hold it.
 RELEASE_RUN = Script(
     "release_run",
+    ReleaseRunArgs,
     _HELPERS
     + """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
@@ -239,12 +316,20 @@ return 1
 """,
 )
 
+
+class RequeueArgs(NamedTuple):
+    group: str  # 1: the consumer group
+    entry_id: str  # 2
+    envelope: bytes  # 3
+    signature: bytes | str  # 4: or ""
+
+
 # KEYS: control stream
-# ARGV: consumer group, entry id, envelope, signature or ""
 # Moves an entry to the stream's end: a fresh copy is added and the old one acknowledged, at
 # once. Returns the copy's entry id.
 REQUEUE = Script(
     "requeue",
+    RequeueArgs,
     """
 local new_id
 if ARGV[4] ~= '' then
@@ -257,14 +342,26 @@ return new_id
 """,
 )
 
+
+class GiveUpArgs(NamedTuple):
+    message_id: str  # 1
+    now: float  # 2
+    error: str  # 3
+    result_event: bytes  # 4
+    end_event: bytes  # 5
+    record_ttl: int  # 6
+    data_maxlen: int  # 7
+    data_ttl: int  # 8
+    group_prefix: str  # 9: the task-group key prefix
+
+
 # KEYS: session registry, session data stream
-# ARGV: message id, now, error, result-event envelope, end-event envelope, record TTL, data MAXLEN,
-#       data TTL, task-group key prefix
 # Gives up on a command that used up its deliveries: its task ends FAILED (unless it already
 # ended). The caller writes the dead letter beside it and acknowledges the entry after it.
 # Returns {"ok", worker id, child or group id, ...}: the wake-ups to send.
 GIVE_UP = Script(
     "give_up",
+    GiveUpArgs,
     _HELPERS
     + """
 local reply = {'ok'}
@@ -286,11 +383,21 @@ return reply
 """,
 )
 
+
+class DispatchArgs(NamedTuple):
+    """Then (the tail), per child: its message id, its record's JSON."""
+
+    parent_id: str  # 1
+    group_id: str  # 2: or ""
+    group_children: str  # 3: the group's child ids as JSON, or ""
+    record_ttl: int  # 4
+    offline_child: (
+        int  # 5: the 1-based index of a child whose agent type has no online worker, or 0
+    )
+
+
 # KEYS: session registry, the parent's children list, the group hash (the registry again when
 #       there is no group)
-# ARGV: parent id, group id or "", group's child ids as JSON or "", record TTL, the 1-based
-#       index of a child whose agent type has no online worker or 0, then per child: message
-#       id, record JSON
 # The first step of a dispatch: the children's records (the journal), children list and group,
 # written once: if the first child's record exists they were written before (a re-run of the
 # parent). The caller then sends the children named (their control streams are other slots).
@@ -302,6 +409,7 @@ return reply
 # longer running: no new children).
 DISPATCH = Script(
     "dispatch",
+    DispatchArgs,
     _HELPERS
     + """
 local parent_raw = redis.call('HGET', KEYS[1], ARGV[1])
@@ -346,15 +454,26 @@ redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 'ok'
 """,
+    tail=True,
 )
 
+
+class SetWaitingArgs(NamedTuple):
+    message_id: str  # 1
+    worker_id: str  # 2
+    status: str  # 3: "waiting_reply" or "running"
+    now: float  # 4
+    state_event: bytes  # 5
+    data_maxlen: int  # 6
+    data_ttl: int  # 7
+
+
 # KEYS: session registry, session data stream
-# ARGV: message id, worker id, new status ("waiting_reply" or "running"), now, state-event
-#       envelope, data MAXLEN, data TTL
 # A running task starts or stops waiting for its sub-calls. Returns 1, or 0 when this worker
 # does not hold the task (nothing written).
 SET_WAITING = Script(
     "set_waiting",
+    SetWaitingArgs,
     _HELPERS
     + """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
@@ -370,10 +489,20 @@ return 1
 """,
 )
 
+
+class CancelTreeArgs(NamedTuple):
+    roots: str  # 1: the root message ids as JSON
+    reason: str  # 2
+    now: float  # 3
+    record_ttl: int  # 4
+    data_maxlen: int  # 5
+    data_ttl: int  # 6
+    offline: str  # 7: the workers found offline (or that do not run their tasks) as JSON
+    children_prefix: str  # 8: the children-list key prefix
+    group_prefix: str  # 9: the task-group key prefix
+
+
 # KEYS: session registry, session data stream
-# ARGV: root message ids as JSON, reason, now, record TTL, data MAXLEN, data TTL, the workers the
-#       caller found offline (or that said they do not run their tasks) as JSON, children-list
-#       key prefix, task-group key prefix
 # Cancels task trees, breadth-first from the roots through the children lists. A queued task,
 # one waiting for the user, and one whose worker is offline end CANCELLED here (record, state,
 # result and end events; a queued entry is skipped when picked up). A task running on any other
@@ -383,6 +512,7 @@ return 1
 # {worker id, child or group id, ...} (the wake-ups to send)}.
 CANCEL_TREE = Script(
     "cancel_tree",
+    CancelTreeArgs,
     _HELPERS
     + """
 local reason = ARGV[2]
@@ -436,14 +566,21 @@ return {cancelled, running, wakes}
 """,
 )
 
+
+class ResumeArgs(NamedTuple):
+    message_id: str  # 1
+    now: float  # 2
+    record_ttl: int  # 3
+
+
 # KEYS: session registry
-# ARGV: message id, now, record TTL
 # The first step of a resume, for a task waiting for the user: its record goes back to QUEUED with
 # the next run number (fresh deliveries); the caller then adds the ResumeCommand to its control
 # stream. Returns "ok", "missing", or "status:<status>" when the task is not waiting for the user
 # (nothing changes).
 RESUME = Script(
     "resume",
+    ResumeArgs,
     _HELPERS
     + """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
@@ -461,12 +598,20 @@ return 'ok'
 """,
 )
 
+
+class RenewArgs(NamedTuple):
+    """Then (the tail) the entry ids this consumer has in flight."""
+
+    group: str  # 1: the consumer group
+    consumer: str  # 2
+
+
 # KEYS: control stream
-# ARGV: consumer group, consumer, entry ids this consumer has in flight
 # The lease: resets the idle time of those entries still owned by this consumer (never taking
 # one that another consumer reclaimed meanwhile). Returns how many it renewed.
 RENEW = Script(
     "renew",
+    RenewArgs,
     """
 local renewed = 0
 for i = 3, #ARGV do
@@ -478,6 +623,7 @@ for i = 3, #ARGV do
 end
 return renewed
 """,
+    tail=True,
 )
 
 # KEYS: control stream
@@ -486,6 +632,7 @@ return renewed
 # commands wait for their first worker). Returns how many entries went.
 TRIM_CONSUMED = Script(
     "trim_consumed",
+    NoArgs,
     """
 local function older(a, b)
   local a_ms, a_seq = string.match(a, '(%d+)-(%d+)')
@@ -509,15 +656,25 @@ return redis.call('XTRIM', KEYS[1], 'MINID', floor)
 """,
 )
 
+
+class HeartbeatArgs(NamedTuple):
+    """Then (the tail) the agent type names (one per agent type set of KEYS, in order), then
+    the worker info's field/value pairs to set."""
+
+    token: str  # 1: the worker-id lock's token
+    ttl: int  # 2: seconds
+    worker_id: str  # 3
+    retention: int  # 4: membership retention, seconds
+
+
 # KEYS: worker lock, worker online key, worker -> agent types set, worker info, known workers,
 #       known agent types, agent type -> workers sets...
-# ARGV: lock token, TTL seconds, worker id, membership retention seconds, agent type names (one
-#       per agent type set, in order), then the worker info's field/value pairs to set
 # Renews the heartbeat only while this process still holds the worker-id lock, and keeps its
 # membership (re-added if a sweep pruned it during an outage; the sets expire when nobody renews).
 # The info's last_heartbeat is Redis's clock, so that its age reads right from any host.
 HEARTBEAT = Script(
     "heartbeat",
+    HeartbeatArgs,
     """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local retention = tonumber(ARGV[4])
@@ -541,13 +698,19 @@ redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - retention)
 redis.call('EXPIRE', KEYS[6], retention)
 return 1
 """,
+    tail=True,
 )
 
+
+class PruneMembersArgs(NamedTuple):
+    online_prefix: str  # 1: the prefix of the workers' online keys
+
+
 # KEYS: agent type -> workers set
-# ARGV: online-key prefix
 # Drops the members that are not online (crashed workers). Returns how many went.
 PRUNE_MEMBERS = Script(
     "prune_members",
+    PruneMembersArgs,
     """
 local pruned = 0
 for _, worker in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -560,22 +723,33 @@ return pruned
 """,
 )
 
+
+class ReleaseLockArgs(NamedTuple):
+    token: str  # 1: the holder's token (a session turn's: its message id)
+
+
 # KEYS: worker lock (or a session turn: redis/turns.py)
-# ARGV: lock token (the holder's message id)
 RELEASE_LOCK = Script(
     "release_lock",
+    ReleaseLockArgs,
     """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """,
 )
 
+
+class ConfigVersionArgs(NamedTuple):
+    fingerprint: str  # 1: the config set's
+    retention: int  # 2: seconds
+
+
 # KEYS: the version registry of one worker kind's configs (a hash: fingerprint -> version)
-# ARGV: the config set's fingerprint, retention seconds
 # The version number of a config set: the same content gets the same number on every worker of
 # the kind; new content gets the next number. Returns the version.
 CONFIG_VERSION = Script(
     "config_version",
+    ConfigVersionArgs,
     """
 local version = redis.call('HGET', KEYS[1], ARGV[1])
 if not version then
@@ -587,13 +761,19 @@ return tonumber(version)
 """,
 )
 
+
+class TakeTokenArgs(NamedTuple):
+    rate: float  # 1: tokens added per second
+    burst: int  # 2: the bucket's size
+
+
 # KEYS: a caller's token bucket (a hash: tokens, at)
-# ARGV: tokens added per second, bucket size
 # Takes a token if one is left, the bucket refilled for the time since it was last touched (by
 # Redis's clock, so that every gateway replica counts alike). Returns 0 when a token was taken,
 # else the milliseconds until one is there.
 TAKE_TOKEN = Script(
     "take_token",
+    TakeTokenArgs,
     """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -616,13 +796,19 @@ return wait_ms
 """,
 )
 
+
+class ClaimSessionArgs(NamedTuple):
+    owner: str  # 1: the caller
+    retention: int  # 2: seconds
+
+
 # KEYS: the session's owner key
-# ARGV: the caller, retention (s)
 # Makes the caller the session's owner if it has none (kept for the retention, refreshed by its
 # owner's later claims); returns the owner either way. (SET NX GET would do it in one command
 # from Redis 7.0 only.)
 CLAIM_SESSION = Script(
     "claim_session",
+    ClaimSessionArgs,
     """
 local owner = redis.call('GET', KEYS[1])
 if not owner then
@@ -636,12 +822,18 @@ return owner
 """,
 )
 
+
+class TurnArgs(NamedTuple):
+    message_id: str  # 1
+    lease_ms: int  # 2
+
+
 # A session's turn for one agent type (redis/turns.py). KEYS: the turn
-# ARGV: message id, lease (ms)
 # Takes the turn if it is free, lapsed or already this message's (its lease renewed): returns
 # false; else the holder's message id, and nothing changes.
 TAKE_TURN = Script(
     "take_turn",
+    TurnArgs,
     """
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return holder end
@@ -650,9 +842,10 @@ return false
 """,
 )
 
-# KEYS: the turn. ARGV: message id, lease (ms). 1 if renewed, 0 if not this message's any more.
+# KEYS: the turn. 1 if renewed, 0 if not this message's any more.
 KEEP_TURN = Script(
     "keep_turn",
+    TurnArgs,
     """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -662,10 +855,17 @@ return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 # Scheduled runs (redis/schedules.py). KEYS of every one: schedules due, firing, definitions,
 # state (one slot: the deployment's schedules).
 
-# ARGV: schedule id, definition JSON, first fire time (ms)
+
+class AddScheduleArgs(NamedTuple):
+    schedule_id: str  # 1
+    definition: bytes  # 2: its JSON
+    first_ms: int  # 3: when it fires first
+
+
 # Returns 1, or 0 if the id is taken (nothing changes).
 ADD_SCHEDULE = Script(
     "add_schedule",
+    AddScheduleArgs,
     """
 if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
@@ -673,12 +873,19 @@ return 1
 """,
 )
 
-# ARGV: now (ms), lease end (ms), how many at most
+
+class TakeDueArgs(NamedTuple):
+    now_ms: int  # 1
+    lease_end_ms: int  # 2
+    limit: int  # 3: how many at most
+
+
 # Takes the schedules due by now: each is pushed back to the lease end (no other worker takes it
 # before then) and its tick kept in the firing hash (a firing taken over after a lease ran out
 # keeps the tick it was for). Returns {id, tick, definition JSON, ...}.
 TAKE_DUE = Script(
     "take_due",
+    TakeDueArgs,
     """
 local taken = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])) do
@@ -701,13 +908,20 @@ return taken
 """,
 )
 
-# ARGV: schedule id, the lease end it was taken with (ms), the next fire time (ms) or "" (none:
-#       the schedule is done and removed), its state JSON, "1" if the tick was fired (else it is
-#       tried again at the next fire time)
+
+class SettleFiringArgs(NamedTuple):
+    schedule_id: str  # 1
+    lease_end_ms: int  # 2: the lease end it was taken with
+    next_ms: int | str  # 3: the next fire time, or "" (none: the schedule is done and removed)
+    state: str  # 4: its state's JSON
+    fired: str  # 5: "1" if the tick was fired (else it is tried again at the next fire time)
+
+
 # Settles a firing, only if it is still this taker's (no one took it over after its lease).
 # Returns 1, or 0 when it is not (nothing changes).
 SETTLE_FIRING = Script(
     "settle_firing",
+    SettleFiringArgs,
     """
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not score or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
@@ -725,10 +939,15 @@ return 1
 """,
 )
 
-# ARGV: schedule id
+
+class RemoveScheduleArgs(NamedTuple):
+    schedule_id: str  # 1
+
+
 # Returns 1, or 0 if there is no such schedule.
 REMOVE_SCHEDULE = Script(
     "remove_schedule",
+    RemoveScheduleArgs,
     """
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
@@ -737,7 +956,7 @@ return redis.call('HDEL', KEYS[3], ARGV[1])
 """,
 )
 
-ALL_SCRIPTS = (
+ALL_SCRIPTS: tuple[Script[Any], ...] = (
     ONLINE,
     CLAIM,
     UNCLAIM,

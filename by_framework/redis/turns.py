@@ -3,7 +3,7 @@ id under a lease."""
 
 from by_framework.redis.batching import Batcher, evalsha
 from by_framework.redis.keys import KeySpace
-from by_framework.redis.scripts import KEEP_TURN, RELEASE_LOCK, TAKE_TURN
+from by_framework.redis.scripts import KEEP_TURN, RELEASE_LOCK, TAKE_TURN, ReleaseLockArgs, TurnArgs
 
 
 class RedisSessionTurns:
@@ -15,17 +15,19 @@ class RedisSessionTurns:
         self, session_id: str, agent_type: str, message_id: str, lease: float
     ) -> str | None:
         key = self._keys.session_turn(session_id, agent_type)
-        (holder,) = await self._batcher.execute(evalsha(TAKE_TURN, [key], [message_id, _ms(lease)]))
+        take = evalsha(TAKE_TURN, [key], TurnArgs(message_id, _ms(lease)))
+        (holder,) = await self._batcher.execute(take)
         return None if holder is None else _text(holder)
 
     async def keep(self, session_id: str, agent_type: str, message_id: str, lease: float) -> bool:
         key = self._keys.session_turn(session_id, agent_type)
-        (kept,) = await self._batcher.execute(evalsha(KEEP_TURN, [key], [message_id, _ms(lease)]))
+        keep = evalsha(KEEP_TURN, [key], TurnArgs(message_id, _ms(lease)))
+        (kept,) = await self._batcher.execute(keep)
         return bool(kept)
 
     async def give_up(self, session_id: str, agent_type: str, message_id: str) -> None:
         key = self._keys.session_turn(session_id, agent_type)
-        await self._batcher.execute(evalsha(RELEASE_LOCK, [key], [message_id]))
+        await self._batcher.execute(evalsha(RELEASE_LOCK, [key], ReleaseLockArgs(message_id)))
 
     async def holder(self, session_id: str, agent_type: str) -> str | None:
         key = self._keys.session_turn(session_id, agent_type)

@@ -689,9 +689,11 @@ class Engine(Protocol):
         worker_id: str,
         agent_types: Sequence[str],
         in_flight: Callable[[], Mapping[str, Sequence[str]]],
+        turns: Callable[[], Sequence[tuple[str, str, str]]],
         token: Callable[[], str | None],
     ) -> LeaseKeeper:
-        """A keeper of the worker's leases (``in_flight``: its entries by stream, ``token``: its
+        """A keeper of the worker's leases (``in_flight``: its entries by stream, ``turns``: the
+        session turns its runs hold as (session id, agent type, message id), ``token``: its
         worker-id lock) for while its event loop is blocked."""
         ...
 

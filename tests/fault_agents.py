@@ -76,6 +76,20 @@ class LoopBlocker(GatewayWorker):
         return {"content": "unblocked", "data": {"pid": os.getpid()}}
 
 
+class TurnBlocker(GatewayWorker):
+    """Takes its session's turn, then blocks its event loop with time.sleep(content["block"]);
+    answers with when it held the turn."""
+
+    def get_agent_types(self) -> list[str]:
+        return ["fault-turn-blocker"]
+
+    async def process_command(self, command: Any, context: AgentContext) -> dict[str, Any]:
+        async with context.session_turn():
+            took = time.time()
+            time.sleep(command.content["block"])  # noqa: ASYNC251 (the fault under test)
+            return {"data": {"held": [took, time.time()]}}
+
+
 class Chatterbox(GatewayWorker):
     """Emits content["chunks"] chunks "0", "1", ... as fast as it can, then ends."""
 

@@ -112,9 +112,12 @@ class RedisEngine:
         worker_id: str,
         agent_types: Sequence[str],
         in_flight: Callable[[], Mapping[str, Sequence[str]]],
+        turns: Callable[[], Sequence[tuple[str, str, str]]],
         token: Callable[[], str | None],
     ) -> LeaseKeeper:
-        return LeaseKeeper(self.settings, self.keys, worker_id, agent_types, in_flight, token)
+        return LeaseKeeper(
+            self.settings, self.keys, worker_id, agent_types, in_flight, turns, token
+        )
 
     async def aclose(self) -> None:
         await self.events.aclose()

@@ -4,9 +4,10 @@ this the worker would look dead and its tasks be reclaimed and run again elsewhe
 
 A thread with a synchronous Redis connection of its own watches a tick that the event loop sets
 every quarter of a heartbeat interval. Once no tick came for half an interval, it renews the
-worker's heartbeat and its in-flight entries itself, as the async heartbeat does, and logs the
-blocked time. A loop blocked for more than ``BLOCKED_LEASES_KEPT`` leases counts as hung: the
-thread stops renewing, and the worker's tasks are reclaimed by live workers as if it had died.
+worker's heartbeat, its in-flight entries and the session turns its runs hold itself, as the
+loop's own tasks do, and logs the blocked time. A loop blocked for more than
+``BLOCKED_LEASES_KEPT`` leases counts as hung: the thread stops renewing, and the worker's tasks
+are reclaimed by live workers as if it had died.
 """
 
 import asyncio
@@ -23,7 +24,7 @@ from redis.exceptions import RedisError
 from by_framework.redis.connection import DEFAULT_REPLY_TIMEOUT, cluster_address, cluster_url
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.registry import heartbeat_args
-from by_framework.redis.scripts import HEARTBEAT, RENEW, RenewArgs
+from by_framework.redis.scripts import HEARTBEAT, KEEP_TURN, RENEW, RenewArgs, TurnArgs
 from by_framework.settings import Settings
 
 log = logging.getLogger("by_framework.worker")
@@ -32,6 +33,8 @@ BLOCKED_LEASES_KEPT = 10
 """How many leases a blocked loop's tasks are kept for (150 s with the default lease)."""
 
 InFlight = Callable[[], Mapping[str, Sequence[str]]]
+HeldTurns = Callable[[], Sequence[tuple[str, str, str]]]
+"""The session turns a worker's runs hold: (session id, agent type, message id)."""
 
 
 class LeaseKeeper:
@@ -44,6 +47,7 @@ class LeaseKeeper:
         worker_id: str,
         agent_types: Sequence[str],
         in_flight: InFlight,
+        turns: HeldTurns,
         token: Callable[[], str | None],
     ) -> None:
         self._redis = _sync_client(settings)
@@ -52,9 +56,11 @@ class LeaseKeeper:
         self._worker_id = worker_id
         self._agent_types = list(agent_types)
         self._in_flight = in_flight
+        self._turns = turns
         self._token = token
         self._heartbeat = self._redis.register_script(HEARTBEAT.source)
         self._renew = self._redis.register_script(RENEW.source)
+        self._keep_turn = self._redis.register_script(KEEP_TURN.source)
         self._look_every = settings.heartbeat_interval / 4
         self._late_after = settings.heartbeat_interval / 2
         self._max_blocked = BLOCKED_LEASES_KEPT * settings.lease_seconds
@@ -149,6 +155,10 @@ class LeaseKeeper:
             if entry_ids:
                 args = RENEW.argv(RenewArgs(group, self._worker_id), *entry_ids)
                 self._renew(keys=[stream], args=args)
+        lease_ms = round(settings.lease_seconds * 1000)
+        for session, agent_type, message_id in self._turns():
+            key = self._keys.session_turn(session, agent_type)
+            self._keep_turn(keys=[key], args=KEEP_TURN.argv(TurnArgs(message_id, lease_ms)))
 
 
 def _sync_client(settings: Settings) -> Redis | RedisCluster:

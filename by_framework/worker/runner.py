@@ -241,7 +241,11 @@ class WorkerRunner:
             ),
         ]
         self._keeper = self.engine.lease_keeper(
-            self.worker_id, self.agent_types, self._in_flight_now, lambda: self._token
+            self.worker_id,
+            self.agent_types,
+            self._in_flight_now,
+            self._session_turns.held_now,
+            lambda: self._token,
         )
         self._keeper.start()
         self._started.set()

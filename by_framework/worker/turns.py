@@ -51,6 +51,13 @@ class SessionTurnTaker:
         self._orchestration = orchestration
         self._lease = lease
         self._retrying = retrying
+        self._held: set[tuple[str, str, str]] = set()
+
+    def held_now(self) -> list[tuple[str, str, str]]:
+        """The turns this worker's runs hold: (session id, agent type, message id). The lease
+        thread calls it too, while the loop is blocked (``sorted(set)``: one call under the
+        GIL, so the loop cannot change the set mid-copy)."""
+        return sorted(self._held)
 
     @contextlib.asynccontextmanager
     async def hold(
@@ -58,10 +65,13 @@ class SessionTurnTaker:
     ) -> AsyncIterator[Turn]:
         session, agent_type, me = header.session_id, header.target_agent_type, header.message_id
         superseded = await self._take(session, agent_type, me, strategy, cancelled)
+        held = (session, agent_type, me)
+        self._held.add(held)
         keeper = asyncio.create_task(self._keep(session, agent_type, me))
         try:
             yield Turn(superseded)
         finally:
+            self._held.discard(held)
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper

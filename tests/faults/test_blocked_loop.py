@@ -1,5 +1,6 @@
 """A task that blocks its worker's event loop for longer than the lease (time.sleep in
-process_command) keeps its lease: it runs once and is never reclaimed by the other worker."""
+process_command) keeps its lease: it runs once and is never reclaimed by the other worker, and
+keeps its session's turn: another run of the session waits for it."""
 
 import asyncio
 
@@ -46,5 +47,35 @@ async def test_a_loop_blocked_past_the_lease_keeps_its_task(
         # Both workers stayed online all along and still are.
         assert await client.registry.is_online("blocked-1")
         assert await client.registry.is_online("blocked-2")
+    finally:
+        await asyncio.to_thread(stop_all, first, second)
+
+
+async def test_a_loop_blocked_past_the_lease_keeps_its_session_turn(
+    client: GatewayClient, settings: Settings
+) -> None:
+    """Two messages into one session, on two workers: the first blocks its loop holding the
+    turn for longer than the turn's lease; the second runs only after it, never beside it."""
+    block_s = 3 * settings.lease_seconds
+    first = worker_process(settings, "turn-1", "tests.fault_agents.TurnBlocker")
+    second = worker_process(settings, "turn-2", "tests.fault_agents.TurnBlocker")
+    try:
+        await wait_online(client, "turn-1")
+        await wait_online(client, "turn-2")
+        one = await client.send_message(
+            "fault-turn-blocker", "s-turn", {"block": block_s}, target_worker_id="turn-1"
+        )
+        await asyncio.sleep(0.5)  # its run has the turn (a run takes it in milliseconds)
+        two = await client.send_message(
+            "fault-turn-blocker", "s-turn", {"block": 0}, target_worker_id="turn-2"
+        )
+        held = []
+        for sent in (one, two):
+            result = await client.wait_for_result(sent.message_id, timeout=30)
+            assert result.status is AgentState.COMPLETED, output_of(first) + output_of(second)
+            held.append(result.data["held"])
+        logs = output_of(first) + output_of(second)
+        assert held[1][0] >= held[0][1], (held, logs)  # the second took the turn after
+        assert "lost its turn" not in logs
     finally:
         await asyncio.to_thread(stop_all, first, second)

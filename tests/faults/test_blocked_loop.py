@@ -8,7 +8,7 @@ import pytest
 
 from by_framework import AgentState, GatewayClient, Settings, StateChangeEvent
 from tests.faults.test_reclaim import stop_all
-from tests.support import output_of, task_events, wait_online, worker_process
+from tests.support import eventually, output_of, task_events, wait_online, worker_process
 
 BLOCKER = "tests.fault_agents.LoopBlocker"
 
@@ -65,7 +65,12 @@ async def test_a_loop_blocked_past_the_lease_keeps_its_session_turn(
         one = await client.send_message(
             "fault-turn-blocker", "s-turn", {"block": block_s}, target_worker_id="turn-1"
         )
-        await asyncio.sleep(0.5)  # its run has the turn (a run takes it in milliseconds)
+
+        async def first_holds_the_turn() -> bool:
+            holder = await client.engine.turns.holder("s-turn", "fault-turn-blocker")
+            return holder == one.message_id
+
+        await eventually(first_holds_the_turn, what="the first run holding the turn")
         two = await client.send_message(
             "fault-turn-blocker", "s-turn", {"block": 0}, target_worker_id="turn-2"
         )

@@ -41,8 +41,12 @@ lock:
 demo: $(STAMP)
 	$(PY) -m by_framework demo
 
+# The suite on $(TEST_PROCESSES) processes: its tests mostly wait on worker processes and Redis,
+# so more processes than cores still shorten it (each process's servers take ports of their own,
+# tests/support.py; the cluster tests share one process, tests/conftest.py).
+TEST_PROCESSES ?= 4
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_PROCESSES) --dist loadgroup
 
 # mypy's settings and the packages it checks: pyproject.toml, [tool.mypy].
 lint: $(STAMP)

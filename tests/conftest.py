@@ -39,6 +39,16 @@ collect_ignore_glob = (
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test`` runs the suite on several processes), the cluster tests
+    go to one process: they share the session's local cluster, whose nodes some of them kill or
+    reshard (``--dist loadgroup`` keeps a group on one process)."""
+    cluster = Path(__file__).parent / "cluster"
+    for item in items:
+        if cluster in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("cluster"))
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     url, server = resolve_redis_url()

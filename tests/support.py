@@ -190,13 +190,20 @@ async def wait_http(process: subprocess.Popen[str], url: str, timeout: float = 1
 
 
 def _test_ports() -> range:
-    """The ports this run's servers may listen on: ``BYF_TEST_PORTS`` (``LOW-HIGH``), by default
-    10000-12999. Below the kernel's ephemeral range (32768 and up), so that no outgoing
-    connection takes a port between the test picking it and its server binding it; CI gives
-    each of the suites it runs at once a range of its own, so that one suite's server never
-    answers another's test. A cluster node's bus (port + 10000) stays below 32768 too."""
-    low, high = os.environ.get("BYF_TEST_PORTS", "10000-12999").split("-")
-    return range(int(low), int(high) + 1)
+    """The ports this process's servers may listen on: ``BYF_TEST_PORTS`` (``LOW-HIGH``), by
+    default 10000-12999, and of those, under pytest-xdist, the worker's own share (``gw0`` the
+    first of ``PYTEST_XDIST_WORKER_COUNT`` equal parts). Below the kernel's ephemeral range (32768
+    and up), so that no outgoing connection takes a port between the test picking it and its
+    server binding it; CI gives each of the suites it runs at once a range of its own, so that
+    one suite's server never answers another's test. A cluster node's bus (port + 10000) stays
+    below 32768 too."""
+    low, high = (int(end) for end in os.environ.get("BYF_TEST_PORTS", "10000-12999").split("-"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return range(low, high + 1)
+    share = (high + 1 - low) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    start = low + int(worker.removeprefix("gw")) * share
+    return range(start, start + share)
 
 
 _PORTS = _test_ports()

@@ -194,9 +194,8 @@ def _test_ports() -> range:
     default 10000-12999, and of those, under pytest-xdist, the worker's own share (``gw0`` the
     first of ``PYTEST_XDIST_WORKER_COUNT`` equal parts). Below the kernel's ephemeral range (32768
     and up), so that no outgoing connection takes a port between the test picking it and its
-    server binding it; CI gives each of the suites it runs at once a range of its own, so that
-    one suite's server never answers another's test. A cluster node's bus (port + 10000) stays
-    below 32768 too."""
+    server binding it. Two runs of the suite at once need a range each, so that one's server
+    never answers the other's test. A cluster node's bus (port + 10000) stays below 32768 too."""
     low, high = (int(end) for end in os.environ.get("BYF_TEST_PORTS", "10000-12999").split("-"))
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker is None:

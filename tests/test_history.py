@@ -10,6 +10,7 @@ from by_framework_history_postgres import SCHEMA_VERSION, PostgresHistoryStore
 
 from by_framework import ConfigurationError, MemoryHistoryStore, open_history_store
 from by_framework.history import backends
+from by_framework.history.memory import STORED_OVERHEAD
 from by_framework.ports import HistoryStore
 from by_framework.testing.history import WORKERS, HistoryStoreConformance
 
@@ -61,6 +62,36 @@ async def test_memory_history_is_bounded() -> None:
     assert len((await store.list("s-long")).messages) == 5
 
 
+async def test_memory_history_is_bounded_by_bytes() -> None:
+    one = STORED_OVERHEAD + len("user") + len('"xxxxxxxxxx"') + len("{}")  # each message's size
+    store = MemoryHistoryStore.from_url(f"memory://?max_bytes={one * 10}")
+    for session in ("s-a", "s-b", "s-c"):
+        for _ in range(4):
+            await store.append(session, "user", "x" * 10)
+    assert store.size == one * 10  # 12 appended: the two oldest of s-a went
+    assert len((await store.list("s-a")).messages) == 2
+    await store.append("s-a", "user", "x" * 10)  # s-a is the newest now: s-b loses one
+    assert [len((await store.list(s)).messages) for s in ("s-a", "s-b", "s-c")] == [3, 3, 4]
+    for _ in range(8):  # one session's own appends push out every other session's messages
+        await store.append("s-d", "user", "x" * 10)
+    assert [len((await store.list(s)).messages) for s in ("s-a", "s-b", "s-c")] == [2, 0, 0]
+    assert await store.delete("s-d") == 8 and store.size == one * 2
+    huge = await store.append("s-e", "user", "x" * (one * 20))  # alone over the bound: kept
+    assert (await store.list("s-e")).messages == [huge]
+    assert (await store.list("s-a")).messages == []
+
+
+async def test_memory_history_stays_flat_over_many_appends() -> None:
+    """A long-lived worker's default store: its bytes stop at the bound, whatever the traffic."""
+    store = MemoryHistoryStore(max_bytes=64 * 1024)
+    sizes = []
+    for i in range(20_000):
+        await store.append(f"s{i % 300}", "assistant", {"text": "y" * (i % 50)})
+        sizes.append(store.size)
+    assert max(sizes) <= 64 * 1024
+    assert min(sizes[5_000:]) > 60 * 1024  # full, and it stays there
+
+
 # Choosing a backend by URL
 
 
@@ -82,6 +113,7 @@ def test_a_url_picks_its_backend() -> None:
         ("postgres-db.local", "is not a URL"),
         ("cassandra://db", "installed: memory, postgres, postgresql"),
         ("memory://?max_messages=0", "must be at least 1"),
+        ("memory://?max_bytes=-5", "must be at least 1"),
         ("memory://?size=3", "unknown memory:// options ['size']"),
         ("postgresql://db/x?schema=drop;table", "schema must be a plain identifier"),
         ("postgresql://db/x?pool_max_size=many", "pool_max_size must be an integer"),

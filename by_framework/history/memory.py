@@ -19,6 +19,10 @@ from by_framework.ports import HistoryMessage, HistoryPage
 
 DEFAULT_MAX_SESSIONS = 1000
 DEFAULT_MAX_MESSAGES = 1000
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+STORED_OVERHEAD = 210
+"""Bytes a stored message takes besides its texts (its object, the text objects' headers, its
+time, its list slot), measured with tracemalloc on 64-bit CPython: what ``max_bytes`` counts."""
 
 
 @dataclass(slots=True)
@@ -29,6 +33,12 @@ class _Stored:
     metadata: str
     key: str | None
     created_at: datetime
+
+    @property
+    def size(self) -> int:
+        """Its bytes, as ``max_bytes`` counts them (texts by their length: JSON is mostly ASCII)."""
+        texts = len(self.role) + len(self.content) + len(self.metadata) + len(self.key or "")
+        return texts + STORED_OVERHEAD
 
 
 @dataclass(slots=True)
@@ -42,25 +52,37 @@ class MemoryHistoryStore:
     """Sessions in a dict, messages in lists: what the port promises, with nothing in the way.
 
     Each worker process has its own, so a task sees only the turns its own process recorded;
-    use a shared backend (PostgreSQL) for a history that any worker sees. Bounded: past
-    ``max_sessions`` the session appended to least recently goes, and past ``max_messages`` a
-    session drops its oldest messages.
+    use a shared backend (PostgreSQL) for a history that any worker sees. Bounded, so that a
+    long-lived worker's memory stays flat: past ``max_sessions`` the session appended to least
+    recently goes; past ``max_messages`` a session drops its oldest messages; past ``max_bytes``
+    (what its messages hold, see ``STORED_OVERHEAD``) the oldest messages of the sessions
+    appended to least recently go, one by one, until the rest fits.
     """
 
     def __init__(
-        self, max_sessions: int = DEFAULT_MAX_SESSIONS, max_messages: int = DEFAULT_MAX_MESSAGES
+        self,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        max_messages: int = DEFAULT_MAX_MESSAGES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
-        if max_sessions < 1 or max_messages < 1:
-            raise ValueError("max_sessions and max_messages must be at least 1")
+        if max_sessions < 1 or max_messages < 1 or max_bytes < 1:
+            raise ValueError("max_sessions, max_messages and max_bytes must be at least 1")
         self.max_sessions = max_sessions
         self.max_messages = max_messages
+        self.max_bytes = max_bytes
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._bytes = 0
+
+    @property
+    def size(self) -> int:
+        """The bytes its messages hold, as ``max_bytes`` counts them."""
+        return self._bytes
 
     @classmethod
     def from_url(cls, url: str) -> "MemoryHistoryStore":
-        """``memory://`` with optional ``?max_sessions=N&max_messages=N``."""
+        """``memory://`` with optional ``?max_sessions=N&max_messages=N&max_bytes=N``."""
         options = dict(parse_qsl(urlsplit(url).query))
-        unknown = set(options) - {"max_sessions", "max_messages"}
+        unknown = set(options) - {"max_sessions", "max_messages", "max_bytes"}
         if unknown:
             raise ValueError(f"unknown memory:// options {sorted(unknown)}")
         try:
@@ -90,7 +112,7 @@ class MemoryHistoryStore:
         if session is None:
             session = self._sessions[session_id] = _Session()
             while len(self._sessions) > self.max_sessions:
-                self._sessions.popitem(last=False)
+                self._drop_session(self._sessions.popitem(last=False)[1])
         self._sessions.move_to_end(session_id)
         if key is not None and key in session.keys:
             return self._message(session_id, session.keys[key])
@@ -99,12 +121,18 @@ class MemoryHistoryStore:
             session.last_position, role, encoded, encoded_metadata, key, datetime.now(UTC)
         )
         session.messages.append(stored)
+        self._bytes += stored.size
         if key is not None:
             session.keys[key] = stored
         if len(session.messages) > self.max_messages:
-            dropped = session.messages.pop(0)
-            if dropped.key is not None:
-                session.keys.pop(dropped.key, None)
+            self._drop_oldest(session)
+        while self._bytes > self.max_bytes:
+            oldest_id, oldest = next(iter(self._sessions.items()))
+            if oldest.messages[0] is stored:
+                break  # the one message left is this one, alone over the bound: kept
+            self._drop_oldest(oldest)
+            if not oldest.messages:
+                del self._sessions[oldest_id]
         return HistoryMessage(
             session_id=session_id,
             position=stored.position,
@@ -137,7 +165,19 @@ class MemoryHistoryStore:
 
     async def delete(self, session_id: str) -> int:
         session = self._sessions.pop(session_id, None)
-        return len(session.messages) if session else 0
+        if session is None:
+            return 0
+        self._drop_session(session)
+        return len(session.messages)
+
+    def _drop_oldest(self, session: _Session) -> None:
+        dropped = session.messages.pop(0)
+        self._bytes -= dropped.size
+        if dropped.key is not None:
+            session.keys.pop(dropped.key, None)
+
+    def _drop_session(self, session: _Session) -> None:
+        self._bytes -= sum(stored.size for stored in session.messages)
 
     @staticmethod
     def _message(session_id: str, stored: _Stored) -> HistoryMessage:

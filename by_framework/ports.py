@@ -287,6 +287,12 @@ class TaskStore(Protocol):
 
     async def get(self, message_id: str) -> TaskRecord | None: ...
 
+    async def wait_point(self, session_id: str, message_id: str) -> tuple[str, TaskRecord | None]:
+        """Where to wait for the task's end from: the id of the session's newest event, then
+        the task's record (its children not read), read in that order at once, so that a run
+        not ended in the record ends in the events after that id."""
+        ...
+
     async def list_session(self, session_id: str) -> list[TaskRecord]: ...
 
 

@@ -136,6 +136,31 @@ async def test_a_failing_task_is_recorded_failed_and_the_worker_goes_on(
     assert tasks[0].error == "RuntimeError: asked to fail"
 
 
+async def test_a_result_is_awaited_by_its_sender_and_by_any_other_client(
+    client: GatewayClient, redis: Redis, settings: Settings
+) -> None:
+    """The sender knows its task's session, another client looks it up; a task whose record and
+    index are gone (past its retention) is not found at once rather than waited for."""
+    async with running_worker(EchoAgent(), settings):
+        sent = await client.send_message("echo", "sess-w", {"sleep": 0.3})
+        other = GatewayClient(redis, settings=settings)
+        try:
+            results = await asyncio.gather(
+                client.wait_for_result(sent.message_id, timeout=10),
+                other.wait_for_result(sent.message_id, timeout=10),
+            )
+        finally:
+            await other.aclose()
+        assert [result.content for result in results] == [{"sleep": 0.3}] * 2
+        gone = await client.send_message("echo", "sess-w", "x")
+        await client.wait_for_result(gone.message_id, timeout=10)
+    keys = KeySpace(settings.key_prefix)
+    await redis.hdel(keys.session_registry("sess-w"), gone.message_id, f"{gone.message_id}:r")
+    await redis.delete(keys.task_index(gone.message_id))
+    with pytest.raises(TaskNotFoundError, match="past its retention"):
+        await client.wait_for_result(gone.message_id, timeout=5)
+
+
 async def test_direct_routing_reaches_the_named_worker_only(
     client: GatewayClient, settings: Settings
 ) -> None:

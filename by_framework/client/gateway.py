@@ -33,6 +33,7 @@ from by_framework.protocol import (
     SessionEvent,
     StreamMode,
     TaskEndEvent,
+    TaskResultEvent,
     encode_command,
 )
 from by_framework.protocol.ids import new_id
@@ -48,6 +49,7 @@ READ_BATCH = 500
 READ_BLOCK_MS = 2_000  # how long a follower waits for events before it checks its deadline
 WORKER_POLL_CAP = 0.5  # longest pause between a waiting send's tries
 QUERY_TIMEOUT_S = 10.0  # how long a question about a session's state waits for its answer
+SENT_SESSIONS_KEPT = 10_000  # the sends whose sessions a client keeps, newest first
 
 
 class Interceptor(Protocol):
@@ -126,6 +128,7 @@ class GatewayClient:
         self._engine = engine
         self.registry: WorkerDirectory = registry or engine.registry
         self._interceptors: list[Interceptor] = []
+        self._sent_sessions: dict[str, str] = {}  # message id -> session, of its newest sends
 
     @classmethod
     def connect(cls, settings: Settings) -> "GatewayClient":
@@ -216,6 +219,7 @@ class GatewayClient:
         while True:
             try:
                 await self._engine.control.send(header, envelope, target_worker_id)
+                self._remember_session(header)
                 return
             except NoOnlineWorkerError as exc:
                 if time.monotonic() >= deadline:
@@ -223,6 +227,12 @@ class GatewayClient:
                         raise NoOnlineWorkerError(f"{exc}; waited {wait:g}s for one") from None
                     raise
             await backoff.pause()
+
+    def _remember_session(self, header: MessageHeader) -> None:
+        """Keep the session of a task sent: ``wait_for_result`` on it skips looking it up."""
+        self._sent_sessions[header.message_id] = header.session_id
+        if len(self._sent_sessions) > SENT_SESSIONS_KEPT:
+            del self._sent_sessions[next(iter(self._sent_sessions))]
 
     async def resume(
         self,
@@ -613,20 +623,32 @@ class GatewayClient:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         tasks = self._engine.tasks
-        session_id = await self._looking_up(lambda: tasks.session_of(message_id), deadline)
+        session_id = self._sent_sessions.get(message_id)
+        if session_id is None:
+            session_id = await self._looking_up(lambda: tasks.session_of(message_id), deadline)
         if session_id is None:
             raise TaskNotFoundError(f"no task {message_id!r}: never sent, or past its retention")
-        # Take the stream position first: a run ending after it shows up in what follows it.
-        after = await self._looking_up(lambda: self.last_event_id(session_id), deadline)
-        record = await self._looking_up(lambda: tasks.get(message_id), deadline)
-        if record is not None and record.status.has_ended_run and record.result is not None:
+        after, record = await self._looking_up(
+            lambda: tasks.wait_point(session_id, message_id), deadline
+        )
+        if record is None:  # past its retention, or lost with a cluster's master (its run
+            # writes it again): the task index, on another slot, tells which
+            if await self._looking_up(lambda: tasks.session_of(message_id), deadline) is None:
+                raise TaskNotFoundError(f"no task {message_id!r}: past its retention")
+        elif record.status.has_ended_run and record.result is not None:
             return record.result
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        result = None
         async for item in self.events(session_id, after, until_message_id=message_id, timeout=left):
             if isinstance(item, EventGap):  # its end may be among the events trimmed
+                result = None  # the record says
                 record = await self._looking_up(lambda: tasks.get(message_id), deadline)
                 if record is not None and record.status.has_ended_run:
                     break
+            elif item.message_id == message_id and isinstance(item.event, TaskResultEvent):
+                result = item.event.result  # the run's own: written at once with its end
+        if result is not None:
+            return result
         record = await self._looking_up(lambda: tasks.get(message_id), deadline)
         if record is None or record.result is None:
             raise TaskNotFoundError(f"task {message_id!r} ended but its record is gone")

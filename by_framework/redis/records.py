@@ -10,7 +10,7 @@ from by_framework.protocol import AgentState, MessageHeader
 from by_framework.protocol.records import TaskRecord
 from by_framework.redis.connection import RedisClient
 from by_framework.redis.keys import KeySpace
-from by_framework.redis.replies import byte_hash, text
+from by_framework.redis.replies import byte_hash, entries, text
 
 RESULT_SUFFIX = ":r"
 
@@ -77,6 +77,16 @@ class RedisTaskStore:
         record = parse_record(raw, result_raw)
         record.children = [child.decode() for child in children]
         return record
+
+    async def wait_point(self, session_id: str, message_id: str) -> tuple[str, TaskRecord | None]:
+        pipe = self._redis.pipeline(transaction=False)  # one slot: the session's
+        pipe.xrevrange(self._keys.session_data_stream(session_id), count=1)
+        pipe.hmget(
+            self._keys.session_registry(session_id), [message_id, message_id + RESULT_SUFFIX]
+        )
+        newest, (raw, result_raw) = await pipe.execute()
+        after = entries(newest)[0][0].decode() if newest else "0-0"
+        return after, parse_record(raw, result_raw) if raw is not None else None
 
     async def list_session(self, session_id: str) -> list[TaskRecord]:
         fields = byte_hash(await self._redis.hgetall(self._keys.session_registry(session_id)))

@@ -346,6 +346,25 @@ class EngineConformance:
         assert statuses(await bench.events("s1")) == expected
         assert await bench.engine.control.pending_of(bench.streams("w1"), "w1") == []
 
+    async def test_the_wait_point_is_the_newest_event_then_the_record(self, bench: Bench) -> None:
+        await bench.online("w1")
+        header = await bench.send("s1")
+        tasks = bench.engine.tasks
+        after, queued = await tasks.wait_point("s1", header.message_id)
+        assert (after, queued and queued.status) == ("0-0", AgentState.QUEUED)
+        delivery, _ = await bench.take_one("w1")
+        await bench.begin(delivery, header, "w1")
+        after, running = await tasks.wait_point("s1", header.message_id)
+        assert after == (await bench.events("s1"))[-1].stream_id
+        assert running is not None and running.status is AgentState.RUNNING
+        await bench.finish(delivery, header, "w1", content="the answer")
+        after, ended = await tasks.wait_point("s1", header.message_id)
+        assert after == (await bench.events("s1"))[-1].stream_id
+        assert ended is not None and ended.result is not None
+        assert (ended.status, ended.result.content) == (AgentState.COMPLETED, "the answer")
+        assert await tasks.wait_point("s1", "no-such-task") == (after, None)
+        assert await tasks.wait_point("s-none", header.message_id) == ("0-0", None)
+
     async def test_an_ended_task_is_not_run_again(self, bench: Bench) -> None:
         await bench.online("w1")
         header, delivery = await bench.started("w1")

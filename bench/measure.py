@@ -36,6 +36,10 @@ METHOD = (
     "its completion read by a reader blocked on its stream; first = send -> its first output "
     "read (by-framework: its chunk; the others have no output before their completion); "
     "p50/p99 nearest-rank",
+    "call: tasks one at a time, each sent and then awaited by a read of its own, as a caller "
+    "with nothing running in the background does: by-framework: send_message, then "
+    "wait_for_result(message_id); the others: the send, then XREAD BLOCK on the session's "
+    "completion stream from the last entry the caller read there",
     "cmds/task: Redis INFO commandstats delta over the timed throughput run / N (every client of "
     "the server, calls inside Lua scripts included)",
     "completion: by-framework: the task's end event on its session (client.events); raw: the "
@@ -51,6 +55,7 @@ Send = Callable[[str, str], Awaitable[str]]
 SendMany = Callable[[Sequence[tuple[str, str]]], Awaitable[None]]
 Collect = Callable[[Sequence[str], int], Awaitable[None]]
 Follow = Callable[[str, "asyncio.Queue[Mark]"], Awaitable[None]]
+Call = Callable[[str, str], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,7 @@ class Driver:
     send_many: SendMany  # queue a throughput run's tasks
     collect: Collect  # return once this many completions were read on these sessions
     follow: Follow  # put a mark for every output and completion read on one session, forever
+    call: Call  # send one task (session, key); return once a read of its own saw it complete
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +78,7 @@ class Figures:
     tasks_per_s: float
     first_ms: list[float]
     done_ms: list[float]
+    call_ms: list[float]  # send -> completion, awaited by a read of its own (``Driver.call``)
     commands: dict[str, float]  # Redis commands per task, by command
 
 
@@ -110,8 +117,11 @@ async def measure(
     first_ms, done_ms = await deadline(
         f"{system} latency ({workers} workers)", latencies(driver, f"{tag}-latency", samples)
     )
+    call_ms = await deadline(
+        f"{system} calls ({workers} workers)", call_latencies(driver, f"{tag}-call", samples)
+    )
     commands = {name: count / tasks for name, count in calls.items()}
-    return Figures(system, workers, rate, first_ms, done_ms, commands)
+    return Figures(system, workers, rate, first_ms, done_ms, call_ms, commands)
 
 
 async def throughput(driver: Driver, tag: str, tasks: int) -> float:
@@ -153,6 +163,16 @@ async def latencies(driver: Driver, session: str, samples: int) -> tuple[list[fl
     return first_ms, done_ms
 
 
+async def call_latencies(driver: Driver, session: str, samples: int) -> list[float]:
+    """Send -> completion (ms) of tasks sent one at a time, each awaited by a read of its own."""
+    took = []
+    for index in range(samples):
+        start = time.perf_counter()
+        await driver.call(session, str(index))
+        took.append((time.perf_counter() - start) * 1000)
+    return took
+
+
 async def command_calls(redis: Redis) -> Counter[str]:
     """Calls per command since the server started (INFO commandstats)."""
     stats = await redis.info("commandstats")
@@ -188,6 +208,27 @@ async def follow_stream(redis: Redis, stream: str, marks: "asyncio.Queue[Mark]")
             for entry_id, fields in entries:
                 position = entry_id
                 marks.put_nowait((fields[b"t"].decode(), DONE, at))
+
+
+def stream_call(redis: Redis, send: Send, stream_of: Callable[[str], str]) -> Call:
+    """A ``Driver.call`` for a system whose completions are entries of a stream per session
+    (field ``t``: the task's key): the send, then blocking reads of the stream from the last
+    entry this caller read there until the task's entry."""
+    positions: dict[str, bytes | str] = {}
+
+    async def call(session: str, key: str) -> None:
+        stream = stream_of(session)
+        position = positions.get(stream, "0-0")
+        await send(session, key)
+        done = False
+        while not done:
+            for _, entries in await redis.xread({stream: position}, block=READ_BLOCK_MS) or []:
+                for entry_id, fields in entries:
+                    position = entry_id
+                    done = done or fields[b"t"].decode() == key
+        positions[stream] = position
+
+    return call
 
 
 async def delete_keys(url: str, prefix: str) -> None:

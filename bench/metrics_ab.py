@@ -125,7 +125,7 @@ def _alternating(client: GatewayClient, agent_types: Sequence[str]) -> Driver:
         agent_type = agent_types[int(key) % len(agent_types)]
         return (await client.send_message(agent_type, session, "x")).message_id
 
-    return Driver(send, one_by_one(send), base.collect, base.follow)
+    return Driver(send, one_by_one(send), base.collect, base.follow, base.call)
 
 
 @contextlib.asynccontextmanager

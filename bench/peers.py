@@ -14,6 +14,7 @@ is about to take tasks; its tasks' completions go to ``completion_stream(PREFIX,
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import signal
 import sys
@@ -32,6 +33,7 @@ from bench.measure import (
     follow_stream,
     measure,
     one_by_one,
+    stream_call,
 )
 from bench.procs import Child, children, wait_ready
 
@@ -61,7 +63,8 @@ def completion_driver(
     async def follow(session: str, marks: asyncio.Queue[Mark]) -> None:
         await follow_stream(redis, completion_stream(prefix, session), marks)
 
-    return Driver(send, one_by_one(send), collect, follow)
+    call = stream_call(redis, send, functools.partial(completion_stream, prefix))
+    return Driver(send, one_by_one(send), collect, follow, call)
 
 
 def ready_key(prefix: str, name: str) -> str:

@@ -64,6 +64,7 @@ from bench.measure import (
     measure,
     one_by_one,
     percentile,
+    stream_call,
 )
 from bench.procs import (
     ROOT,
@@ -150,7 +151,8 @@ async def _raw_phase(
             await follow_stream(redis, data_prefix + session, marks)
 
         send_many = send_batched if system == RAW_BATCH else one_by_one(send)
-        driver = Driver(send, send_many, collect, follow)
+        call = stream_call(redis, send, lambda session: data_prefix + session)
+        driver = Driver(send, send_many, collect, follow, call)
         tag = f"r{RAW_MODES[system]}{len(started)}"
         return await measure(system, len(started), driver, redis, tag, plan.tasks, plan.samples)
     finally:
@@ -235,7 +237,10 @@ def framework_driver(client: GatewayClient) -> Driver:
             elif isinstance(event.event, TaskEndEvent):
                 marks.put_nowait((event.message_id, DONE, at))
 
-    return Driver(send, one_by_one(send), collect, follow)
+    async def call(session: str, key: str) -> None:
+        await client.wait_for_result(await send(session, key))
+
+    return Driver(send, one_by_one(send), collect, follow, call)
 
 
 # Peers: arq, taskiq
@@ -306,7 +311,7 @@ def table(figures: Sequence[Figures]) -> list[str]:
     ours = {f.workers: f.tasks_per_s for f in figures if f.system == FRAMEWORK}
     header = (
         "system", "workers", "tasks/s", "by-fw / this", "cmds/task",
-        "first p50 ms", "done p50 ms", "done p99 ms",
+        "first p50 ms", "done p50 ms", "done p99 ms", "call p50 ms", "call p99 ms",
     )  # fmt: skip
     cells: list[Sequence[str]] = [header]
     for f in sorted(figures, key=lambda f: f.workers):
@@ -321,6 +326,8 @@ def table(figures: Sequence[Figures]) -> list[str]:
                 f"{percentile(f.first_ms, 0.50):.2f}",
                 f"{percentile(f.done_ms, 0.50):.2f}",
                 f"{percentile(f.done_ms, 0.99):.2f}",
+                f"{percentile(f.call_ms, 0.50):.2f}",
+                f"{percentile(f.call_ms, 0.99):.2f}",
             )
         )
     return targets.columns(cells)

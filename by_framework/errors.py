@@ -44,7 +44,12 @@ class InvalidScheduleError(ByFrameworkError, ValueError):
 
 
 class TaskCancelledError(ByFrameworkError):
-    """The task was cancelled: it may not start sub-calls, and waits for replies end."""
+    """The task was cancelled: it may not start sub-calls, and waits for replies end.
+    ``reason``: the cancel's, where the refusal came from the cancel itself."""
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class SessionBusyError(ByFrameworkError):

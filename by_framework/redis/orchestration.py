@@ -142,6 +142,11 @@ class RedisOrchestration:
                 "are matched by their order, so make them in the same order on every run "
                 "(no branching on time, randomness or outside reads before a call)"
             )
+        if verdict == "cancelled":
+            raise TaskCancelledError(
+                f"task {parent.message_id} may not dispatch sub-calls: cancelled ({detail})",
+                reason=detail,
+            )
         if verdict == "stopped":
             raise TaskCancelledError(
                 f"task {parent.message_id} may not dispatch sub-calls: {detail}"

@@ -405,8 +405,8 @@ class DispatchArgs(NamedTuple):
 # never delivered, comma-separated 1-based indices, maybe none: a sender that died between the
 # steps is made good, and a duplicate is skipped by ``begin``), "diverged:<what was sent>" (the
 # re-run made a different call under that number: user code is not deterministic),
-# "offline:<child index>" (nothing written) or "stopped:<why>" (the parent is cancelled or no
-# longer running: no new children).
+# "offline:<child index>" (nothing written), "cancelled:<the cancel's reason>" or "stopped:<its
+# status>" (the parent is cancelled, or no longer running: no new children).
 DISPATCH = Script(
     "dispatch",
     DispatchArgs,
@@ -439,7 +439,7 @@ if sent_raw then
   return 'exists:' .. table.concat(again, ',')
 end
 local parent = cjson.decode(parent_raw)
-if parent.cancel ~= nil and parent.cancel ~= '' then return 'stopped:cancelled' end
+if parent.cancel ~= nil and parent.cancel ~= '' then return 'cancelled:' .. parent.cancel end
 if not holds_run(parent.status) then return 'stopped:' .. parent.status end
 if ARGV[5] ~= '0' then return 'offline:' .. ARGV[5] end
 if ARGV[2] ~= '' then

@@ -39,6 +39,7 @@ import pytest
 from by_framework.errors import (
     NoOnlineWorkerError,
     ReplayDivergedError,
+    TaskCancelledError,
     TaskNotWaitingError,
 )
 from by_framework.ports import Delivery, Engine, FinalEvents, ReloadAck, SubCall, Verdict
@@ -508,6 +509,25 @@ class EngineConformance:
         assert (await bench.record(header.message_id)).status is AgentState.RUNNING
         assert await bench.finish(delivery, header, "w1", AgentState.CANCELLED, None, "stop")
         assert (await bench.record(header.message_id)).status is AgentState.CANCELLED
+
+    async def test_a_cancelled_task_may_not_dispatch_and_learns_the_cancels_reason(
+        self, bench: Bench
+    ) -> None:
+        await bench.online("w1")
+        await bench.online("w2", [CHILD_AGENT])
+        header, delivery = await bench.started("w1")
+        orchestration = bench.engine.orchestration
+        await orchestration.cancel_tree("s1", [header.message_id], "enough")
+        with pytest.raises(TaskCancelledError, match=r"cancelled \(enough\)") as refused:
+            await orchestration.dispatch(header, [sub_call(header, 0)], None)
+        assert refused.value.reason == "enough"
+        assert (await bench.record(header.message_id)).children == []
+        assert await bench.finish(delivery, header, "w1", AgentState.CANCELLED, None, "enough")
+        ended, ended_delivery = await bench.started("w1")
+        assert await bench.finish(ended_delivery, ended, "w1")
+        with pytest.raises(TaskCancelledError, match="sub-calls: completed") as refused:
+            await orchestration.dispatch(ended, [sub_call(ended, 0)], None)
+        assert refused.value.reason is None
 
     async def test_a_running_task_of_a_dead_worker_is_cancelled_at_once(self, bench: Bench) -> None:
         await bench.online("w1", ttl=SHORT_TTL)

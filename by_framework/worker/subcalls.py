@@ -273,7 +273,7 @@ class SubCalls:
             # Cancelled in Redis before this worker heard of it: the run ends CANCELLED, as
             # it would had the cancel come first, whatever the agent makes of the error.
             if self._cancel_reason is None:
-                self.cancel(str(exc))
+                self.cancel(exc.reason or str(exc))
             raise
         if sent:
             self._metrics.sub_calls_sent(self._header.target_agent_type, len(calls))

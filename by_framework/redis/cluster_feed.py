@@ -25,6 +25,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from by_framework.common.aio import cancel_and_wait
+from by_framework.redis.batching import RedisCommand
 from by_framework.redis.cluster_batching import ClusterBatcher, ClusterTopology
 from by_framework.redis.connection import node_connection
 from by_framework.redis.feed import READ_COUNT, FeedFollower, SessionFeed
@@ -60,8 +61,9 @@ class ClusterSessionFeed(SessionFeed):
         self._marked.add(stream)
         self._woken.set()
 
-    async def _wake_for(self, follower: FeedFollower) -> None:
+    def _wake_up(self, follower: FeedFollower) -> list[RedisCommand]:
         self._mark(follower.stream)  # read for it at once (the wait below is local)
+        return []
 
     async def aclose(self) -> None:
         await super().aclose()

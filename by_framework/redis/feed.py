@@ -15,15 +15,17 @@ positions, until it succeeds: nothing is lost or handed out twice. The feed keep
 between followers and stops reading when none is left.
 
 Where a follower's reads start (its first, a resume from elsewhere, its return after a full
-backlog), one XINFO STREAM tells whether Redis trimmed entries past its position that it never
-read: the follower then hands out an ``EventGap`` first. Reads in between cost nothing more;
-events a reader misses there show up as a jump in their task's sequence numbers (the client's
-part).
+backlog), one XINFO STREAM, in the same round trip as the wake-up, tells whether Redis trimmed
+entries past its position that it never read: the follower then hands out an ``EventGap`` first
+(and drops what a read handed it meanwhile, to read it again after the gap). Reads in between
+cost nothing more; events a reader misses there show up as a jump in their task's sequence
+numbers (the client's part).
 """
 
 import asyncio
 import time
 from collections import deque
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -38,7 +40,7 @@ from by_framework.protocol import (
     decode_event,
 )
 from by_framework.protocol.ids import new_id
-from by_framework.redis.batching import Batcher
+from by_framework.redis.batching import Batcher, RedisCommand
 from by_framework.redis.connection import HeldConnection, RedisClient
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.replies import stream_entries, stream_info
@@ -78,48 +80,40 @@ class SessionFeed:
             self._task = None
         await self._connection.aclose()
 
-    async def _join(self, follower: "FeedFollower") -> None:
-        """Read for the follower from its position on; wake the blocked read if it misses it."""
+    async def _join(self, follower: "FeedFollower") -> dict[bytes, Any] | None:
+        """Read for the follower from its position on, waking the blocked read if it misses it;
+        the stream's XINFO STREAM (None: no such stream yet, or expired), asked in the same round
+        trip as the wake-up."""
         if self._closed:
             raise RuntimeError("this client is closed: follow sessions with an open one")
         self._followers.setdefault(follower.stream, set()).add(follower)
         self._changed.set()
+        wake: list[RedisCommand] = []
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._read_forever(), name="session-feed")
-            return
-        await self._wake_for(follower)
+        else:
+            wake = self._wake_up(follower)
+        try:
+            reply, *_ = await self._batcher.execute(("XINFO", "STREAM", follower.stream), *wake)
+        except ResponseError:
+            return None  # no such stream; the wake-up went out all the same
+        return stream_info(reply)
 
-    async def _wake_for(self, follower: "FeedFollower") -> None:
-        """Wake the blocked read if it misses the follower (its stream, or its position)."""
+    def _wake_up(self, follower: "FeedFollower") -> list[RedisCommand]:
+        """What wakes the blocked read if it misses the follower (its stream, or its position):
+        an entry on the feed's wake stream, which the read waits on too."""
         reading = self._reading.get(follower.stream)
         if self._reading and (reading is None or reading > follower.position):
-            await self._batcher.execute(
+            return [
                 ("XADD", self._wake_stream, "MAXLEN", "1", "*", "w", "1"),
                 ("EXPIRE", self._wake_stream, WAKE_TTL),
-            )
+            ]
+        return []
 
-    async def _trimmed_after(self, follower: "FeedFollower") -> EventGap | None:
-        """The entries Redis trimmed past the follower's position, if any.
-
-        Redis 7 counts the entries ever added: fewer held than added, and the position older
-        than the first held, means some were trimmed (counted exactly from the start, "0-0").
-        Redis 6.2 has no such count, and a stream that begins after the position may just have
-        had nothing there: None, and readers see gaps by sequence numbers alone.
-        """
-        try:
-            (reply,) = await self._batcher.execute(("XINFO", "STREAM", follower.stream))
-        except ResponseError:
-            return None  # no such stream (yet, or expired): nothing was trimmed from it
-        info = stream_info(reply)
-        added = info.get(b"entries-added")
-        if added is None:  # Redis < 7
-            return None
-        first = info[b"recorded-first-entry-id"].decode()
-        if added == info[b"length"] or follower.position >= _parse_id(first):
-            return None
-        count = added - info[b"length"] if follower.position == (0, 0) else None
-        after = "{}-{}".format(*follower.position)
-        return EventGap(follower.session_id, after, first, count)
+    async def _wake_for(self, follower: "FeedFollower") -> None:
+        wake = self._wake_up(follower)
+        if wake:
+            await self._batcher.execute(*wake)
 
     def _leave(self, follower: "FeedFollower") -> None:
         followers = self._followers.get(follower.stream, set())
@@ -163,9 +157,7 @@ class SessionFeed:
         positions: dict[str, tuple[int, int]] = {}
         for stream, followers in self._followers.items():
             wanted = [
-                f.position
-                for f in followers
-                if not f._checking and len(f._backlog) < BACKLOG and f.error is None
+                f.position for f in followers if len(f._backlog) < BACKLOG and f.error is None
             ]
             if wanted:
                 positions[stream] = min(wanted)
@@ -247,7 +239,6 @@ class FeedFollower:
         self._backlog: deque[SessionEvent | EventGap] = deque()
         self._arrived = asyncio.Event()
         self._joined = False
-        self._checking = False  # looking for what was trimmed past its position: not read for
         self.error: Exception | None = None
 
     @property
@@ -257,8 +248,8 @@ class FeedFollower:
 
     @property
     def full(self) -> bool:
-        """Left out of the feed's reads: its backlog is full, or its position is being checked."""
-        return self._checking or len(self._backlog) >= BACKLOG
+        """Left out of the feed's reads: its backlog is full."""
+        return len(self._backlog) >= BACKLOG
 
     async def read(self, after: str, count: int, block_ms: int) -> list[SessionEvent | EventGap]:
         """Up to ``count`` events after the stream id ``after``, waiting up to ``block_ms`` for
@@ -294,17 +285,22 @@ class FeedFollower:
         return taken
 
     async def _join(self) -> None:
-        """Have the feed read for it, past a gap marked first if Redis trimmed entries past its
-        position while it was not read for."""
-        self._checking = True
-        try:
-            gap = await self._feed._trimmed_after(self)
-        finally:
-            self._checking = False
-        if gap is not None:
-            self._backlog.append(gap)
-            self._arrived.set()
-        await self._feed._join(self)
+        """Have the feed read for it from its position on, and learn in the same round trip
+        whether Redis trimmed entries past that position while it was not read for. If it did,
+        a gap is marked, and what a read handed it meanwhile is dropped and read again after
+        the gap (those events may have come from before or after the trim: read again, they
+        come in order after it)."""
+        position, waiting = self.position, len(self._backlog)
+        info = await self._feed._join(self)
+        gap = None if info is None else _trimmed_after(info, self.session_id, position)
+        if gap is None:
+            return
+        while len(self._backlog) > waiting:
+            self._backlog.pop()
+        self._backlog.append(gap)
+        self.position = position
+        self._arrived.set()
+        await self._feed._wake_for(self)
 
     async def aclose(self) -> None:
         self._feed._leave(self)
@@ -343,3 +339,23 @@ def _decode(stream_id: str, fields: dict[bytes, bytes]) -> SessionEvent:
             ts=time.time(),
             event=ErrorEvent(error=f"unreadable event {stream_id}: {exc.reason}"),
         )
+
+
+def _trimmed_after(
+    info: dict[bytes, Any], session_id: str, position: tuple[int, int]
+) -> EventGap | None:
+    """The entries Redis trimmed past ``position``, by the stream's XINFO STREAM, if any.
+
+    Redis 7 counts the entries ever added: fewer held than added, and the position older than
+    the first held, means some were trimmed (counted exactly from the start, "0-0"). Redis 6.2
+    has no such count, and a stream that begins after the position may just have had nothing
+    there: None, and readers see gaps by sequence numbers alone.
+    """
+    added = info.get(b"entries-added")
+    if added is None:  # Redis < 7
+        return None
+    first = info[b"recorded-first-entry-id"].decode()
+    if added == info[b"length"] or position >= _parse_id(first):
+        return None
+    count = added - info[b"length"] if position == (0, 0) else None
+    return EventGap(session_id, "{}-{}".format(*position), first, count)

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import Counter
@@ -294,20 +295,28 @@ class WorkerRunner:
         )
 
     async def serve(self) -> None:
+        """Serve until stopped; Redis going away at any point, the first fetches included, is
+        waited out."""
         control = self.engine.control
         notices = control.fetcher([self._notices], self.worker_id)
         try:
-            for delivery in await notices.fetch(OWN_PENDING_BATCH, 0, own_pending=True):
+            left = await self._retrying(
+                lambda: notices.fetch(OWN_PENDING_BATCH, 0, own_pending=True)
+            )
+            for delivery in left:
                 # Cancels for tasks that died with an earlier life of this worker id: their
                 # records carry the cancel, so a re-run ends CANCELLED at once. Nothing is left
                 # to stop.
-                await control.acknowledge(delivery)
+                await self._retrying(functools.partial(control.acknowledge, delivery))
         finally:
             await notices.aclose()
         fetcher = control.fetcher(self.streams, self.worker_id)
         direct = control.fetcher([self._own_stream], self.worker_id)  # connects once drained
         try:
-            for delivery in await fetcher.fetch(OWN_PENDING_BATCH, 0, own_pending=True):
+            left = await self._retrying(
+                lambda: fetcher.fetch(OWN_PENDING_BATCH, 0, own_pending=True)
+            )
+            for delivery in left:
                 self._take(delivery)  # left pending by an earlier life of this worker id
             await self._fetch_forever(fetcher, direct)
         finally:

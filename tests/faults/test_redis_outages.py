@@ -10,6 +10,9 @@ import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from by_framework import GatewayClient, NoOnlineWorkerError, SendResponse, Settings
+from by_framework.engine import connect_engine
+from by_framework.worker.runner import WorkerRunner
+from tests.agents import EchoAgent
 from tests.faults.test_reclaim import stop_all, tally
 from tests.support import (
     DurableRedis,
@@ -154,3 +157,28 @@ async def test_a_follower_waits_out_a_redis_that_stops_answering(
         await redis.aclose()
         await admin.aclose()
     assert len(stalled) == 1 and len(again) == 1 and stalled != again
+
+
+async def test_redis_gone_as_a_worker_begins_serving_is_waited_out(
+    outage_client: tuple[GatewayClient, Settings], durable_redis: DurableRedis
+) -> None:
+    """Between a worker's start and its first fetches (of the entries an earlier life of its
+    id left pending), Redis goes: the worker waits for it, as it does once serving, rather than
+    stopping (CI caught a worker whose Redis crashed just then report itself stopping)."""
+    client, settings = outage_client
+    own = settings.model_copy(update={"worker_id": "early"})
+    runner = WorkerRunner(EchoAgent(), connect_engine(own), own)
+    await runner.start()
+    durable_redis.crash()
+    serving = asyncio.create_task(runner.serve())
+    try:
+        await asyncio.sleep(1.0)
+        assert not serving.done(), "the worker stopped serving"
+        durable_redis.start()
+        sent = await send_retrying(client, "s-early", {"n": 1})
+        assert (await client.wait_for_result(sent.message_id, timeout=30)).content == {"n": 1}
+        assert not serving.done()
+    finally:
+        runner.request_stop()
+        await serving
+        await runner.shutdown()

@@ -132,7 +132,7 @@ def _print(results: Results, header: str, notes: list[str]) -> None:
     print()
     print("\n".join(soak._recovery_lines(results.recovery)))
     print()
-    print("Targets (issue 9)")
+    print("Targets (issues 9 and 21)")
     print("\n".join(targets.render(_target_rows(results))))
 
 

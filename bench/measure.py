@@ -41,7 +41,8 @@ METHOD = (
     "wait_for_result(message_id); the others: the send, then XREAD BLOCK on the session's "
     "completion stream from the last entry the caller read there",
     "cmds/task: Redis INFO commandstats delta over the timed throughput run / N (every client of "
-    "the server, calls inside Lua scripts included)",
+    "the server, calls inside Lua scripts included); Redis CPU/task: INFO used_cpu_sys + "
+    "used_cpu_user delta over the same run / N",
     "completion: by-framework: the task's end event on its session (client.events); raw: the "
     "consumer's reply; arq: an entry XADDed by after_job_end (job finished, result stored); "
     "taskiq: an entry XADDed by a middleware's post_save (result stored; its XACK follows)",
@@ -80,6 +81,7 @@ class Figures:
     done_ms: list[float]
     call_ms: list[float]  # send -> completion, awaited by a read of its own (``Driver.call``)
     commands: dict[str, float]  # Redis commands per task, by command
+    redis_cpu_ms: float  # Redis's CPU time per task over the throughput run
 
 
 def sessions(tag: str) -> list[str]:
@@ -106,14 +108,14 @@ async def measure(
 ) -> Figures:
     """Warm-up, throughput, latency: every system's figures, taken the same way.
 
-    ``redis``: any client of the server, for INFO commandstats.
+    ``redis``: any client of the server, for INFO commandstats and cpu.
     """
     await deadline(f"{system} warm-up", throughput(driver, f"{tag}-warm", WARMUP_TASKS))
-    before = await command_calls(redis)
+    before, cpu_before = await command_calls(redis), await redis_cpu(redis)
     rate = await deadline(
         f"{system} throughput ({workers} workers)", throughput(driver, f"{tag}-run", tasks)
     )
-    calls = await command_calls(redis) - before
+    calls, cpu = await command_calls(redis) - before, await redis_cpu(redis) - cpu_before
     first_ms, done_ms = await deadline(
         f"{system} latency ({workers} workers)", latencies(driver, f"{tag}-latency", samples)
     )
@@ -121,7 +123,8 @@ async def measure(
         f"{system} calls ({workers} workers)", call_latencies(driver, f"{tag}-call", samples)
     )
     commands = {name: count / tasks for name, count in calls.items()}
-    return Figures(system, workers, rate, first_ms, done_ms, call_ms, commands)
+    redis_cpu_ms = cpu * 1000 / tasks
+    return Figures(system, workers, rate, first_ms, done_ms, call_ms, commands, redis_cpu_ms)
 
 
 async def throughput(driver: Driver, tag: str, tasks: int) -> float:
@@ -177,6 +180,12 @@ async def command_calls(redis: Redis) -> Counter[str]:
     """Calls per command since the server started (INFO commandstats)."""
     stats = await redis.info("commandstats")
     return Counter({name.removeprefix("cmdstat_"): row["calls"] for name, row in stats.items()})
+
+
+async def redis_cpu(redis: Redis) -> float:
+    """Seconds of CPU the server has used since it started (INFO cpu, system and user)."""
+    stats = await redis.info("cpu")
+    return float(stats["used_cpu_sys"]) + float(stats["used_cpu_user"])
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

@@ -310,7 +310,7 @@ def table(figures: Sequence[Figures]) -> list[str]:
     """Every system and worker count; ``by-fw / this``: by-framework's tasks/s over this row's."""
     ours = {f.workers: f.tasks_per_s for f in figures if f.system == FRAMEWORK}
     header = (
-        "system", "workers", "tasks/s", "by-fw / this", "cmds/task",
+        "system", "workers", "tasks/s", "by-fw / this", "cmds/task", "Redis CPU us/task",
         "first p50 ms", "done p50 ms", "done p99 ms", "call p50 ms", "call p99 ms",
     )  # fmt: skip
     cells: list[Sequence[str]] = [header]
@@ -323,6 +323,7 @@ def table(figures: Sequence[Figures]) -> list[str]:
                 f"{f.tasks_per_s:,.0f}",
                 versus,
                 f"{sum(f.commands.values()):.1f}",
+                f"{f.redis_cpu_ms * 1000:.0f}",
                 f"{percentile(f.first_ms, 0.50):.2f}",
                 f"{percentile(f.done_ms, 0.50):.2f}",
                 f"{percentile(f.done_ms, 0.99):.2f}",

@@ -127,3 +127,20 @@ async def test_take_hands_over_what_is_queued_after_the_write_in_flight(
     await release(redis, f"{key_prefix}:b", blockers)
     assert await asyncio.wait_for(taking, 5) == []  # the writer wrote "c" after "b"
     assert await stream_values(redis, key_prefix, "s5") == [b"b", b"c"]
+
+
+async def test_events_of_a_body_that_ends_at_once_are_taken_with_its_end(
+    redis: Redis, key_prefix: str, event_log: RedisEventLog
+) -> None:
+    """The runner runs a task's body in a task of its own and hears of its end through
+    callbacks: events the body queued just before ending are still queued when the runner
+    takes them (they go with the outcome, in one round trip), not written on their own."""
+    writer = EventWriter(event_log, "s-end")
+
+    async def body() -> None:
+        await writer.put(b"last chunk")
+
+    await asyncio.wait({asyncio.create_task(body())})
+    assert await writer.take() == [b"last chunk"]
+    await asyncio.sleep(0.1)  # a writer started anyway would have written it by now
+    assert await stream_values(redis, key_prefix, "s-end") == []

@@ -39,10 +39,14 @@ class EventWriter:
             await self.flush()
         self._queued.append(event)
         if self._writing is None and not self._scheduled:
-            # Started on the next loop turn, not here: a task that emits and then ends without
-            # waiting hands its events to ``take`` first, and no writer is made for nothing.
+            # Started once every callback ready now has run, not here: a task that emits and
+            # then ends without waiting hands its events to ``take`` first (they go with its
+            # outcome, one round trip instead of two), and no writer is made for nothing. (The
+            # task's body runs in a task of its own: the runner hears of its end only through
+            # callbacks already queued, which ``call_soon`` would come after, and which a timer
+            # due now comes after, ``call_later(0)``.)
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._start)
+            asyncio.get_running_loop().call_later(0, self._start)
 
     @property
     def backlog(self) -> int:

@@ -34,6 +34,7 @@ from bench.targets import Target
 FANOUT_SIZE = 100
 FANOUT_REPEATS = 30
 QUICK_FANOUT_REPEATS = 10
+RSS_DRIFT = 0.05  # issue 21: a worker's RSS flat within 5 % over the soak (default history)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,15 @@ def _target_rows(results: Results) -> list[Target]:
             soak._size(memory.retained.used_memory - base, signed=True),
         ),
     ]
+    growth = soak.rss_growth(memory)
+    rows.append(
+        Target(
+            "worker RSS, half the soak's tasks ended -> its end",
+            "not measured" if growth is None else f"{growth:+.1%}",
+            "within 5 %",
+            None if growth is None else abs(growth) <= RSS_DRIFT,
+        )
+    )
     return rows
 
 

@@ -37,7 +37,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,6 +184,7 @@ class MemoryReport:
     statuses: Counter[str]
     before: Snapshot
     peak: int
+    halfway_rss: tuple[int | None, ...]  # the workers' RSS once half the tasks had ended
     end: Snapshot
     retained: Snapshot
     stopped: Snapshot
@@ -234,9 +235,12 @@ def _kind(key: str, prefix: str) -> str:
     return ":".join(parts[:-1]) + ":*" if len(parts) > 1 else parts[0]
 
 
-async def _soak(client: GatewayClient, tasks: int) -> tuple[float, Counter[str]]:
+async def _soak(
+    client: GatewayClient, tasks: int, at_half: Callable[[], None]
+) -> tuple[float, Counter[str]]:
     """Send ``tasks`` no-op tasks (at most OUTSTANDING without their end read); seconds from the
-    first send to the last end read, and the tasks' end statuses."""
+    first send to the last end read, and the tasks' end statuses. ``at_half`` is called once
+    half of them have ended."""
     sessions = [f"soak-{index}" for index in range(SESSIONS)]
     slots = asyncio.Semaphore(OUTSTANDING)
     statuses: Counter[str] = Counter()
@@ -254,6 +258,8 @@ async def _soak(client: GatewayClient, tasks: int) -> tuple[float, Counter[str]]
         async for item in client.events(session):
             if isinstance(item.event, TaskEndEvent):
                 statuses[item.event.status] += 1
+                if statuses.total() == tasks // 2:
+                    at_half()
                 slots.release()
                 ends += 1
                 if ends == expected:
@@ -289,9 +295,14 @@ async def _memory_part(url: str, prefix: str, tasks: int, children: list[Child])
         await _wait_online(client, children)
         before = await snapshot()
         peak = Peak(before.used_memory)
+        halfway: list[tuple[int | None, ...]] = []
         sampler = asyncio.create_task(_sample_peak(probe, peak))
+
+        def at_half() -> None:
+            halfway.append(tuple(_rss(child) for child in children))
+
         try:
-            elapsed, statuses = await _soak(client, tasks)
+            elapsed, statuses = await _soak(client, tasks, at_half)
         finally:
             await stop_task(sampler)
         done = time.monotonic()
@@ -304,7 +315,10 @@ async def _memory_part(url: str, prefix: str, tasks: int, children: list[Child])
     finally:
         await client.aclose()
         await probe.aclose()
-    return MemoryReport(tasks, elapsed, statuses, before, peak.value, end, retained, stopped)
+    halfway_rss = halfway[0] if halfway else ()
+    return MemoryReport(
+        tasks, elapsed, statuses, before, peak.value, halfway_rss, end, retained, stopped
+    )
 
 
 def _run_memory(url: str, prefix: str, tasks: int, logs: Path) -> MemoryReport:
@@ -550,6 +564,7 @@ def _memory_lines(report: MemoryReport) -> list[str]:
         "",
         f"   retained per task: {_size(report.per_task)} of used_memory ((peak - before) / N), "
         f"{_size(report.prefix_per_task)} of keys under the prefix (MEMORY USAGE)",
+        f"   worker RSS, half the tasks ended -> the soak's end: {_rss_change(report)}",
         f"   keys at the end of the soak:  {_kinds(report.end.kinds)}",
         f"   keys after retention:         {_kinds(report.retained.kinds)}",
         f"   keys after workers stopped:   {_kinds(report.stopped.kinds)}",
@@ -560,6 +575,22 @@ def _memory_lines(report: MemoryReport) -> list[str]:
             "its first tasks expired before its end"
         )
     return lines
+
+
+def rss_growth(report: MemoryReport) -> float | None:
+    """How much the workers' RSS grew over the soak's second half, as a share (the largest of
+    the workers'); None when a worker was not measured."""
+    pairs = list(zip(report.halfway_rss, report.end.rss, strict=False))
+    if not pairs or any(half is None or end is None for half, end in pairs):
+        return None
+    return max(end / half - 1 for half, end in pairs if half and end)
+
+
+def _rss_change(report: MemoryReport) -> str:
+    growth = rss_growth(report)
+    if growth is None:
+        return "not measured"
+    return f"{_rss_cell(report.halfway_rss)} -> {_rss_cell(report.end.rss)} ({growth:+.1%})"
 
 
 def _kinds(kinds: Counter[str]) -> str:

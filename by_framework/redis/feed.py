@@ -110,7 +110,10 @@ class SessionFeed:
             ]
         return []
 
-    async def _wake_for(self, follower: "FeedFollower") -> None:
+    async def _read_again(self, follower: "FeedFollower") -> None:
+        """Read for a follower already joined from its position again: its loop is told (it
+        may be idle, every follower's backlog full), its blocked read woken if it misses it."""
+        self._changed.set()
         wake = self._wake_up(follower)
         if wake:
             await self._batcher.execute(*wake)
@@ -300,7 +303,7 @@ class FeedFollower:
         self._backlog.append(gap)
         self.position = position
         self._arrived.set()
-        await self._feed._wake_for(self)
+        await self._feed._read_again(self)
 
     async def aclose(self) -> None:
         self._feed._leave(self)

@@ -39,12 +39,12 @@ class EventWriter:
             await self.flush()
         self._queued.append(event)
         if self._writing is None and not self._scheduled:
-            # Started once every callback ready now has run, not here: a task that emits and
-            # then ends without waiting hands its events to ``take`` first (they go with its
-            # outcome, one round trip instead of two), and no writer is made for nothing. (The
-            # task's body runs in a task of its own: the runner hears of its end only through
-            # callbacks already queued, which ``call_soon`` would come after, and which a timer
-            # due now comes after, ``call_later(0)``.)
+            # Started after the callbacks ready by then, not here: a task that emits and then
+            # ends without waiting hands its events to ``take`` first (they go with its outcome:
+            # one round trip instead of two), and no writer is made for nothing. The body runs
+            # in a task of its own, and the runner hears of its end through callbacks queued
+            # as it ends: a ``call_soon`` made before that runs before them, a timer due at
+            # once (``call_later(0)``) after them.
             self._scheduled = True
             asyncio.get_running_loop().call_later(0, self._start)
 

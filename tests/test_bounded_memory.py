@@ -7,7 +7,7 @@ from redis.asyncio import Redis
 from by_framework import GatewayClient, Settings
 from by_framework.redis.keys import KeySpace
 from tests.agents import EchoAgent
-from tests.support import running_worker, wait_all
+from tests.support import eventually, running_worker, wait_all
 
 
 async def test_control_streams_keep_only_what_a_consumer_still_needs(
@@ -59,3 +59,33 @@ async def test_crashed_workers_leave_the_membership_and_the_sets_expire(
         assert await registry.workers_of("echo") == {"alive"}
         ttl = await redis.ttl(KeySpace(settings.key_prefix).agent_type_workers("echo"))
         assert 0 < ttl <= settings.record_ttl
+
+
+async def test_a_runs_end_refreshes_the_ttls_only_of_a_task_sent_a_while_ago(
+    redis: Redis, settings: Settings
+) -> None:
+    """With record_ttl 100 s, a run's end refreshes the session registry's and the task index's
+    TTLs only for a task sent over a second (a hundredth of it) before: a younger one's send set
+    them, and the EXPIREs are spared. Either way the record lives about record_ttl past its end."""
+    own = settings.model_copy(update={"record_ttl": 100})
+    client = GatewayClient(redis, settings=own)
+    keys = KeySpace(own.key_prefix)
+
+    async def ttls(session: str, message_id: str) -> tuple[int, int]:
+        registry = await redis.pttl(keys.session_registry(session))
+        return registry, await redis.pttl(keys.task_index(message_id))
+
+    try:
+        async with running_worker(EchoAgent(), own):
+            young = await client.send_message("echo", "s-young", {"sleep": 0.5})
+            await client.wait_for_result(young.message_id, timeout=10)
+            assert all(ttl <= 99_500 for ttl in await ttls("s-young", young.message_id))
+            old = await client.send_message("echo", "s-old", {"sleep": 1.5})
+            await client.wait_for_result(old.message_id, timeout=10)
+
+            async def refreshed() -> bool:  # the index's EXPIRE goes beside the XACK, just after
+                return all(ttl > 98_500 for ttl in await ttls("s-old", old.message_id))
+
+            await eventually(refreshed, timeout=5, what="the TTLs set again at the run's end")
+    finally:
+        await client.aclose()

@@ -252,16 +252,17 @@ class RedisControlPlane:
             state_event=events.state or "",
             group_prefix=self._keys.task_group(header.session_id, ""),
         )
-        index = self._keys.task_index(header.message_id)
-        reply, _ = await self._batcher.execute(
-            evalsha(FINISH, keys, args, *events.leading), ("EXPIRE", index, self._record_ttl)
-        )
+        (reply,) = await self._batcher.execute(evalsha(FINISH, keys, args, *events.leading))
         if reply[0] == b"stale":
             return False
-        await self._batcher.execute(
-            ("XACK", delivery.stream, self._group, delivery.entry_id),
-            *wake_commands(self._keys, reply[1:]),
-        )
+        after: list[RedisCommand] = [("XACK", delivery.stream, self._group, delivery.entry_id)]
+        if reply[0] == b"ok":
+            renew, wakes = reply[1] == b"1", reply[2:]
+            after += wake_commands(self._keys, wakes)
+            if renew:  # the task index lives as long as the record
+                index = self._keys.task_index(header.message_id)
+                after.append(("EXPIRE", index, self._record_ttl))
+        await self._batcher.execute(*after)
         return True
 
     async def acknowledge(self, delivery: Delivery) -> None:

@@ -247,10 +247,13 @@ class FinishArgs(NamedTuple):
 # KEYS: session registry, session data stream
 # Records the outcome and writes the final events at once; a terminal outcome counts its group
 # down. The caller acknowledges the entry after this (another slot), and wakes the parent named.
-# Returns {"ok", worker id, child or group id, ...} (the wake-ups to send), {"ended"} (this run
-# ended with this outcome before: a retry; acknowledge it) or {"stale"} (another worker or run
-# holds the record now, or it ended otherwise: nothing is written and the entry is not this
-# worker's to acknowledge).
+# The registry's TTL is refreshed only for a task sent more than a hundredth of record_ttl ago:
+# a younger one's send set it (or a later send, a later end), so that retention still counts
+# from the end within 1 % and most tasks spare the EXPIRE, the task index's included.
+# Returns {"ok", "1" if the TTLs are to be refreshed else "0", worker id, child or group id, ...}
+# (the wake-ups to send), {"ended"} (this run ended with this outcome before: a retry;
+# acknowledge it) or {"stale"} (another worker or run holds the record now, or it ended
+# otherwise: nothing is written and the entry is not this worker's to acknowledge).
 FINISH = Script(
     "finish",
     FinishArgs,
@@ -271,13 +274,14 @@ rec.finished_at = now
 rec.error = ARGV[5]
 set_status(rec, ARGV[4], now)
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec), ARGV[1] .. ':r', ARGV[6])
-redis.call('EXPIRE', KEYS[1], ARGV[8])
+local renew = now - (rec.created_at or 0) > tonumber(ARGV[8]) / 100
+if renew then redis.call('EXPIRE', KEYS[1], ARGV[8]) end
 local events = {unpack(ARGV, 14)}  -- the task's own events not yet written, first
 if ARGV[12] ~= '' then events[#events + 1] = ARGV[12] end
 events[#events + 1] = ARGV[6]
 events[#events + 1] = ARGV[7]
 append_events(KEYS[2], ARGV[9], ARGV[10], unpack(events))
-local reply = {'ok'}
+local reply = {'ok', renew and '1' or '0'}
 if ARGV[4] ~= 'waiting_user' then notify_parent(KEYS[1], rec, ARGV[13], reply) end
 return reply
 """,

@@ -74,7 +74,7 @@ async def test_a_finish_whose_ack_was_lost_is_acked_on_redelivery_and_not_rerun(
          settings.record_ttl, settings.data_stream_maxlen, settings.data_stream_ttl,
          delivery.entry_id, "", keys.task_group("s-lost-ack", "")],
     )  # fmt: skip
-    assert await engine.batcher.execute(first_step) == [[b"ok"]]
+    assert await engine.batcher.execute(first_step) == [[b"ok", b"0"]]  # sent just now: no EXPIRE
     assert await _pending(redis, settings) == 1
     async with running_worker(EchoAgent(), settings, worker_id="live"):
         async with asyncio.timeout(15):

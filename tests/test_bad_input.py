@@ -43,6 +43,9 @@ async def test_poison_entries_are_dead_lettered_and_the_queue_keeps_flowing(
                "command": {"type": "query", "name": "get_state", "reply_to": "r-1"}}),
         entry({"v": 1, "header": GOOD_HEADER,
                "command": {"type": "drain_worker", "worker_id": "w", "instance": "i"}}),
+        # a worker's own markers, where they never go: entries like any other, not obeyed
+        {b"wake": b"1"},
+        {b"n": b"some-child"},
     ]  # fmt: skip
     async with running_worker(EchoAgent(), settings, max_entry_bytes=4096):
         before = await client.send_message("echo", "s-good", "before")
@@ -65,9 +68,10 @@ async def test_poison_entries_are_dead_lettered_and_the_queue_keeps_flowing(
     assert "unsupported envelope version 7" in reasons[4]
     assert "over the 4096-byte limit" in reasons[5]
     assert "command.cancel_task.message_ids" in reasons[6]
-    assert reasons[7:] == [
+    assert reasons[7:9] == [
         f"{kind} commands belong on a worker's notice stream" for kind in ("query", "drain_worker")
     ]
+    assert all("no 'e' field" in reason for reason in reasons[9:])
     # Nothing is lost: the original fields travel with the reason.
     assert dead[0][1][b"field:e"] == b"{definitely not json"
     assert all(fields[b"stream"].decode() == stream for _, fields in dead)

@@ -23,6 +23,7 @@ from by_framework.redis.dead_letter import dead_letter_fields
 from by_framework.redis.fetcher import (
     WAKE_FIELD,
     ClusterFetcher,
+    Markers,
     RedisFetcher,
     create_groups,
     fetcher_for,
@@ -175,7 +176,8 @@ class RedisControlPlane:
         await create_groups(self._redis, self._group, streams)
 
     def fetcher(self, streams: Sequence[str], consumer: str) -> RedisFetcher | ClusterFetcher:
-        return fetcher_for(self._redis, self._batcher, self._group, streams, consumer)
+        markers = Markers(self._keys.worker_stream(consumer), self._keys.worker_notices(consumer))
+        return fetcher_for(self._redis, self._batcher, self._group, streams, consumer, markers)
 
     async def begin(
         self,

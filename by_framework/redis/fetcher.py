@@ -12,6 +12,7 @@ not hand out); their answers are merged.
 import asyncio
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -30,6 +31,19 @@ from by_framework.redis.replies import stream_entries
 log = logging.getLogger("by_framework.worker")
 
 WAKE_FIELD = b"wake"
+
+
+@dataclass(frozen=True, slots=True)
+class Markers:
+    """Where a consumer's own entries that are not commands may be: wake-ups of its blocked
+    read (``{wake: 1}``) on its own stream, notices (``{n: key}``) on its notice stream. The
+    same shapes anywhere else are entries like any other (a command's decoding refuses them:
+    dead-lettered), so that a forged or stray one is seen, not silently acknowledged."""
+
+    own_stream: str
+    notice_stream: str
+
+
 ASKED_PAUSE = 0.1  # seconds after a read of a migrating slot's target that found nothing
 UNBLOCK_RETRY = 0.02
 """Seconds between CLIENT UNBLOCKs of a slot's read that was not blocked yet (still on its way)."""
@@ -47,14 +61,19 @@ async def create_groups(redis: RedisClient, group: str, streams: Sequence[str]) 
 
 
 def fetcher_for(
-    redis: RedisClient, batcher: Batcher, group: str, streams: Sequence[str], consumer: str
+    redis: RedisClient,
+    batcher: Batcher,
+    group: str,
+    streams: Sequence[str],
+    consumer: str,
+    markers: Markers,
 ) -> "RedisFetcher | ClusterFetcher":
     """The fetcher of the streams for the consumer, on one Redis or on a cluster."""
     if isinstance(redis, RedisCluster):
         assert isinstance(batcher, ClusterBatcher)
-        return ClusterFetcher(redis, batcher, group, streams, consumer)
+        return ClusterFetcher(redis, batcher, group, streams, consumer, markers)
     assert isinstance(redis, Redis)
-    return RedisFetcher(redis, batcher, group, streams, consumer)
+    return RedisFetcher(redis, batcher, group, streams, consumer, markers)
 
 
 def _lost_stream(error: ResponseError) -> bool:
@@ -74,15 +93,17 @@ def _read_command(
             "STREAMS", *streams, *[start] * len(streams))  # fmt: skip
 
 
-def _deliveries(group: str, reply: Any, acks: list[tuple[Any, ...]]) -> list[Delivery]:
+def _deliveries(
+    group: str, reply: Any, acks: list[tuple[Any, ...]], markers: Markers
+) -> list[Delivery]:
     """The deliveries of a read's reply; wake-ups and notices add their XACK to ``acks``."""
     deliveries = []
     for stream, entries in stream_entries(reply):
         name = stream.decode()
         for entry_id, fields in entries:
-            if WAKE_FIELD in fields:
+            if name == markers.own_stream and fields.keys() == {WAKE_FIELD}:
                 acks.append(("XACK", name, group, entry_id))
-            elif NOTICE_FIELD in fields:
+            elif name == markers.notice_stream and fields.keys() == {NOTICE_FIELD}:
                 acks.append(("XACK", name, group, entry_id))
                 notice = fields[NOTICE_FIELD].decode(errors="replace")
                 deliveries.append(Delivery(name, entry_id.decode(), {}, notice=notice))
@@ -96,9 +117,16 @@ class RedisFetcher:
     """XREADGROUPs a set of control streams for one consumer, in one read, on one Redis."""
 
     def __init__(
-        self, redis: Redis, batcher: Batcher, group: str, streams: Sequence[str], consumer: str
+        self,
+        redis: Redis,
+        batcher: Batcher,
+        group: str,
+        streams: Sequence[str],
+        consumer: str,
+        markers: Markers,
     ) -> None:
         self._redis = redis
+        self._markers = markers
         self._batcher = batcher
         self._connection = HeldConnection(redis)
         self._group = group
@@ -118,7 +146,7 @@ class RedisFetcher:
             await create_groups(self._redis, self._group, self._streams)
             return []
         acks: list[tuple[Any, ...]] = []
-        deliveries = _deliveries(self._group, reply, acks)
+        deliveries = _deliveries(self._group, reply, acks, self._markers)
         if acks:
             await self._batcher.execute(*acks)
         return deliveries
@@ -177,7 +205,7 @@ class _SlotReader:
         finally:
             self.client_id = None  # no longer blocked: nothing to unblock
         acks: list[tuple[Any, ...]] = []
-        deliveries = _deliveries(fetcher.group, reply, acks)
+        deliveries = _deliveries(fetcher.group, reply, acks, fetcher.markers)
         if acks:
             await fetcher.batcher.execute(*acks)
         return deliveries
@@ -226,11 +254,13 @@ class ClusterFetcher:
         group: str,
         streams: Sequence[str],
         consumer: str,
+        markers: Markers,
     ) -> None:
         self.redis = redis
         self.batcher = batcher
         self.group = group
         self.consumer = consumer
+        self.markers = markers
         by_slot: dict[int, list[str]] = {}
         for stream in streams:
             by_slot.setdefault(redis.keyslot(stream), []).append(stream)

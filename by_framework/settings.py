@@ -222,7 +222,10 @@ class Settings(BaseModel):
     record_ttl: int = Field(
         604_800,
         ge=1,
-        description="Seconds execution records live after their last update.",
+        description=(
+            "Seconds execution records live after their last update (a run's end counts within"
+            " 1 %: it sets the TTL again only for a task sent more than a hundredth of it before)."
+        ),
         json_schema_extra=_env("BYAI_RECORD_TTL"),
     )
     dead_letter_maxlen: int = Field(

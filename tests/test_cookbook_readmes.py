@@ -34,6 +34,8 @@ SHOWN = re.compile(r"^#   (.*)$", re.M)  # output a README shows as a comment un
 
 LOG_LINE = re.compile(r"(?<!^)(?<!\n)(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ )")
 """A log line's start where another line of the terminal has not ended."""
+CUT_IN = re.compile(r"(?<!^)(?<!\n)(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ [^\n]*\n)")
+"""A whole log line written in the middle of another line of the terminal."""
 
 
 @dataclass(frozen=True)
@@ -205,8 +207,10 @@ async def test_the_readme_commands_run_as_pasted(
     assert all(stopped), f"what the commands started did not stop on SIGTERM:\n{printed}"
     shown = shown_output(readme, recipe)
     printed = echoed(printed, shown, recipe.stdin.strip())
-    # A worker in the background logs to the same terminal: its line can land right after a
-    # line the client has not ended yet. Each log line starts with its timestamp.
+    # A worker in the background logs to the same terminal: its line can land in the middle of
+    # a line the client has not ended yet (it prints a reply as it streams). Each log line
+    # starts with its timestamp: one cut in is moved after the rest, the client's line joined.
+    printed = CUT_IN.sub("", printed) + "".join(CUT_IN.findall(printed))
     printed = LOG_LINE.sub(r"\n\1", printed)
     missing = Counter(shown) - Counter(line.strip() for line in printed.splitlines())
     assert not missing, f"shown, not printed: {list(missing)}\n--- printed:\n{printed}"

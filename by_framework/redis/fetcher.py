@@ -31,6 +31,9 @@ from by_framework.redis.replies import stream_entries
 log = logging.getLogger("by_framework.worker")
 
 WAKE_FIELD = b"wake"
+ASKED_PAUSE = 0.1  # seconds after a read of a migrating slot's target that found nothing
+UNBLOCK_RETRY = 0.02
+"""Seconds between CLIENT UNBLOCKs of a slot's read that was not blocked yet (still on its way)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +45,6 @@ class Markers:
 
     own_stream: str
     notice_stream: str
-
-
-ASKED_PAUSE = 0.1  # seconds after a read of a migrating slot's target that found nothing
-UNBLOCK_RETRY = 0.02
-"""Seconds between CLIENT UNBLOCKs of a slot's read that was not blocked yet (still on its way)."""
 
 
 async def create_groups(redis: RedisClient, group: str, streams: Sequence[str]) -> None:

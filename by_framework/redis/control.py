@@ -60,6 +60,11 @@ _COPIED_ON_GIVE_UP = (ENTRY_FIELD, SIGNATURE_FIELD)  # what a replay needs of a 
 SEND_ATTEMPTS = 8  # about 6 s of backoff before a send gives up on an unreachable Redis
 TAKEOVER_ATTEMPTS = 3  # a reclaimed record changing hands again between begin's two calls
 PENDING_READ = 10_000  # entries of one consumer read at once (at most max_concurrency in use)
+ONLINE_SEEN_FOR = 1.0
+"""Seconds a send's online check stands for the next sends to the same agent type (or worker)
+from this client: the check is advisory (a crashed worker stays online for heartbeat_ttl), and
+busy senders spare a script per send. A send within that time of the last worker's graceful
+stop is queued for the next worker instead of refused."""
 _ACTIONS: dict[str, Literal["run", "cancel", "skip", "give_back", "give_up"]] = {
     "run": "run",
     "cancel": "cancel",
@@ -96,6 +101,7 @@ class RedisControlPlane:
         self._max_deliveries = max_deliveries
         self._signing_key = signing_key
         self._sweep_cursors: dict[str, str] = {}
+        self._seen_online: dict[str, float] = {}  # agent type or worker id -> when (monotonic)
 
     # Client side
 
@@ -116,16 +122,23 @@ class RedisControlPlane:
             stream = self._keys.send_stream(agent_type, header.session_id)
         registry = self._keys.session_registry(header.session_id)
         send_id = send_id or secrets.token_hex(8)
-        online = evalsha(
-            ONLINE,
-            [self._keys.agent_type_workers(agent_type)],
-            OnlineArgs(self._keys.worker_online_prefix(), target_worker_id or ""),
-        )
         record = new_record(header, send_id=send_id)
         claim = evalsha(
             CLAIM, [registry], ClaimArgs(header.message_id, record, self._record_ttl, send_id)
         )
-        offline, claimed = await self._with_retries(online, claim)
+        seen_as = f"w:{target_worker_id}" if target_worker_id else f"t:{agent_type}"
+        now, seen = time.monotonic(), self._seen_online.get(seen_as)
+        if seen is not None and now - seen < ONLINE_SEEN_FOR:
+            offline, (claimed,) = 0, await self._with_retries(claim)
+        else:
+            online = evalsha(
+                ONLINE,
+                [self._keys.agent_type_workers(agent_type)],
+                OnlineArgs(self._keys.worker_online_prefix(), target_worker_id or ""),
+            )
+            offline, claimed = await self._with_retries(online, claim)
+            if not offline:
+                self._seen_online[seen_as] = now
         if claimed == b"taken":
             raise ValueError(f"message id {header.message_id!r} was already used")
         if claimed == b"sent":  # an earlier attempt delivered it and it ran: done

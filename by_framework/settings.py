@@ -348,6 +348,14 @@ class Settings(BaseModel):
         return self
 
     @property
+    def turn_lease(self) -> float:
+        """Seconds a session turn outlasts its last renewal: long enough for the task of a run
+        killed while holding it to be reclaimed (``lease_seconds``, its worker offline:
+        ``heartbeat_ttl``) and re-run (a sweep late, and one more) while the turn is still that
+        task's, so that a message waiting for the turn runs after the re-run."""
+        return max(self.lease_seconds, self.heartbeat_ttl) + 2 * self.sweep_interval
+
+    @property
     def signing_key_bytes(self) -> bytes | None:
         return self.signing_key.get_secret_value().encode() if self.signing_key else None
 

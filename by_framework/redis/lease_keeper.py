@@ -155,7 +155,7 @@ class LeaseKeeper:
             if entry_ids:
                 args = RENEW.argv(RenewArgs(group, self._worker_id), *entry_ids)
                 self._renew(keys=[stream], args=args)
-        lease_ms = round(settings.lease_seconds * 1000)
+        lease_ms = round(settings.turn_lease * 1000)
         for session, agent_type, message_id in self._turns():
             key = self._keys.session_turn(session, agent_type)
             self._keep_turn(keys=[key], args=KEEP_TURN.argv(TurnArgs(message_id, lease_ms)))

@@ -157,7 +157,7 @@ class WorkerRunner:
         self.history = open_history_store(settings.history_url)  # an unknown backend fails here
         self._turns = TurnRecorder(self.history)
         self._session_turns = SessionTurnTaker(
-            engine.turns, engine.orchestration, settings.lease_seconds, self._retrying
+            engine.turns, engine.orchestration, settings.turn_lease, self._retrying
         )
         self.streams = engine.control.streams(self.agent_types, self.worker_id)
         self._own_stream = self.streams[-1]

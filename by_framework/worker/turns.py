@@ -2,8 +2,8 @@
 strategy says: wait for the run holding it, refuse to run, or stop that run and go next.
 
 The turn is a lease in the engine (``SessionTurns``), renewed while the run holds it: a worker
-killed mid-run leaves a turn that lapses after ``lease_seconds``, and the killed task's re-run
-(the same message id) takes it back at once."""
+killed mid-run leaves a turn that lapses after ``Settings.turn_lease``, longer than the killed
+task takes to be reclaimed, and its re-run (the same message id) takes it back at once."""
 
 import asyncio
 import contextlib

@@ -56,7 +56,7 @@ async def test_a_loop_blocked_past_the_lease_keeps_its_session_turn(
 ) -> None:
     """Two messages into one session, on two workers: the first blocks its loop holding the
     turn for longer than the turn's lease; the second runs only after it, never beside it."""
-    block_s = 3 * settings.lease_seconds
+    block_s = 2 * settings.turn_lease
     first = worker_process(settings, "turn-1", "tests.fault_agents.TurnBlocker")
     second = worker_process(settings, "turn-2", "tests.fault_agents.TurnBlocker")
     try:

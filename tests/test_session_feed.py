@@ -2,6 +2,7 @@
 handed its own events in order from its own position, whoever joins, leaves, lags or fails."""
 
 import asyncio
+import functools
 import random
 from collections.abc import AsyncIterator
 
@@ -20,6 +21,7 @@ from by_framework import (
     TaskTimeoutError,
 )
 from by_framework.protocol import encode_event
+from by_framework.protocol.ids import new_id
 from by_framework.redis import feed
 from by_framework.redis.connection import HeldConnection
 from by_framework.redis.engine import RedisEngine
@@ -359,3 +361,61 @@ async def test_event_batches_end_at_the_named_tasks_end_within_a_batch(
     ]
     assert [[item.message_id for item in batch] for batch in batches] == [[first, first]]
     assert isinstance(batches[0][-1].event, TaskEndEvent)
+
+
+async def all_have(seen: list[list[str]], count: int) -> bool:
+    return all(len(texts) == count for texts in seen)
+
+
+async def test_a_thousand_followers_of_one_session_cost_a_read_per_batch_not_per_follower(
+    client: GatewayClient, redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gateway's fan-out: 1,000 followers of one session on one client. A batch of events
+    written at once costs the client's feed the same XREADs whatever the followers."""
+    reads = 0
+    read = feed.SessionFeed._read
+
+    async def counted(self: feed.SessionFeed, positions: dict[str, tuple[int, int]]) -> object:
+        nonlocal reads
+        reads += 1
+        return await read(self, positions)
+
+    monkeypatch.setattr(feed.SessionFeed, "_read", counted)
+    seen: list[list[str]] = [[] for _ in range(1000)]
+
+    async def follow(texts: list[str]) -> None:
+        async for item in client.events("s-fan", timeout=30):
+            assert isinstance(item.event, StreamChunkEvent)
+            texts.append(item.event.content)
+
+    followers = [asyncio.create_task(follow(texts)) for texts in seen]
+    try:
+
+        async def all_joined() -> bool:
+            return client.engine.events.followers == 1000
+
+        await eventually(all_joined, what="the thousand followers to join")
+        await asyncio.sleep(0.2)  # the reads the joins woke are done
+        before = reads
+        written: list[str] = []
+        for batch in range(5):
+            texts = [f"{batch}/{n}" for n in range(3)]
+            task = new_id()
+            await client.engine.events.append(  # one batch: the XADDs in one pipeline
+                "s-fan",
+                *(encode_event(task, "echo", seq, StreamChunkEvent(content=text))
+                  for seq, text in enumerate(texts, start=1)),
+            )  # fmt: skip
+            written += texts
+            await eventually(
+                functools.partial(all_have, seen, len(written)),
+                what=f"every follower to have batch {batch}",
+            )
+        assert all(texts == written for texts in seen)
+        # Redis answers a blocked XREAD right after the XADD that fed it: the first event of a
+        # batch comes alone, the rest in the next read. Two per batch, not one per follower.
+        assert reads - before <= 2 * 5
+    finally:
+        for task in followers:
+            task.cancel()
+        await asyncio.gather(*followers, return_exceptions=True)

@@ -54,7 +54,7 @@ local rec = cjson.decode(raw)
 if rec.status == 'failed' and rec.error == ARGV[2] then
   rec.worker_id = ''
   rec.delivery_count = 0
-  rec.error = ''
+  rec.error = nil
   rec.finished_at = nil
   set_status(rec, 'queued', tonumber(ARGV[3]))
   redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))

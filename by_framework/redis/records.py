@@ -20,28 +20,34 @@ def new_record(
 ) -> bytes:
     """The JSON of a QUEUED record for this command (the scripts update it in place); ``reply``:
     its parent waits for its result (it is woken when the task ends); ``send_id``: the send that
-    wrote it, so that a retry of that send knows the record for its own."""
+    wrote it, so that a retry of that send knows the record for its own.
+
+    What is not set (a top-level task's parent and group, no user code, no metadata, no reply)
+    is left out rather than written empty: readers and scripts take a missing field as not set,
+    and each record is ~130 bytes smaller (a retained record kept under 1 KiB with its result)
+    and quicker for the scripts to decode and encode."""
     at = time.time() if now is None else now
-    record = {
+    record: dict[str, Any] = {
         "message_id": header.message_id,
         "session_id": header.session_id,
         "agent_type": header.target_agent_type,
-        "parent_message_id": header.parent_message_id or "",
         "trace_id": header.trace_id,
-        "parent_span_id": header.parent_span_id or "",
-        "user_code": header.user_code or "",
-        "metadata": header.metadata,
-        "task_group_id": header.task_group_id or "",
         "status": AgentState.QUEUED.value,
         "worker_id": "",
         "created_at": at,
         "updated_at": at,
-        "delivery_count": 0,
-        "run": 0,
-        "reply": reply,
         "send_id": send_id,
         "timeline": [[AgentState.QUEUED.value, at]],
     }
+    optional = {
+        "parent_message_id": header.parent_message_id,
+        "task_group_id": header.task_group_id,
+        "parent_span_id": header.parent_span_id,
+        "user_code": header.user_code,
+        "metadata": header.metadata,
+        "reply": reply,
+    }
+    record.update((name, value) for name, value in optional.items() if value)
     return to_json(record)
 
 

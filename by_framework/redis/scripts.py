@@ -266,12 +266,12 @@ if rec.worker_id ~= ARGV[2] or rec.entry_id ~= ARGV[11] then return {'stale'} en
 if not holds_run(rec.status) then
   -- this run's outcome already recorded (a retry whose reply was lost), or another one (a cancel
   -- that found this worker offline): only the first is this worker's to acknowledge
-  if rec.status == ARGV[4] and rec.error == ARGV[5] then return {'ended'} end
+  if rec.status == ARGV[4] and (rec.error or '') == ARGV[5] then return {'ended'} end
   return {'stale'}
 end
 local now = tonumber(ARGV[3])
 rec.finished_at = now
-rec.error = ARGV[5]
+if ARGV[5] ~= '' then rec.error = ARGV[5] else rec.error = nil end  -- none: left out
 set_status(rec, ARGV[4], now)
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec), ARGV[1] .. ':r', ARGV[6])
 local renew = now - (rec.created_at or 0) > tonumber(ARGV[8]) / 100

@@ -374,6 +374,15 @@ class EngineConformance:
         assert verdict.action == "skip"
         assert (await bench.record(header.message_id)).status is AgentState.COMPLETED
 
+    async def test_a_finish_retried_after_a_lost_reply_is_acknowledged(self, bench: Bench) -> None:
+        await bench.online("w1")
+        for status, error in ((AgentState.COMPLETED, None), (AgentState.FAILED, "it broke")):
+            header, delivery = await bench.started("w1")
+            assert await bench.finish(delivery, header, "w1", status, error=error)
+            assert await bench.finish(delivery, header, "w1", status, error=error)  # the retry
+            record = await bench.record(header.message_id)
+            assert (record.status, record.error) == (status, error)
+
     async def test_only_the_holder_finishes_a_task(self, bench: Bench) -> None:
         await bench.online("w1")
         await bench.online("w2")

@@ -102,8 +102,11 @@ class TaskQueue(Protocol):
         worker_id: str,
         running_event: bytes,
         config_version: int = 0,
+        send_id: str = "",
     ) -> Verdict:
-        """Move the record to RUNNING for this worker, if it may run (compare-and-set)."""
+        """Move the record to RUNNING for this worker, if it may run (compare-and-set).
+        ``send_id``: the send that wrote the command (its envelope's), or "": a command is
+        never run against a record another send wrote (its id was taken: skipped)."""
 
     async def finish(
         self,

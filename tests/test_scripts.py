@@ -37,5 +37,5 @@ def test_every_script_is_seen_with_its_arguments() -> None:
     names = {script.name for script in SCRIPTS}
     assert {"begin", "finish", "dispatch", "requeue_failed", "discovery_register"} <= names
     assert len(SCRIPTS) == len(scripts.ALL_SCRIPTS) + 4  # requeue_failed, discovery's three
-    assert scripts.BEGIN.args._fields[11] == "config_version"
-    assert argv_read(scripts.BEGIN.source) == set(range(1, 13))
+    assert scripts.BEGIN.args._fields[12] == "send_id"
+    assert argv_read(scripts.BEGIN.source) == set(range(1, 14))

@@ -39,6 +39,10 @@ class CommandEnvelope(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     v: int
+    send_id: str | None = None
+    """The send that wrote the command's record (``with_send_id``): a worker runs the command
+    only against a record of that send. None on entries written without one (sub-calls,
+    cancels, earlier versions)."""
     header: MessageHeader
     command: Command
 
@@ -63,6 +67,7 @@ class SessionEvent(EventEnvelope):
 
 
 _COMMAND_START = b'{"v":%d,"header":' % ENVELOPE_VERSION
+_SEND_START = b'{"v":%d,"send_id":' % ENVELOPE_VERSION
 _command_envelope = TypeAdapter(CommandEnvelope)
 _session_event = TypeAdapter(SessionEvent)
 
@@ -84,6 +89,14 @@ def encode_command(header: MessageHeader, command: BaseModel) -> bytes:
         raise InvalidContentError(
             f"command content is not JSON-serializable: {exc}; send str, numbers, lists or dicts"
         ) from None
+
+
+def with_send_id(envelope: bytes, send_id: str) -> bytes | None:
+    """The envelope with the send's id as its first field (signed with it), or None for one
+    ``encode_command`` did not make."""
+    if not envelope.startswith(_COMMAND_START):
+        return None
+    return b"".join((_SEND_START, to_json(send_id), b',"header":', envelope[len(_COMMAND_START) :]))
 
 
 def encode_event(

@@ -15,7 +15,7 @@ from by_framework.common.aio import Backoff
 from by_framework.errors import NoOnlineWorkerError
 from by_framework.ports import Delivery, FinalEvents, Verdict
 from by_framework.protocol import AgentTaskResult, MessageHeader
-from by_framework.protocol.codec import ENTRY_FIELD
+from by_framework.protocol.codec import ENTRY_FIELD, with_send_id
 from by_framework.protocol.signing import SIGNATURE_FIELD, sign
 from by_framework.redis.batching import Batcher, RedisCommand, evalsha
 from by_framework.redis.connection import RedisClient
@@ -113,8 +113,11 @@ class RedisControlPlane:
         *,
         send_id: str | None = None,
     ) -> None:
-        """Two steps (docs/execution.md): the record, beside the advisory online check, then the
-        delivery and the task index, unless the id was taken."""
+        """The record and the delivery (docs/execution.md). The command carries the send's id
+        (a worker runs it only against that send's record). While this client saw a worker
+        online within ONLINE_SEEN_FOR, one batch: the record, the task index and the command;
+        otherwise two steps: the record beside the online check, then the rest unless no
+        worker was online."""
         agent_type = header.target_agent_type
         if target_worker_id:
             stream = self._keys.worker_stream(target_worker_id)
@@ -126,19 +129,32 @@ class RedisControlPlane:
         claim = evalsha(
             CLAIM, [registry], ClaimArgs(header.message_id, record, self._record_ttl, send_id)
         )
+        stamped = with_send_id(envelope, send_id)
+        if stamped is not None:
+            envelope = stamped
+        signature = sign(envelope, self._signing_key, stream) if self._signing_key else ""
+        delivery: list[RedisCommand] = [
+            ("SET", self._keys.task_index(header.message_id), header.session_id,
+             "EX", self._record_ttl),
+            command_entry(stream, envelope, signature),
+        ]  # fmt: skip
         seen_as = f"w:{target_worker_id}" if target_worker_id else f"t:{agent_type}"
         now, seen = time.monotonic(), self._seen_online.get(seen_as)
-        if seen is not None and now - seen < ONLINE_SEEN_FOR:
-            offline, (claimed,) = 0, await self._with_retries(claim)
-        else:
-            online = evalsha(
-                ONLINE,
-                [self._keys.agent_type_workers(agent_type)],
-                OnlineArgs(self._keys.worker_online_prefix(), target_worker_id or ""),
-            )
-            offline, claimed = await self._with_retries(online, claim)
-            if not offline:
-                self._seen_online[seen_as] = now
+        if stamped is not None and seen is not None and now - seen < ONLINE_SEEN_FOR:
+            # A command of an id another command took is skipped by begin (another send's
+            # record); a retried batch's second copy is skipped as a duplicate.
+            claimed, *_ = await self._with_retries(claim, *delivery)
+            if claimed == b"taken":
+                raise ValueError(f"message id {header.message_id!r} was already used")
+            return
+        online = evalsha(
+            ONLINE,
+            [self._keys.agent_type_workers(agent_type)],
+            OnlineArgs(self._keys.worker_online_prefix(), target_worker_id or ""),
+        )
+        offline, claimed = await self._with_retries(online, claim)
+        if not offline:
+            self._seen_online[seen_as] = now
         if claimed == b"taken":
             raise ValueError(f"message id {header.message_id!r} was already used")
         if claimed == b"sent":  # an earlier attempt delivered it and it ran: done
@@ -155,12 +171,7 @@ class RedisControlPlane:
                 f"no online worker serves agent type {agent_type!r}: start one "
                 f"(python -m by_framework --worker-class ...) or check the agent type's spelling"
             )
-        signature = sign(envelope, self._signing_key, stream) if self._signing_key else ""
-        await self._with_retries(
-            ("SET", self._keys.task_index(header.message_id), header.session_id,
-             "EX", self._record_ttl),
-            command_entry(stream, envelope, signature),
-        )  # fmt: skip
+        await self._with_retries(*delivery)
 
     async def _with_retries(self, *commands: RedisCommand) -> list[Any]:
         """Run a batch, retrying through connection trouble: each step of a send is idempotent
@@ -199,6 +210,7 @@ class RedisControlPlane:
         worker_id: str,
         running_event: bytes,
         config_version: int = 0,
+        send_id: str = "",
     ) -> Verdict:
         keys = [
             self._keys.session_registry(header.session_id),
@@ -217,12 +229,13 @@ class RedisControlPlane:
             offline_holder="",  # named on a second call when another worker holds it
             max_deliveries=self._max_deliveries,
             config_version=config_version,
+            send_id=send_id,
         )
         (reply,) = await self._batcher.execute(evalsha(BEGIN, keys, args))
-        if reply == b"missing":  # sent by a bare XADD, or its record expired
-            args = args._replace(
-                record=new_record(header, reply=header.parent_message_id is not None)
-            )
+        if reply == b"missing":  # a bare XADD, its record expired, or its send's claim is late
+            # (a cluster's other node): the send's id goes in, and its claim then finds it sent
+            record = new_record(header, reply=header.parent_message_id is not None, send_id=send_id)
+            args = args._replace(record=record)
             (reply,) = await self._batcher.execute(evalsha(BEGIN, keys, args))
         for _ in range(TAKEOVER_ATTEMPTS):
             verdict, _, detail = reply.decode().partition(":")

@@ -180,11 +180,13 @@ class BeginArgs(NamedTuple):
     offline_holder: str  # 10: the holder the caller found offline, or ""
     max_deliveries: int  # 11
     config_version: int  # 12: the plugin config version the run uses
+    send_id: str  # 13: the send that wrote the command (its envelope's), or ""
 
 
 # KEYS: session registry, session data stream
 # Returns "run:<run number>", "cancel:<reason>" (a cancel came for it while its worker was down:
-# this worker holds it now and ends it CANCELLED), "missing", "skip:<why>" (ack it),
+# this worker holds it now and ends it CANCELLED), "missing", "skip:<why>" (ack it: also a
+# command of another send than the record's, delivered before its send learnt the id was taken),
 # "held:<holder>" (another worker holds it: the caller checks that one is online, and calls again
 # naming it if it is not) or "exhausted:<runs>" (dead-letter it). The run number counts resumes:
 # sub-call ids are derived from it.
@@ -199,6 +201,9 @@ BEGIN = Script(
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw and ARGV[5] == '' then return 'missing' end
 local rec = cjson.decode(raw or ARGV[5])
+if ARGV[13] ~= '' and (rec.send_id or '') ~= '' and rec.send_id ~= ARGV[13] then
+  return 'skip:another command has this message id'
+end
 local now = tonumber(ARGV[3])
 if holds_run(rec.status) then
   if rec.entry_id ~= ARGV[9] then return 'skip:duplicate of a running entry' end

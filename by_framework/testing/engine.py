@@ -147,10 +147,12 @@ class Bench:
         return taken
 
     async def begin(self, delivery: Delivery, header: MessageHeader, worker_id: str) -> Verdict:
+        """As a worker begins: with the send id the command carries."""
         running = encode_event(
             header.message_id, header.target_agent_type, 0, StateChangeEvent(state="running")
         )
-        return await self.engine.control.begin(delivery, header, worker_id, running)
+        send_id = decode_command(delivery.fields).send_id or ""
+        return await self.engine.control.begin(delivery, header, worker_id, running, 0, send_id)
 
     async def finish(
         self,
@@ -304,10 +306,23 @@ class EngineConformance:
         assert await bench.engine.tasks.get(header.message_id) is None
 
     async def test_a_message_id_is_sent_once(self, bench: Bench) -> None:
+        """A second command under a taken id is refused, and never runs: a send made soon after
+        a worker was seen online delivers the command with its record's claim, and a worker
+        then skips it (another send's record). The record's own command still runs."""
         await bench.online("w1")
         header = await bench.send("s1")
-        with pytest.raises(ValueError, match="already used"):
-            await bench.engine.control.send(header, encode_command(header, AskAgentCommand()), None)
+        other = encode_command(header, AskAgentCommand(content="another"))
+        for _ in range(2):  # the second send skips the online check (seen just now)
+            with pytest.raises(ValueError, match="already used"):
+                await bench.engine.control.send(header, other, None)
+        first, *others = await bench.take("w1", count=3)
+        assert decode_command(first[0].fields).command == AskAgentCommand(content="hello")
+        for delivery, _ in others:
+            assert await bench.begin(delivery, header, "w1") == Verdict(
+                "skip", "another command has this message id"
+            )
+        assert await bench.begin(first[0], header, "w1") == Verdict("run", "0")
+        assert (await bench.record(header.message_id)).status is AgentState.RUNNING
 
     async def test_a_task_sent_to_one_worker_reaches_that_worker(self, bench: Bench) -> None:
         await bench.online("w1")

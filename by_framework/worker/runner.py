@@ -436,7 +436,7 @@ class WorkerRunner:
             message_id = envelope.header.message_id
             self._begun[message_id] += 1
             try:
-                await self._execute(delivery, envelope.header, command, slot)
+                await self._execute(delivery, envelope.header, command, slot, envelope.send_id)
             finally:
                 self._begun[message_id] -= 1
                 if not self._begun[message_id]:
@@ -481,7 +481,12 @@ class WorkerRunner:
         self.metrics.dead_lettered()
 
     async def _execute(
-        self, delivery: Delivery, header: MessageHeader, command: TaskCommand, slot: _Slot
+        self,
+        delivery: Delivery,
+        header: MessageHeader,
+        command: TaskCommand,
+        slot: _Slot,
+        send_id: str | None,
     ) -> None:
         control = self.engine.control
         running = encode_event(
@@ -489,7 +494,9 @@ class WorkerRunner:
         )
         configs = self.plugins.current  # the task keeps these, whatever a reload does meanwhile
         verdict = await self._retrying(
-            lambda: control.begin(delivery, header, self.worker_id, running, configs.version)
+            lambda: control.begin(
+                delivery, header, self.worker_id, running, configs.version, send_id or ""
+            )
         )
         started = time.monotonic()
         run_number = int(verdict.detail) if verdict.action == "run" else 0

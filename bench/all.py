@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
+if __package__ in (None, ""):  # run as a script: this checkout's bench and by_framework first
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import chunks, fanout, run, soak, targets

@@ -24,14 +24,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from by_framework import GatewayClient, StreamChunkEvent, TaskEndEvent, init_redis
-
-if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
+if __package__ in (None, ""):  # run as a script: this checkout's bench and by_framework first
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import targets
 from bench.procs import BenchError, Child, children, deadline, wait_ready
 from bench.session import bench_session
+from by_framework import GatewayClient, StreamChunkEvent, TaskEndEvent, init_redis
 
 WORKER_CLASS = "bench.agents.ChunkAgent"
 AGENT_TYPE = "bench-chunks"

@@ -35,7 +35,7 @@ from tempfile import TemporaryDirectory
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
-if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
+if __package__ in (None, ""):  # run as a script: this checkout's bench and by_framework first
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.agents import SPREAD_AGENT_TYPES

@@ -44,6 +44,12 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+if __package__ in (None, ""):  # run as a script: this checkout's bench and by_framework first
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.measure import percentile
+from bench.procs import BenchError, Child, children, deadline, wait_ready
+from bench.session import bench_session
 from by_framework import (
     AgentState,
     GatewayClient,
@@ -52,13 +58,6 @@ from by_framework import (
     init_redis,
 )
 from by_framework.redis.scripts import DISPATCH
-
-if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.measure import percentile
-from bench.procs import BenchError, Child, children, deadline, wait_ready
-from bench.session import bench_session
 
 PARENT_CLASS = "bench.agents.FanoutParentAgent"
 PARENT_TYPE = "bench-parent"

@@ -53,6 +53,13 @@ from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
+if __package__ in (None, ""):  # run as a script: this checkout's bench and by_framework first
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.agents import FAULT_SOAK_AGENT_TYPE as AGENT
+from bench.procs import Child, free_port, spawn, stop_children, stop_task, worker_command
+from bench.session import BenchSession, bench_session
+from bench.soak import held_by
 from by_framework import (
     AgentState,
     GatewayClient,
@@ -68,14 +75,6 @@ from by_framework.protocol import decode_event
 from by_framework.protocol.records import TaskRecord
 from by_framework.redis.engine import RedisEngine
 from by_framework.redis.keys import KeySpace
-
-if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.agents import FAULT_SOAK_AGENT_TYPE as AGENT
-from bench.procs import Child, free_port, spawn, stop_children, stop_task, worker_command
-from bench.session import BenchSession, bench_session
-from bench.soak import held_by
 from tests.support import DurableRedis
 
 T = TypeVar("T")

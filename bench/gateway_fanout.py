@@ -61,9 +61,7 @@ from pathlib import Path
 
 import httpx
 
-from by_framework import AgentState, GatewayClient, StreamChunkEvent, init_redis
-
-if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
+if __package__ in (None, ""):  # run as a script: this checkout's bench and by_framework first
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.http1 import Http1Connection
@@ -82,6 +80,7 @@ from bench.procs import (
 )
 from bench.procstat import cpu_seconds, machine_cpu, rss_bytes
 from bench.session import bench_session
+from by_framework import AgentState, GatewayClient, StreamChunkEvent, init_redis
 
 WORKER_CLASS = "bench.agents.PacedChunkAgent"
 AGENT_TYPE = "bench-paced"

@@ -37,12 +37,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from by_framework import GatewayClient, init_redis
-from by_framework.metrics import NO_METRICS, WorkerLoad, WorkerMetrics
-from by_framework.metrics.prometheus import PrometheusMetrics
-from by_framework.protocol import AgentState
-
-if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
+if __package__ in (None, ""):  # run as a script: this checkout's bench and by_framework first
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.measure import IN_FLIGHT, SESSIONS, WARMUP_TASKS, Driver, one_by_one, throughput
@@ -50,6 +45,10 @@ from bench.procs import BenchError, Child, children, deadline, free_port, wait_r
 from bench.procstat import cpu_seconds
 from bench.run import framework_driver
 from bench.session import BenchSession, bench_session
+from by_framework import GatewayClient, init_redis
+from by_framework.metrics import NO_METRICS, WorkerLoad, WorkerMetrics
+from by_framework.metrics.prometheus import PrometheusMetrics
+from by_framework.protocol import AgentState
 
 GOAL_PERCENT = 3.0
 SCRAPE_EVERY_S = 1.0

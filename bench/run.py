@@ -44,9 +44,7 @@ from pathlib import Path
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ResponseError
 
-from by_framework import GatewayClient, StreamChunkEvent, TaskEndEvent, init_redis
-
-if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
+if __package__ in (None, ""):  # run as a script: this checkout's bench and by_framework first
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import targets
@@ -77,6 +75,7 @@ from bench.procs import (
     wait_ready,
 )
 from bench.session import bench_session
+from by_framework import GatewayClient, StreamChunkEvent, TaskEndEvent, init_redis
 
 WORKER_CLASS = "bench.agents.NoopAgent"
 AGENT_TYPE = "bench-noop"  # the agent type NoopAgent serves

@@ -44,6 +44,19 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+if __package__ in (None, ""):  # run as a script: this checkout's bench and by_framework first
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.procs import (
+    BenchError,
+    Child,
+    children,
+    stop_children,
+    stop_task,
+    wait_ready,
+    worker_command,
+)
+from bench.session import bench_session
 from by_framework import (
     AgentContext,
     AgentState,
@@ -57,20 +70,6 @@ from by_framework import (
 )
 from by_framework.protocol import decode_event
 from by_framework.redis.keys import KeySpace
-
-if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.procs import (
-    BenchError,
-    Child,
-    children,
-    stop_children,
-    stop_task,
-    wait_ready,
-    worker_command,
-)
-from bench.session import bench_session
 
 GROUP = str(Settings.model_fields["consumer_group"].default)
 

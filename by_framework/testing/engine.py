@@ -312,12 +312,12 @@ class EngineConformance:
         await bench.online("w1")
         header = await bench.send("s1")
         other = encode_command(header, AskAgentCommand(content="another"))
-        for _ in range(2):  # the second send skips the online check (seen just now)
+        for _ in range(2):  # each within a second of the first send's online check
             with pytest.raises(ValueError, match="already used"):
                 await bench.engine.control.send(header, other, None)
         first, *others = await bench.take("w1", count=3)
         assert decode_command(first[0].fields).command == AskAgentCommand(content="hello")
-        for delivery, _ in others:
+        for delivery, _ in others:  # the two refused sends' commands
             assert await bench.begin(delivery, header, "w1") == Verdict(
                 "skip", "another command has this message id"
             )

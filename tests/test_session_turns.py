@@ -131,13 +131,13 @@ async def test_a_message_cancelled_while_it_waits_for_the_turn_ends_cancelled(
         await client.cancel_task(first.message_id, "s1")
 
 
-@pytest.mark.parametrize("sweep_interval", [0.5, 1.5])
+@pytest.mark.parametrize("heartbeat_ttl", [1.0, 3.0])
 async def test_the_turn_of_a_killed_worker_passes_to_its_tasks_rerun_then_to_the_next(
-    client: GatewayClient, settings: Settings, sweep_interval: float
+    client: GatewayClient, settings: Settings, heartbeat_ttl: float
 ) -> None:
-    """Also with sweeps as far apart as the lease: the reclaim comes up to a sweep after the
-    entry's lease lapsed, and the turn must still be the killed task's then."""
-    settings = settings.model_copy(update={"sweep_interval": sweep_interval})
+    """Also with a heartbeat TTL twice the lease: the killed task is taken over only once its
+    worker is offline, and the turn must still be that task's then."""
+    settings = settings.model_copy(update={"heartbeat_ttl": heartbeat_ttl})
     process = worker_process(settings, "doomed", "tests.agents.TurnAgent")
     try:
         await wait_online(client, "doomed")

@@ -436,7 +436,9 @@ class WorkerRunner:
             message_id = envelope.header.message_id
             self._begun[message_id] += 1
             try:
-                await self._execute(delivery, envelope.header, command, slot, envelope.send_id)
+                await self._execute(
+                    delivery, envelope.header, command, slot, envelope.send_id or ""
+                )
             finally:
                 self._begun[message_id] -= 1
                 if not self._begun[message_id]:
@@ -486,7 +488,7 @@ class WorkerRunner:
         header: MessageHeader,
         command: TaskCommand,
         slot: _Slot,
-        send_id: str | None,
+        send_id: str,
     ) -> None:
         control = self.engine.control
         running = encode_event(
@@ -495,7 +497,7 @@ class WorkerRunner:
         configs = self.plugins.current  # the task keeps these, whatever a reload does meanwhile
         verdict = await self._retrying(
             lambda: control.begin(
-                delivery, header, self.worker_id, running, configs.version, send_id or ""
+                delivery, header, self.worker_id, running, configs.version, send_id
             )
         )
         started = time.monotonic()

@@ -24,7 +24,7 @@ from tests.plugins_support import (
     WeatherAgent,
     WeatherPlugin,
 )
-from tests.support import running_worker
+from tests.support import eventually, running_worker
 
 
 async def test_the_spec_weather_plugin_serves_configs_and_every_hook_fires_in_order(
@@ -32,12 +32,17 @@ async def test_the_spec_weather_plugin_serves_configs_and_every_hook_fires_in_or
 ) -> None:
     plugin = WeatherPlugin()
     async with running_worker(WeatherAgent(), settings, plugins=[plugin], cancel_grace_seconds=0):
+        # a task's end hook runs once its outcome is recorded, so after its caller may see it:
+        # each task's hook is waited for before the next send, or the order would be a race
         asked = await client.send_message("weather_agent", "s-weather", "Paris")
         result = await client.wait_for_result(asked.message_id, timeout=10)
+        await _until_hooked(plugin, "on_task_complete", asked.message_id)
         calling = await client.send_message("forecaster", "s-weather", "ask weather_agent")
         await client.wait_for_result(calling.message_id, timeout=10)
+        await _until_hooked(plugin, "on_task_complete", calling.message_id)
         failing = await client.send_message("weather_agent", "s-weather", "fail")
         await client.wait_for_result(failing.message_id, timeout=10)
+        await _until_hooked(plugin, "on_task_error", failing.message_id)
         slow = await client.send_message("weather_agent", "s-weather", {"sleep": 30})
         await _until_running(client, slow.message_id)
         await client.cancel_task(slow.message_id, "s-weather", reason="enough")
@@ -165,8 +170,15 @@ def test_bad_manifests_and_configs_say_what_is_wrong() -> None:
 
 
 async def _until_running(client: GatewayClient, message_id: str) -> None:
-    import asyncio
+    async def running() -> bool:
+        record = await client.get_task(message_id)
+        return record is not None and record.status == "running"
 
-    async with asyncio.timeout(10):
-        while (r := await client.get_task(message_id)) is None or r.status != "running":
-            await asyncio.sleep(0.02)
+    await eventually(running, timeout=10, interval=0.02, what=f"{message_id} running")
+
+
+async def _until_hooked(plugin: WeatherPlugin, hook: str, message_id: str) -> None:
+    async def called() -> bool:
+        return any(call[:2] == (hook, message_id) for call in plugin.calls)
+
+    await eventually(called, timeout=10, interval=0.01, what=f"{hook} of {message_id}")

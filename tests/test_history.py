@@ -92,6 +92,26 @@ async def test_memory_history_stays_flat_over_many_appends() -> None:
     assert min(sizes[5_000:]) > 60 * 1024  # full, and it stays there
 
 
+async def test_recording_a_turn_stores_what_appending_it_would() -> None:
+    """``record`` (a worker's turns) and ``append`` keep the same message, key, checks and bound."""
+    recorded, appended = MemoryHistoryStore(max_messages=2), MemoryHistoryStore(max_messages=2)
+    for i, key in enumerate(["a", "b", "a", "c"]):  # "a" again: kept once
+        recorded.record("s", "user", {"n": i}, {"kind": "message"}, key=key)
+        await appended.append("s", "user", {"n": i}, {"kind": "message"}, key=key)
+    kept = (await recorded.list("s")).messages
+    assert [(m.content, m.metadata, m.key) for m in kept] == [
+        ({"n": 1}, {"kind": "message"}, "b"),
+        ({"n": 3}, {"kind": "message"}, "c"),
+    ]
+    assert [m.content for m in (await appended.list("s")).messages] == [{"n": 1}, {"n": 3}]
+    assert recorded.size == appended.size
+    with pytest.raises(ValueError, match="history content must be JSON"):
+        recorded.record("s", "user", float("nan"))
+    with pytest.raises(ValueError, match="non-empty session id"):
+        recorded.record("", "user", "x")
+    assert len((await recorded.list("s")).messages) == 2
+
+
 # Choosing a backend by URL
 
 

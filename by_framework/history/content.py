@@ -36,7 +36,7 @@ def encode_json(value: Any, what: str = "content") -> str:
 
 
 def encode_metadata(metadata: Mapping[str, Any] | None) -> str:
-    return encode_json(dict(metadata or {}), "metadata")
+    return encode_json(metadata if type(metadata) is dict else dict(metadata or {}), "metadata")
 
 
 def check_append(session_id: str, role: str, key: str | None) -> None:
@@ -48,6 +48,8 @@ def check_append(session_id: str, role: str, key: str | None) -> None:
 
 
 def _check_text(what: str, value: str) -> None:
+    if type(value) is str and value.isascii() and value and "\x00" not in value:
+        return  # the common case, checked without encoding it
     if not isinstance(value, str) or not value:
         raise ValueError(f"a history message needs a non-empty {what}, got {value!r}")
     if "\x00" in value:

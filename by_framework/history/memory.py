@@ -105,9 +105,43 @@ class MemoryHistoryStore:
         *,
         key: str | None = None,
     ) -> HistoryMessage:
+        stored, new = self._keep(session_id, role, content, metadata, key)
+        if not new:
+            return self._message(session_id, stored)
+        return HistoryMessage(
+            session_id=session_id,
+            position=stored.position,
+            role=role,
+            content=_as_stored(content, stored.content),
+            metadata=_as_stored(dict(metadata or {}), stored.metadata),
+            key=key,
+            created_at=stored.created_at,
+        )
+
+    def record(
+        self,
+        session_id: str,
+        role: str,
+        content: Any,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        key: str | None = None,
+    ) -> None:
+        """``append``, without building the message it returns: how a worker records its turns
+        (two a task, on every task's path, never read back there)."""
+        self._keep(session_id, role, content, metadata, key)
+
+    def _keep(
+        self,
+        session_id: str,
+        role: str,
+        content: Any,
+        metadata: Mapping[str, Any] | None,
+        key: str | None,
+    ) -> tuple[_Stored, bool]:
+        """The message stored, and whether it is new (else the one stored under ``key``)."""
         check_append(session_id, role, key)
         encoded, encoded_metadata = encode_json(content), encode_metadata(metadata)
-        # No await from here on: appends of concurrent tasks cannot interleave.
         session = self._sessions.get(session_id)
         if session is None:
             session = self._sessions[session_id] = _Session()
@@ -115,7 +149,7 @@ class MemoryHistoryStore:
                 self._drop_session(self._sessions.popitem(last=False)[1])
         self._sessions.move_to_end(session_id)
         if key is not None and key in session.keys:
-            return self._message(session_id, session.keys[key])
+            return session.keys[key], False
         session.last_position += 1
         stored = _Stored(
             session.last_position, role, encoded, encoded_metadata, key, datetime.now(UTC)
@@ -133,15 +167,7 @@ class MemoryHistoryStore:
             self._drop_oldest(oldest)
             if not oldest.messages:
                 del self._sessions[oldest_id]
-        return HistoryMessage(
-            session_id=session_id,
-            position=stored.position,
-            role=role,
-            content=_as_stored(content, encoded),
-            metadata=_as_stored(dict(metadata or {}), encoded_metadata),
-            key=key,
-            created_at=stored.created_at,
-        )
+        return stored, True
 
     async def list(
         self, session_id: str, after: str | None = None, limit: int = 100

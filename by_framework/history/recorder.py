@@ -29,10 +29,10 @@ class TurnRecorder:
 
     def __init__(self, store: HistoryStore) -> None:
         self.store = store
-        # The built-in memory store answers without waiting on anything: no timer per write
-        # (two per task on the hot path). Any other store, a subclass included, may hang on I/O
-        # and is bounded.
-        self.timeout = None if type(store) is MemoryHistoryStore else APPEND_TIMEOUT
+        # The built-in memory store answers without waiting on anything: written to directly,
+        # with no timer and no message built for the caller (two writes per task, on the hot
+        # path). Any other store, a subclass included, may hang on I/O and is bounded.
+        self.memory = store if type(store) is MemoryHistoryStore else None
 
     async def incoming(self, header: MessageHeader, command: Any, run: int) -> None:
         """The command a run starts with: the user's (or calling agent's) message, or the
@@ -81,12 +81,15 @@ class TurnRecorder:
         metadata.update(extra)
         key = f"{header.message_id}:{run}:{kind}"
         try:
-            async with asyncio.timeout(self.timeout):
+            if self.memory is not None:
+                self.memory.record(header.session_id, role, content, metadata, key=key)
+                return
+            async with asyncio.timeout(APPEND_TIMEOUT):
                 await self.store.append(header.session_id, role, content, metadata, key=key)
         except TimeoutError:
             log.warning(
                 "history: the %s of task %s (session %s) was not recorded: no answer in %gs",
-                kind, header.message_id, header.session_id, self.timeout,
+                kind, header.message_id, header.session_id, APPEND_TIMEOUT,
             )  # fmt: skip
         except Exception as exc:  # history is a record, not a reason to fail the task
             log.warning(

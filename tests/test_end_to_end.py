@@ -30,7 +30,7 @@ from by_framework import (
     TaskTimeoutError,
 )
 from by_framework.protocol import AskAgentCommand, encode_command
-from by_framework.redis import control
+from by_framework.redis import sightings
 from by_framework.redis.keys import KeySpace
 from tests.agents import EchoAgent, ShowcaseAgent, StreamerAgent
 from tests.support import running_worker, wait_all
@@ -203,12 +203,12 @@ async def test_an_online_check_stands_for_the_next_sends_for_a_while(
     """A send soon after one that found a worker online skips the check: the last worker's
     graceful stop meanwhile does not refuse it, it is queued for the next worker. Past that
     while, a send is refused again."""
-    monkeypatch.setattr(control, "ONLINE_SEEN_FOR", 60.0)  # the stop's time does not count
+    monkeypatch.setattr(sightings, "ONLINE_SEEN_FOR", 60.0)  # the stop's time does not count
     async with running_worker(EchoAgent(), settings, worker_id="w-seen"):
         first = await client.send_message("echo", "sess-seen", "one", wait_for_worker=0)
         await client.wait_for_result(first.message_id, timeout=10)
     queued = await client.send_message("echo", "sess-seen", "two", wait_for_worker=0)
-    monkeypatch.setattr(control, "ONLINE_SEEN_FOR", 0.0)
+    monkeypatch.setattr(sightings, "ONLINE_SEEN_FOR", 0.0)
     with pytest.raises(NoOnlineWorkerError):
         await client.send_message("echo", "sess-seen", "three", wait_for_worker=0)
     async with running_worker(EchoAgent(), settings, worker_id="w-next"):
@@ -223,7 +223,7 @@ async def test_a_send_waits_for_a_worker_started_after_it_within_its_bound(
 ) -> None:
     """A recipe's client started with its worker: the send waits for the worker to come online,
     then queues the task once; with no worker within the bound, nothing is queued."""
-    monkeypatch.setattr(control, "ONLINE_SEEN_FOR", 0.0)  # every send checks (test above)
+    monkeypatch.setattr(sightings, "ONLINE_SEEN_FOR", 0.0)  # every send checks (test above)
     sending = asyncio.create_task(client.send_message("echo", "sess-w", "hi", wait_for_worker=10))
     await asyncio.sleep(0.5)
     assert not sending.done()

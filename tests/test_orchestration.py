@@ -25,6 +25,7 @@ from by_framework import (
 from by_framework.ports import SubCall
 from by_framework.protocol import encode_command
 from by_framework.protocol.ids import sub_call_id
+from by_framework.redis import sightings
 from by_framework.redis.batching import evalsha
 from by_framework.redis.keys import KeySpace
 from by_framework.redis.records import new_record
@@ -228,6 +229,32 @@ async def _session_events(client: GatewayClient, session_id: str) -> AsyncIterat
     with contextlib.suppress(TaskTimeoutError):
         async for item in client.events(session_id, timeout=1):
             yield item
+
+
+async def test_a_dispatch_online_check_stands_for_the_next_ones_for_a_while(
+    client: GatewayClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for a send: a sub-call soon after a dispatch that found its agent type online skips
+    the check, so the last worker's graceful stop meanwhile queues it for the next worker;
+    past that while, a sub-call to it is refused again."""
+    monkeypatch.setattr(sightings, "ONLINE_SEEN_FOR", 60.0)  # the stop's time does not count
+    tree = {"op": "sleep", "seconds": 0, "tree": [{"target": "echo", "content": "queued"}]}
+    async with running_worker(OrchestraAgent(), settings, worker_id="w-planner"):
+        async with running_worker(EchoAgent(), settings, worker_id="w-echo"):
+            first = await client.send_message("planner", "s-seen", tree)
+            assert (await client.wait_for_result(first.message_id, timeout=10)).content == "slept"
+        second = await client.send_message("planner", "s-seen", tree)
+        assert (await client.wait_for_result(second.message_id, timeout=10)).content == "slept"
+        monkeypatch.setattr(sightings, "ONLINE_SEEN_FOR", 0.0)
+        call = {"op": "call", "target": "echo", "content": "refused"}
+        third = await client.send_message("planner", "s-seen", call)
+        refused = (await client.wait_for_result(third.message_id, timeout=10)).content
+        assert refused["error"] == "NoOnlineWorkerError"
+        async with running_worker(EchoAgent(), settings, worker_id="w-echo-next"):
+            (queued,) = (await client.get_task(second.message_id)).children  # type: ignore[union-attr]
+            assert (await client.wait_for_result(queued, timeout=10)).content == "queued"
+    refused_calls = (await client.get_task(third.message_id)).children  # type: ignore[union-attr]
+    assert refused_calls == []  # nothing was dispatched
 
 
 async def test_bad_sub_calls_raise_errors_that_say_what_to_do(
@@ -450,6 +477,36 @@ async def test_a_parent_whose_wake_up_is_lost_finds_the_result_on_its_recheck(
     assert result.content == {"reply": {"sleep": 1}, "status": "completed"}
     assert [fields for _, fields in notices if b"n" in fields] == []  # no wake-up was sent
     assert waited < settings.sweep_interval + 2
+
+
+async def test_a_wake_up_before_the_reply_leaves_the_parent_waiting_for_it(
+    client: GatewayClient, settings: Settings, redis: Redis
+) -> None:
+    """A woken parent is recorded running as it reads the reply; a wake-up with no reply to
+    read yet (one sent twice, or early) puts it back to waiting, slot given up, until the
+    real one."""
+    keys = KeySpace(settings.key_prefix)
+    async with (
+        running_worker(OrchestraAgent(), settings, worker_id="orchestra"),
+        running_worker(EchoAgent(), settings, worker_id="echo"),
+    ):
+        root = await client.send_message(
+            "planner", "s-early", {"op": "call", "target": "echo", "content": {"sleep": 1}}
+        )
+        child_id = sub_call_id(root.message_id, 0, 0)
+        await _until_status(client, child_id, AgentState.RUNNING)
+        await _until_status(client, root.message_id, AgentState.WAITING_REPLY)
+        await redis.xadd(keys.worker_notices("orchestra"), {"n": child_id})
+        await _until_status(client, child_id, AgentState.COMPLETED)
+        result = await final_result(client, root.message_id)
+    states = [
+        item.event.state
+        async for item in _session_events(client, "s-early")
+        if item.message_id == root.message_id and isinstance(item.event, StateChangeEvent)
+    ]
+    assert result.content == {"reply": {"sleep": 1}, "status": "completed"}
+    # woken early: running, nothing to read, waiting again; then the reply's wake-up
+    assert states == ["running", "waiting_reply", "running", "waiting_reply", "running"]
 
 
 async def test_a_dispatch_cut_off_between_its_steps_is_sent_by_the_rerun(

@@ -53,6 +53,7 @@ from by_framework.redis.scripts import (
     RequeueArgs,
     UnclaimArgs,
 )
+from by_framework.redis.sightings import OnlineSightings, agent_type_seen, worker_seen
 
 log = logging.getLogger("by_framework.worker")
 
@@ -60,11 +61,6 @@ _COPIED_ON_GIVE_UP = (ENTRY_FIELD, SIGNATURE_FIELD)  # what a replay needs of a 
 SEND_ATTEMPTS = 8  # about 6 s of backoff before a send gives up on an unreachable Redis
 TAKEOVER_ATTEMPTS = 3  # a reclaimed record changing hands again between begin's two calls
 PENDING_READ = 10_000  # entries of one consumer read at once (at most max_concurrency in use)
-ONLINE_SEEN_FOR = 1.0
-"""Seconds a send's online check stands for the next sends to the same agent type (or worker)
-from this client: the check is advisory (a crashed worker stays online for heartbeat_ttl), and
-busy senders spare a script per send. A send within that time of the last worker's graceful
-stop is queued for the next worker instead of refused."""
 _ACTIONS: dict[str, Literal["run", "cancel", "skip", "give_back", "give_up"]] = {
     "run": "run",
     "cancel": "cancel",
@@ -88,6 +84,7 @@ class RedisControlPlane:
         dead_letter_entry_bytes: int,
         max_deliveries: int,
         signing_key: bytes | None,
+        sightings: OnlineSightings,
     ) -> None:
         self._redis = redis
         self._batcher = batcher
@@ -101,7 +98,7 @@ class RedisControlPlane:
         self._max_deliveries = max_deliveries
         self._signing_key = signing_key
         self._sweep_cursors: dict[str, str] = {}
-        self._seen_online: dict[str, float] = {}  # agent type or worker id -> when (monotonic)
+        self._sightings = sightings
 
     # Client side
 
@@ -114,10 +111,10 @@ class RedisControlPlane:
         send_id: str | None = None,
     ) -> None:
         """The record and the delivery (docs/execution.md). The command carries the send's id
-        (a worker runs it only against that send's record). While this client saw a worker
-        online within ONLINE_SEEN_FOR, one batch: the record, the task index and the command;
-        otherwise two steps: the record beside the online check, then the rest unless no
-        worker was online."""
+        (a worker runs it only against that send's record). While this process saw a worker
+        online within ``ONLINE_SEEN_FOR`` (sightings.py), one batch: the record, the task index
+        and the command; otherwise two steps: the record beside the online check, then the rest
+        unless no worker was online."""
         agent_type = header.target_agent_type
         if target_worker_id:
             stream = self._keys.worker_stream(target_worker_id)
@@ -138,9 +135,10 @@ class RedisControlPlane:
              "EX", self._record_ttl),
             command_entry(stream, envelope, signature),
         ]  # fmt: skip
-        seen_as = f"w:{target_worker_id}" if target_worker_id else f"t:{agent_type}"
-        now, seen = time.monotonic(), self._seen_online.get(seen_as)
-        if stamped is not None and seen is not None and now - seen < ONLINE_SEEN_FOR:
+        seen_as = [
+            worker_seen(target_worker_id) if target_worker_id else agent_type_seen(agent_type)
+        ]
+        if stamped is not None and self._sightings.recent(seen_as):
             # A command of an id another command took is skipped by begin (another send's
             # record); a retried batch's second copy is skipped as a duplicate.
             claimed, *_ = await self._with_retries(claim, *delivery)
@@ -154,7 +152,7 @@ class RedisControlPlane:
         )
         offline, claimed = await self._with_retries(online, claim)
         if not offline:
-            self._seen_online[seen_as] = now
+            self._sightings.saw(seen_as)
         if claimed == b"taken":
             raise ValueError(f"message id {header.message_id!r} was already used")
         if claimed == b"sent":  # an earlier attempt delivered it and it ran: done

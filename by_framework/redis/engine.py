@@ -26,6 +26,7 @@ from by_framework.redis.rate_limit import RedisRateLimiter
 from by_framework.redis.records import RedisTaskStore
 from by_framework.redis.registry import WorkerRegistry
 from by_framework.redis.schedules import RedisSchedules
+from by_framework.redis.sightings import OnlineSightings
 from by_framework.redis.turns import RedisSessionTurns
 from by_framework.settings import Settings
 
@@ -48,6 +49,7 @@ class RedisEngine:
             self.batcher = ClusterBatcher(redis, wakes=session_streams(keys))
         else:
             self.batcher = CommandBatcher(redis)
+        sightings = OnlineSightings()
         self.control = RedisControlPlane(
             redis,
             self.batcher,
@@ -60,6 +62,7 @@ class RedisEngine:
             dead_letter_entry_bytes=settings.dead_letter_entry_bytes,
             max_deliveries=settings.max_deliveries,
             signing_key=settings.signing_key_bytes,
+            sightings=sightings,
         )
         self.orchestration = RedisOrchestration(
             redis,
@@ -69,6 +72,7 @@ class RedisEngine:
             data_maxlen=settings.data_stream_maxlen,
             data_ttl=settings.data_stream_ttl,
             signing_key=settings.signing_key_bytes,
+            sightings=sightings,
         )
         self.events = RedisEventLog(
             redis, self.batcher, keys, settings.data_stream_maxlen, settings.data_stream_ttl

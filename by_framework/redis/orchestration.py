@@ -37,6 +37,7 @@ from by_framework.redis.scripts import (
     ResumeArgs,
     SetWaitingArgs,
 )
+from by_framework.redis.sightings import OnlineSightings, agent_type_seen
 
 NOTICE_FIELD = b"n"
 NOTICE_MAXLEN = 1000
@@ -69,10 +70,12 @@ class RedisOrchestration:
         data_maxlen: int,
         data_ttl: int,
         signing_key: bytes | None,
+        sightings: OnlineSightings,
     ) -> None:
         self._redis = redis
         self._batcher = batcher
         self._keys = keys
+        self._sightings = sightings
         self._record_ttl = record_ttl
         self._data_maxlen = data_maxlen
         self._data_ttl = data_ttl
@@ -86,20 +89,26 @@ class RedisOrchestration:
     ) -> bool:
         """Send the sub-calls, unless they went out before; True if sent now.
 
-        Three steps: the advisory online check (the registry's slot), the children's records
-        (the session's), then their commands and task indexes (other slots), which a re-run of
-        the parent sends again for the children never delivered. Raises
+        Three steps: the advisory online check (the registry's slot; skipped while this process
+        found each agent type online within ``ONLINE_SEEN_FOR``, sightings.py), the children's
+        records (the session's), then their commands and task indexes (other slots), which a
+        re-run of the parent sends again for the children never delivered. Raises
         ``NoOnlineWorkerError`` (nothing sent) or ``TaskCancelledError`` (the parent is
         cancelled: no new children)."""
         session = parent.session_id
         registry = self._keys.session_registry(session)
         agent_types = list(dict.fromkeys(call.header.target_agent_type for call in calls))
-        online = evalsha(
-            ONLINE,
-            [self._keys.agent_type_workers(agent_type) for agent_type in agent_types],
-            OnlineArgs(self._keys.worker_online_prefix(), ""),
-        )
-        (offline,) = await self._batcher.execute(online)
+        seen_as = [agent_type_seen(agent_type) for agent_type in agent_types]
+        offline = 0
+        if not self._sightings.recent(seen_as):
+            online = evalsha(
+                ONLINE,
+                [self._keys.agent_type_workers(agent_type) for agent_type in agent_types],
+                OnlineArgs(self._keys.worker_online_prefix(), ""),
+            )
+            (offline,) = await self._batcher.execute(online)
+            if not offline:
+                self._sightings.saw(seen_as)
         first_offline = 0
         if offline:
             missing = agent_types[offline - 1]
@@ -178,7 +187,9 @@ class RedisOrchestration:
         fields = [
             name for message_id in message_ids for name in (message_id, message_id + RESULT_SUFFIX)
         ]
-        values = await self._redis.hmget(self._keys.session_registry(session_id), fields)
+        (values,) = await self._batcher.execute(
+            ("HMGET", self._keys.session_registry(session_id), *fields)
+        )
         results: dict[str, AgentTaskResult | None] = {}
         for index, message_id in enumerate(message_ids):
             raw, result_raw = values[2 * index], values[2 * index + 1]

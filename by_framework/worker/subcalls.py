@@ -330,44 +330,78 @@ class SubCalls:
     ) -> T:
         """``ready()``'s value once it has one, waking on notices for ``key`` (on ``armed`` if
         the caller armed it already; ``fresh``: nothing to read before the first wake-up).
-        Redis calls go through ``retrying``: an outage makes the task wait, not fail (dispatch
-        is idempotent)."""
+        While it waits the task gives up its slot and is recorded ``waiting_reply``. A wake-up
+        names an ended child or a counted-down group, so the value is read as the task is
+        recorded running again, in one round trip (should it not be there yet, the task waits
+        again). Redis calls go through ``retrying``: an outage makes the task wait, not fail
+        (dispatch is idempotent)."""
         future = armed or self._arm(key)
+        paused = False
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
         try:
             if not fresh and (value := await ready()) is not None:
                 return value
-            self._raise_if_cancelled()
-            await self._set_waiting(True, what)
-            self._slot.release()
-            self.waiting += 1
-            torn_down = False
-            try:
-                async with asyncio.timeout(timeout):
-                    while True:
+            while True:
+                self._raise_if_cancelled()
+                if not paused:  # the state writes are outside the timeout: none is cut short
+                    await self._pause(what)
+                    paused = True
+                try:
+                    async with asyncio.timeout_at(deadline):
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(asyncio.shield(future), self._recheck)
                         self._raise_if_cancelled()
-                        if future.done():
-                            self._disarm(key, future)
-                            future = self._arm(key)
-                        value = await ready()
-                        if value is not None:
-                            return value
-            except asyncio.CancelledError:
-                torn_down = True  # the run ends here: it needs no slot back
-                raise
-            except TimeoutError:
-                raise TaskTimeoutError(
-                    f"no {what} within {timeout:g}s; the sub-call goes on"
-                ) from None
-            finally:
+                        if not future.done():  # the periodic re-read: a wake-up may be lost
+                            if (value := await ready()) is not None:
+                                return value
+                            continue
+                except TimeoutError:
+                    raise TaskTimeoutError(
+                        f"no {what} within {timeout:g}s; the sub-call goes on"
+                    ) from None
+                self._disarm(key, future)
+                future = self._arm(key)
+                paused = False
+                if (value := await self._resume_reading(ready, what)) is not None:
+                    return value
+        except asyncio.CancelledError:
+            if paused:  # the run ends here: it needs no slot back
                 self.waiting -= 1
-                if not torn_down:
-                    await self._slot.acquire()
-                    if self._cancel_reason is None:
-                        await self._set_waiting(False, what)
+                paused = False
+            raise
         finally:
-            self._disarm(key, future)
+            try:
+                if paused:
+                    await self._resume(what)
+            finally:
+                self._disarm(key, future)
+
+    async def _pause(self, what: str) -> None:
+        """Record the task waiting for ``what`` and give up its slot."""
+        await self._set_waiting(True, what)
+        self._slot.release()
+        self.waiting += 1
+
+    async def _resume(self, what: str) -> None:
+        """Take a slot back and record the task running again (unless it is cancelled)."""
+        self.waiting -= 1
+        await self._slot.acquire()
+        if self._cancel_reason is None:
+            await self._set_waiting(False, what)
+
+    async def _resume_reading(
+        self, ready: Callable[[], Awaitable[T | None]], what: str
+    ) -> T | None:
+        """``_resume`` and ``ready()`` together: their Redis calls go in one batch."""
+        self.waiting -= 1
+        await self._slot.acquire()
+        if self._cancel_reason is not None:
+            return await ready()
+        running = asyncio.ensure_future(self._set_waiting(False, what))
+        try:
+            return await ready()
+        finally:
+            await running
 
     def _arm(self, key: str) -> asyncio.Future[None]:
         future = self._waiters.arm(key)

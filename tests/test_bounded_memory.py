@@ -8,6 +8,7 @@ from by_framework import GatewayClient, Settings
 from by_framework.redis.keys import KeySpace
 from tests.agents import EchoAgent
 from tests.support import eventually, running_worker, wait_all
+from tests.test_slots import watching
 
 
 async def test_control_streams_keep_only_what_a_consumer_still_needs(
@@ -89,3 +90,38 @@ async def test_a_runs_end_refreshes_the_ttls_only_of_a_task_sent_a_while_ago(
             await eventually(refreshed, timeout=5, what="the TTLs set again at the run's end")
     finally:
         await client.aclose()
+
+
+async def test_a_session_stream_is_given_its_ttl_once_per_hundredth_of_it(
+    client: GatewayClient, settings: Settings, redis: Redis
+) -> None:
+    """Twenty tasks of one session in a row: the stream's TTL is set by the first task's start
+    alone (each start and end set it again before), and it stands at about data_stream_ttl."""
+    stream = KeySpace(settings.key_prefix).session_data_stream("s-ttl")
+    async with running_worker(EchoAgent(), settings), watching(redis, settings) as monitor:
+        for n in range(20):
+            sent = await client.send_message("echo", "s-ttl", {"n": n})
+            await client.wait_for_result(sent.message_id, timeout=10)
+    expires = [
+        command
+        for script in monitor.commands
+        for command in script.run_by_script
+        if command.name == b"EXPIRE" and command.args[1] == stream.encode()
+    ]
+    assert len(expires) == 1
+    assert settings.data_stream_ttl * 0.99 <= await redis.ttl(stream) <= settings.data_stream_ttl
+
+
+async def test_a_session_stream_deleted_mid_run_is_written_again_with_a_ttl(
+    client: GatewayClient, settings: Settings, redis: Redis
+) -> None:
+    """The run's end, which would not set the TTL again so soon after its start, finds the
+    stream gone and gives the one it writes a TTL: none is left to live for ever."""
+    stream = KeySpace(settings.key_prefix).session_data_stream("s-gone")
+    async with running_worker(EchoAgent(), settings):
+        sent = await client.send_message("echo", "s-gone", {"sleep": 1})
+        await eventually(lambda: redis.exists(stream), what="the run's start written")
+        assert await redis.delete(stream) == 1
+        await client.wait_for_result(sent.message_id, timeout=10)
+    assert await redis.xlen(stream) >= 2  # its result and end
+    assert 0 < await redis.ttl(stream) <= settings.data_stream_ttl

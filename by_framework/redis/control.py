@@ -54,6 +54,7 @@ from by_framework.redis.scripts import (
     UnclaimArgs,
 )
 from by_framework.redis.sightings import OnlineSightings, agent_type_seen, worker_seen
+from by_framework.redis.ttl_refreshes import TtlRefreshes
 
 log = logging.getLogger("by_framework.worker")
 
@@ -85,6 +86,7 @@ class RedisControlPlane:
         max_deliveries: int,
         signing_key: bytes | None,
         sightings: OnlineSightings,
+        stream_ttls: TtlRefreshes,
     ) -> None:
         self._redis = redis
         self._batcher = batcher
@@ -99,6 +101,7 @@ class RedisControlPlane:
         self._signing_key = signing_key
         self._sweep_cursors: dict[str, str] = {}
         self._sightings = sightings
+        self._stream_ttls = stream_ttls
 
     # Client side
 
@@ -210,10 +213,9 @@ class RedisControlPlane:
         config_version: int = 0,
         send_id: str = "",
     ) -> Verdict:
-        keys = [
-            self._keys.session_registry(header.session_id),
-            self._keys.session_data_stream(header.session_id),
-        ]
+        stream = self._keys.session_data_stream(header.session_id)
+        keys = [self._keys.session_registry(header.session_id), stream]
+        asked_at = time.monotonic()
         args = BeginArgs(
             message_id=header.message_id,
             worker_id=worker_id,
@@ -222,7 +224,7 @@ class RedisControlPlane:
             record="",  # the record the client wrote; a rare missing one is sent on a second call
             running_event=running_event,
             data_maxlen=self._data_maxlen,
-            data_ttl=self._data_ttl,
+            data_ttl=self._stream_ttls.ttl_arg(stream),
             entry_id=delivery.entry_id,
             offline_holder="",  # named on a second call when another worker holds it
             max_deliveries=self._max_deliveries,
@@ -238,6 +240,8 @@ class RedisControlPlane:
         for _ in range(TAKEOVER_ATTEMPTS):
             verdict, _, detail = reply.decode().partition(":")
             if verdict != "held":
+                if verdict in ("run", "cancel") and args.data_ttl > 0:  # its append ran
+                    self._stream_ttls.refreshed(stream, asked_at)
                 return Verdict(_ACTIONS[verdict], detail)
             # Reclaimed from another worker: take it over only if that one is offline (its
             # online key is in the registry's slot, so it is read here, between two calls).
@@ -259,10 +263,9 @@ class RedisControlPlane:
         """The record's end, then the acknowledgement and the parent's wake-up (other slots):
         acknowledged only once the end is written; a lost acknowledgement is a redelivery that
         ``begin`` skips. False if another worker or run holds the record now."""
-        keys = [
-            self._keys.session_registry(header.session_id),
-            self._keys.session_data_stream(header.session_id),
-        ]
+        stream = self._keys.session_data_stream(header.session_id)
+        keys = [self._keys.session_registry(header.session_id), stream]
+        asked_at = time.monotonic()
         args = FinishArgs(
             message_id=header.message_id,
             worker_id=worker_id,
@@ -273,7 +276,7 @@ class RedisControlPlane:
             end_event=events.end,
             record_ttl=self._record_ttl,
             data_maxlen=self._data_maxlen,
-            data_ttl=self._data_ttl,
+            data_ttl=self._stream_ttls.ttl_arg(stream),
             entry_id=delivery.entry_id,
             state_event=events.state or "",
             group_prefix=self._keys.task_group(header.session_id, ""),
@@ -283,6 +286,8 @@ class RedisControlPlane:
             return False
         after: list[RedisCommand] = [("XACK", delivery.stream, self._group, delivery.entry_id)]
         if reply[0] == b"ok":
+            if args.data_ttl > 0:  # its append ran
+                self._stream_ttls.refreshed(stream, asked_at)
             renew, wakes = reply[1] == b"1", reply[2:]
             after += wake_commands(self._keys, wakes)
             if renew:  # the task index lives as long as the record

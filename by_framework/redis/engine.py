@@ -27,6 +27,7 @@ from by_framework.redis.records import RedisTaskStore
 from by_framework.redis.registry import WorkerRegistry
 from by_framework.redis.schedules import RedisSchedules
 from by_framework.redis.sightings import OnlineSightings
+from by_framework.redis.ttl_refreshes import TtlRefreshes
 from by_framework.redis.turns import RedisSessionTurns
 from by_framework.settings import Settings
 
@@ -50,6 +51,7 @@ class RedisEngine:
         else:
             self.batcher = CommandBatcher(redis)
         sightings = OnlineSightings()
+        stream_ttls = TtlRefreshes(settings.data_stream_ttl)
         self.control = RedisControlPlane(
             redis,
             self.batcher,
@@ -63,6 +65,7 @@ class RedisEngine:
             max_deliveries=settings.max_deliveries,
             signing_key=settings.signing_key_bytes,
             sightings=sightings,
+            stream_ttls=stream_ttls,
         )
         self.orchestration = RedisOrchestration(
             redis,
@@ -73,6 +76,7 @@ class RedisEngine:
             data_ttl=settings.data_stream_ttl,
             signing_key=settings.signing_key_bytes,
             sightings=sightings,
+            stream_ttls=stream_ttls,
         )
         self.events = RedisEventLog(
             redis, self.batcher, keys, settings.data_stream_maxlen, settings.data_stream_ttl

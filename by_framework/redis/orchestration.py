@@ -38,6 +38,7 @@ from by_framework.redis.scripts import (
     SetWaitingArgs,
 )
 from by_framework.redis.sightings import OnlineSightings, agent_type_seen
+from by_framework.redis.ttl_refreshes import TtlRefreshes
 
 NOTICE_FIELD = b"n"
 NOTICE_MAXLEN = 1000
@@ -71,11 +72,13 @@ class RedisOrchestration:
         data_ttl: int,
         signing_key: bytes | None,
         sightings: OnlineSightings,
+        stream_ttls: TtlRefreshes,
     ) -> None:
         self._redis = redis
         self._batcher = batcher
         self._keys = keys
         self._sightings = sightings
+        self._stream_ttls = stream_ttls
         self._record_ttl = record_ttl
         self._data_maxlen = data_maxlen
         self._data_ttl = data_ttl
@@ -212,10 +215,9 @@ class RedisOrchestration:
     ) -> bool:
         """Record that the task waits for its sub-calls (or runs again); False if this worker
         does not hold it."""
-        keys = [
-            self._keys.session_registry(header.session_id),
-            self._keys.session_data_stream(header.session_id),
-        ]
+        stream = self._keys.session_data_stream(header.session_id)
+        keys = [self._keys.session_registry(header.session_id), stream]
+        asked_at = time.monotonic()
         args = SetWaitingArgs(
             message_id=header.message_id,
             worker_id=worker_id,
@@ -223,9 +225,11 @@ class RedisOrchestration:
             now=time.time(),
             state_event=state_event,
             data_maxlen=self._data_maxlen,
-            data_ttl=self._data_ttl,
+            data_ttl=self._stream_ttls.ttl_arg(stream),
         )
         (reply,) = await self._batcher.execute(evalsha(SET_WAITING, keys, args))
+        if reply == 1 and args.data_ttl > 0:  # its append ran
+            self._stream_ttls.refreshed(stream, asked_at)
         return reply == 1
 
     async def resume(self, header: MessageHeader, envelope: bytes) -> None:

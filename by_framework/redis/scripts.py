@@ -46,11 +46,22 @@ class NoArgs(NamedTuple):
 
 # Shared Lua helpers, prepended to the scripts that use them.
 _HELPERS = """
+-- ttl > 0: the stream's TTL, set; ttl < 0: the writer set it lately (ttl_refreshes.py), so it
+-- is set (to -ttl) only where this append creates the stream (deleted or expired meanwhile).
 local function append_events(stream, maxlen, ttl, ...)
-  for _, envelope in ipairs({...}) do
+  local events = {...}
+  ttl = tonumber(ttl)
+  if ttl < 0 and #events > 0
+      and redis.call('XADD', stream, 'NOMKSTREAM', 'MAXLEN', '~', maxlen, '*', 'e', events[1]) then
+    for i = 2, #events do
+      redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', events[i])
+    end
+    return
+  end
+  for _, envelope in ipairs(events) do
     redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', envelope)
   end
-  redis.call('EXPIRE', stream, ttl)
+  redis.call('EXPIRE', stream, math.abs(ttl))
 end
 local function set_status(rec, status, now)
   rec.status = status

@@ -216,7 +216,10 @@ class Settings(BaseModel):
     data_stream_ttl: int = Field(
         86_400,
         ge=1,
-        description="Seconds a session stream lives after its last write.",
+        description=(
+            "Seconds a session stream lives after its last write (within 1 %: a task's steps set"
+            " the TTL again at most once per hundredth of it per worker)."
+        ),
         json_schema_extra=_env("BYAI_DATA_STREAM_TTL"),
     )
     record_ttl: int = Field(

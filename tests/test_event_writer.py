@@ -9,6 +9,7 @@ from by_framework.errors import EventWriteError
 from by_framework.redis.batching import FLUSHES_IN_FLIGHT, CommandBatcher
 from by_framework.redis.events import RedisEventLog
 from by_framework.redis.keys import KeySpace
+from by_framework.redis.ttl_refreshes import TtlRefreshes
 from by_framework.worker.event_writer import EventWriter
 from tests.support import eventually
 
@@ -16,7 +17,7 @@ from tests.support import eventually
 @pytest.fixture
 async def event_log(redis: Redis, key_prefix: str):
     batcher = CommandBatcher(redis)
-    yield RedisEventLog(redis, batcher, KeySpace(key_prefix), maxlen=100_000, ttl=60)
+    yield RedisEventLog(redis, batcher, KeySpace(key_prefix), 100_000, TtlRefreshes(60))
     await batcher.aclose()
 
 
@@ -144,3 +145,26 @@ async def test_events_of_a_body_that_ends_at_once_are_taken_with_its_end(
     assert await writer.take() == [b"last chunk"]
     await asyncio.sleep(0.1)  # a writer started anyway would have written it by now
     assert await stream_values(redis, key_prefix, "s-end") == []
+
+
+async def test_appends_set_the_streams_ttl_once_per_hundredth_of_it_and_on_a_stream_they_make(
+    redis: Redis, key_prefix: str
+) -> None:
+    """The first append sets the TTL (6,000 s); appends within 60 s of it leave the TTL be (here
+    set longer meanwhile, to show it); an append that finds the stream gone makes it again,
+    every event in order, with its TTL."""
+    batcher = CommandBatcher(redis)
+    event_log = RedisEventLog(redis, batcher, KeySpace(key_prefix), 100, TtlRefreshes(6000))
+    stream = KeySpace(key_prefix).session_data_stream("s-ttl")
+    try:
+        await event_log.append("s-ttl", b"1")
+        assert 0 < await redis.ttl(stream) <= 6000
+        await redis.expire(stream, 100_000)
+        await event_log.append("s-ttl", b"2", b"3")
+        assert await redis.ttl(stream) > 6000
+        await redis.delete(stream)
+        await event_log.append("s-ttl", b"4", b"5")
+        assert [fields[b"e"] for _, fields in await redis.xrange(stream)] == [b"4", b"5"]
+        assert 0 < await redis.ttl(stream) <= 6000
+    finally:
+        await batcher.aclose()

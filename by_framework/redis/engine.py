@@ -79,7 +79,7 @@ class RedisEngine:
             stream_ttls=stream_ttls,
         )
         self.events = RedisEventLog(
-            redis, self.batcher, keys, settings.data_stream_maxlen, settings.data_stream_ttl
+            redis, self.batcher, keys, settings.data_stream_maxlen, stream_ttls
         )
         self.tasks = RedisTaskStore(redis, keys)
         self.plugin_store = RedisPluginStore(

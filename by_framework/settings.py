@@ -217,8 +217,8 @@ class Settings(BaseModel):
         86_400,
         ge=1,
         description=(
-            "Seconds a session stream lives after its last write (within 1 %: a task's steps set"
-            " the TTL again at most once per hundredth of it per worker)."
+            "Seconds a session stream lives after its last write (within 1 %: a worker sets the"
+            " TTL again at most once per hundredth of it)."
         ),
         json_schema_extra=_env("BYAI_DATA_STREAM_TTL"),
     )

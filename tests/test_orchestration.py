@@ -231,6 +231,28 @@ async def _session_events(client: GatewayClient, session_id: str) -> AsyncIterat
             yield item
 
 
+async def test_a_child_listed_in_its_parents_record_can_be_looked_up(
+    client: GatewayClient, settings: Settings
+) -> None:
+    """A dispatch writes its children's task indexes in the batch before the journal that lists
+    them (on one Redis, in that order): whoever sees a child in its parent's record finds it.
+    They came with the children's commands, a round trip after the journal (caught 1 run in 3)."""
+    async with running_worker(OrchestraAgent(), settings):
+        fanout = {"op": "fanout", "n": 1000, "targets": ["helper"]}
+        sent = await client.send_message("planner", "s-index", fanout)
+        looked_up = 0
+        async with asyncio.timeout(20):
+            while True:
+                parent = await client.get_task(sent.message_id)
+                assert parent is not None
+                if parent.status.is_terminal:
+                    break
+                for child in parent.children[:1] + parent.children[-1:]:
+                    assert await client.get_task(child) is not None, f"{child} not found"
+                    looked_up += 1
+    assert looked_up > 0
+
+
 async def test_a_dispatch_online_check_stands_for_the_next_ones_for_a_while(
     client: GatewayClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

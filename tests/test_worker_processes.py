@@ -7,11 +7,13 @@ import signal
 import subprocess
 import time
 
+import pytest
 from redis.asyncio import Redis
 
 from by_framework import (
     AgentState,
     GatewayClient,
+    NoOnlineWorkerError,
     SendResponse,
     Settings,
     StateChangeEvent,
@@ -135,13 +137,20 @@ async def test_a_worker_whose_heartbeat_stops_goes_offline_after_the_ttl(
 
 
 async def test_sigterm_stops_a_worker_whose_startup_never_ends(
-    client: GatewayClient, settings: Settings
+    client: GatewayClient, settings: Settings, redis: Redis
 ) -> None:
+    """A worker is online only once its own start-up is done: this one, whose on_startup waits
+    for ever, holds its worker id but never counts as online; SIGTERM stops it, lock released."""
     process = worker_process(settings, "stuck", "tests.agents.StuckStartAgent")
-    await wait_online(client, "stuck")  # registered: on_startup, which waits forever, runs next
+    lock = KeySpace(settings.key_prefix).worker_lock("stuck")
+    await eventually(lambda: redis.exists(lock), what="the worker id taken")
+    await asyncio.sleep(1)  # on_startup, which waits for ever, runs next
+    assert not await client.registry.is_online("stuck")
+    with pytest.raises(NoOnlineWorkerError):
+        await client.send_message("echo", "s-stuck", "hi", wait_for_worker=0)
     assert stop(process, timeout=10) == 0
     assert "worker stuck stopped while starting" in output_of(process)
-    assert not await client.registry.is_online("stuck")  # deregistered on the way out
+    assert not await redis.exists(lock)  # released on the way out
 
 
 async def test_sigterm_drains_in_flight_tasks_and_loses_none(

@@ -94,8 +94,9 @@ class RedisOrchestration:
 
         Three steps: the advisory online check (the registry's slot; skipped while this process
         found each agent type online within ``ONLINE_SEEN_FOR``, sightings.py), the children's
-        records (the session's), then their commands and task indexes (other slots), which a
-        re-run of the parent sends again for the children never delivered. Raises
+        task indexes (their own slots) with their records (the session's), then their commands
+        (other slots), which a re-run of the parent sends again for the children never
+        delivered. Raises
         ``NoOnlineWorkerError`` (nothing sent) or ``TaskCancelledError`` (the parent is
         cancelled: no new children)."""
         session = parent.session_id
@@ -137,7 +138,13 @@ class RedisOrchestration:
             for call in calls
             for part in (call.header.message_id, new_record(call.header, reply=call.wait_for_reply))
         ]
-        (reply,) = await self._batcher.execute(evalsha(DISPATCH, keys, args, *children))
+        # The task indexes go first: a child listed in its parent's record can be looked up
+        # (one of a refused dispatch points at no record, as an unknown id does).
+        indexes = [
+            ("SET", self._keys.task_index(call.header.message_id), session, "EX", self._record_ttl)
+            for call in calls
+        ]
+        *_, reply = await self._batcher.execute(*indexes, evalsha(DISPATCH, keys, args, *children))
         verdict, _, detail = reply.decode().partition(":")
         if verdict == "offline":
             agent_type = calls[int(detail) - 1].header.target_agent_type
@@ -172,15 +179,13 @@ class RedisOrchestration:
         return False
 
     async def _deliver(self, session_id: str, calls: Sequence[SubCall]) -> None:
-        """The children's commands and task indexes, in one batch (their records are written)."""
+        """The children's commands, in one batch (their records and task indexes are written)."""
         commands: list[RedisCommand] = []
         for call in calls:
-            header = call.header
-            stream = self._keys.send_stream(header.target_agent_type, session_id)
-            index = self._keys.task_index(header.message_id)
-            commands.append(("SET", index, session_id, "EX", self._record_ttl))
-            signature = self._signature(call.envelope, stream)
-            commands.append(command_entry(stream, call.envelope, signature))
+            stream = self._keys.send_stream(call.header.target_agent_type, session_id)
+            commands.append(
+                command_entry(stream, call.envelope, self._signature(call.envelope, stream))
+            )
         await self._batcher.execute(*commands)
 
     async def results(

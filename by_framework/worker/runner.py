@@ -229,9 +229,9 @@ class WorkerRunner:
             )
         self._token = token
         await self.engine.control.prepare([*self.streams, self._notices])
-        await self._register(token)
         await self.worker.on_startup()
         await self.plugins.hooks.run("on_worker_startup")
+        await self._register(token)  # online once it can take tasks, its own start-up done
         self._duties = [
             asyncio.create_task(self._listen_forever(), name="notices"),
             asyncio.create_task(self._heartbeat_forever(), name="heartbeat"),

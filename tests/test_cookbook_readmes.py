@@ -24,9 +24,9 @@ from urllib.parse import urlparse
 
 import pytest
 
-from by_framework import Settings
+from by_framework import GatewayClient, Settings
 from tests.conftest import CORE_ONLY
-from tests.support import ROOT, eventually, process_env
+from tests.support import ROOT, eventually, process_env, wait_online
 
 COOKBOOK = ROOT / "cookbook"
 BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.S)
@@ -57,6 +57,8 @@ class Recipe:
     """The reader's login name, as the README shows it in what the commands print."""
     database: str = ""
     """The PostgreSQL URL the README's commands use: this test's schema is used instead."""
+    online_first: tuple[str, ...] = ()
+    """Workers the reader sees start before typing the last block (its output names them all)."""
 
 
 RECIPES = [
@@ -65,7 +67,12 @@ RECIPES = [
     Recipe("05_human_approval", stdin="yes\n", login="alice"),
     Recipe("06_cancel_tree"),
     Recipe("08_hot_reload_plugin"),
-    Recipe("09_scale_out", blocks=(0, 1), varying=(r"^photo-\d+\.jpg -> ", r"^resizer-1: ", "^{")),
+    Recipe(
+        "09_scale_out",
+        blocks=(0, 1),
+        varying=(r"^photo-\d+\.jpg -> ", r"^resizer-1: ", "^{"),
+        online_first=("resizer-1", "resizer-2", "resizer-3"),
+    ),
     Recipe("10_scheduled_report"),
     Recipe("11_double_texting_chat"),
     Recipe("adk_cross_agent", extension=True),
@@ -191,6 +198,17 @@ async def test_the_readme_commands_run_as_pasted(
         return tmp_path if from_root else tmp_path / "cookbook" / recipe.name
 
     terminals = [Terminal(block, where(block), env, "") for block in blocks[:-1]]
+    if recipe.online_first:
+        client = GatewayClient.connect(settings)
+        try:
+            for worker_id in recipe.online_first:
+                await wait_online(client, worker_id, timeout=30)
+        except BaseException:
+            for terminal in terminals:
+                await asyncio.to_thread(terminal.stop)
+            raise
+        finally:
+            await client.aclose()
     last = Terminal(blocks[-1], where(blocks[-1]), env, recipe.stdin)
 
     async def tail_saw_all() -> bool:

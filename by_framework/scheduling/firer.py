@@ -21,8 +21,10 @@ from by_framework.scheduling.cron import Cron
 
 log = logging.getLogger(__name__)
 
-LEASE_S = 60.0
-"""How long a taken tick is the taker's: far longer than a send takes."""
+LEASE_S = 15.0
+"""How long a taken tick is the taker's: longer than a send takes, its retries through a Redis
+outage included (about 6 s), and no longer, for a tick whose taker was killed holding it is late
+by that much (another worker sending it early is safe too: the same ids)."""
 RETRY_S = 5.0
 BATCH = 16
 

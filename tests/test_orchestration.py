@@ -15,6 +15,7 @@ from by_framework import (
     GatewayClient,
     MessageHeader,
     ReplayDivergedError,
+    SendResponse,
     SessionEvent,
     Settings,
     StateChangeEvent,
@@ -474,6 +475,16 @@ redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
 """
 
 
+async def _call_a_running_child(client: GatewayClient, session: str) -> tuple[SendResponse, str]:
+    """A planner's call_agent to an echo that sleeps 1 s: the planner's send and the child's id,
+    once the child runs."""
+    call = {"op": "call", "target": "echo", "content": {"sleep": 1}}
+    root = await client.send_message("planner", session, call)
+    child_id = sub_call_id(root.message_id, 0, 0)
+    await _until_status(client, child_id, AgentState.RUNNING)
+    return root, child_id
+
+
 async def test_a_parent_whose_wake_up_is_lost_finds_the_result_on_its_recheck(
     client: GatewayClient, settings: Settings, redis: Redis
 ) -> None:
@@ -484,11 +495,7 @@ async def test_a_parent_whose_wake_up_is_lost_finds_the_result_on_its_recheck(
         running_worker(OrchestraAgent(), settings, worker_id="orchestra"),
         running_worker(EchoAgent(), settings, worker_id="echo"),
     ):
-        root = await client.send_message(
-            "planner", "s-lost", {"op": "call", "target": "echo", "content": {"sleep": 1}}
-        )
-        child_id = sub_call_id(root.message_id, 0, 0)
-        await _until_status(client, child_id, AgentState.RUNNING)
+        root, child_id = await _call_a_running_child(client, "s-lost")
         await redis.eval(_FORGET_REPLY, 1, keys.session_registry("s-lost"), child_id)
         await _until_status(client, child_id, AgentState.COMPLETED)
         ended_at = asyncio.get_running_loop().time()
@@ -512,11 +519,7 @@ async def test_a_wake_up_before_the_reply_leaves_the_parent_waiting_for_it(
         running_worker(OrchestraAgent(), settings, worker_id="orchestra"),
         running_worker(EchoAgent(), settings, worker_id="echo"),
     ):
-        root = await client.send_message(
-            "planner", "s-early", {"op": "call", "target": "echo", "content": {"sleep": 1}}
-        )
-        child_id = sub_call_id(root.message_id, 0, 0)
-        await _until_status(client, child_id, AgentState.RUNNING)
+        root, child_id = await _call_a_running_child(client, "s-early")
         await _until_status(client, root.message_id, AgentState.WAITING_REPLY)
         await redis.xadd(keys.worker_notices("orchestra"), {"n": child_id})
         await _until_status(client, child_id, AgentState.COMPLETED)

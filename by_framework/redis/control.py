@@ -80,7 +80,6 @@ class RedisControlPlane:
         group: str,
         record_ttl: int,
         data_maxlen: int,
-        data_ttl: int,
         dead_letter_maxlen: int,
         dead_letter_entry_bytes: int,
         max_deliveries: int,
@@ -94,7 +93,6 @@ class RedisControlPlane:
         self._group = group
         self._record_ttl = record_ttl
         self._data_maxlen = data_maxlen
-        self._data_ttl = data_ttl
         self._dead_letter_maxlen = dead_letter_maxlen
         self._dead_letter_entry_bytes = dead_letter_entry_bytes
         self._max_deliveries = max_deliveries
@@ -323,7 +321,7 @@ class RedisControlPlane:
             end_event=events.end,
             record_ttl=self._record_ttl,
             data_maxlen=self._data_maxlen,
-            data_ttl=self._data_ttl,
+            data_ttl=self._stream_ttls.ttl,
             group_prefix=self._keys.task_group(header.session_id, ""),
         )
         reply, _ = await self._batcher.execute(
@@ -384,7 +382,7 @@ class RedisControlPlane:
             data_stream = self._keys.session_data_stream(session_id)
             writes.append(("XADD", data_stream, "MAXLEN", "~", self._data_maxlen, "*", "e",
                            error_event))  # fmt: skip
-            writes.append(("EXPIRE", data_stream, self._data_ttl))
+            writes.append(("EXPIRE", data_stream, self._stream_ttls.ttl))
         await self._batcher.execute(*writes)
         await self._batcher.execute(("XACK", delivery.stream, self._group, delivery.entry_id))
 

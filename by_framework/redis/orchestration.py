@@ -69,7 +69,6 @@ class RedisOrchestration:
         *,
         record_ttl: int,
         data_maxlen: int,
-        data_ttl: int,
         signing_key: bytes | None,
         sightings: OnlineSightings,
         stream_ttls: TtlRefreshes,
@@ -81,7 +80,6 @@ class RedisOrchestration:
         self._stream_ttls = stream_ttls
         self._record_ttl = record_ttl
         self._data_maxlen = data_maxlen
-        self._data_ttl = data_ttl
         self._signing_key = signing_key
 
     def _signature(self, envelope: bytes, stream: str) -> bytes | str:
@@ -305,7 +303,7 @@ class RedisOrchestration:
             now=time.time(),
             record_ttl=self._record_ttl,
             data_maxlen=self._data_maxlen,
-            data_ttl=self._data_ttl,
+            data_ttl=self._stream_ttls.ttl,
             offline=json.dumps(offline),
             children_prefix=self._keys.task_children_prefix(session_id),
             group_prefix=self._keys.task_group(session_id, ""),

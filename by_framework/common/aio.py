@@ -1,7 +1,10 @@
 """asyncio helpers."""
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 CANCEL_RETRY_S = 0.1
 
@@ -17,6 +20,25 @@ async def cancel_and_wait(task: "asyncio.Task[Any]") -> None:
         await asyncio.wait({task}, timeout=CANCEL_RETRY_S)
     if not task.cancelled():
         task.exception()  # retrieved: an error on the way out is not worth a warning at exit
+
+
+async def run_to_end(step: Awaitable[T]) -> T:
+    """Await ``step`` to its end even if this task is cancelled meanwhile; the cancel is raised
+    once the step is done (the step's own error, if it failed).
+
+    For a clean-up made of several Redis steps that runs as its task is being stopped: the
+    stopper's ``cancel_and_wait`` cancels again every ``CANCEL_RETRY_S``, and a second cancel
+    landing between a hand-back's two steps left its entry pending until a reclaim."""
+    task = asyncio.ensure_future(step)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled and not task.cancelled() and task.exception() is None:
+        raise asyncio.CancelledError
+    return task.result()  # the step's error, if it failed, rather than the cancel
 
 
 class Backoff:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from by_framework.cancellation import cancel_tasks
-from by_framework.common.aio import Backoff, cancel_and_wait
+from by_framework.common.aio import Backoff, cancel_and_wait, run_to_end
 from by_framework.errors import ConfigurationError, EventWriteError, WorkerIdInUseError
 from by_framework.history import SessionHistory, TurnRecorder, open_history_store
 from by_framework.history.backends import redact
@@ -426,12 +426,12 @@ class WorkerRunner:
             try:
                 await slot.acquire()
             except asyncio.CancelledError:  # shutdown deadline or eviction, waiting for a slot
-                await self.engine.control.hand_back(delivery, envelope.header, self.worker_id)
+                await self._hand_back(delivery, envelope.header)
                 raise
             finally:
                 self._awaiting_slot.discard(handler)
             if self._stopping.is_set() or (shared and self.draining):
-                await self.engine.control.hand_back(delivery, envelope.header, self.worker_id)
+                await self._hand_back(delivery, envelope.header)
                 return
             message_id = envelope.header.message_id
             self._begun[message_id] += 1
@@ -472,6 +472,19 @@ class WorkerRunner:
             self._spawn(self._reject(delivery, reason, None))
             return None
         return envelope
+
+    async def _hand_back(
+        self, delivery: Delivery, header: MessageHeader, events: TaskEvents | None = None
+    ) -> None:
+        """Hand the entry back (the run's queued events written first), to its end even if the
+        stopper cancels again: cut between its steps, the entry would wait for a reclaim."""
+
+        async def steps() -> None:
+            if events is not None:
+                await events.aclose()
+            await self.engine.control.hand_back(delivery, header, self.worker_id)
+
+        await run_to_end(steps())
 
     async def _reject(self, delivery: Delivery, reason: str, session_id: str | None) -> None:
         log.warning("dead-lettering %s from %s: %s", delivery.entry_id, delivery.stream, reason)
@@ -634,8 +647,7 @@ class WorkerRunner:
                 result = await self._run_with_retries(command, context, run)
             except asyncio.CancelledError:
                 if not (run.cut and run.handler.cancelling() == 1):
-                    await run.events.aclose()
-                    await self.engine.control.hand_back(delivery, header, self.worker_id)
+                    await self._hand_back(delivery, header, run.events)
                     raise
                 error = self._stuck_note(context.cancel_reason or "cancelled", run)
                 result = AgentTaskResult(status=AgentState.CANCELLED, error=error)

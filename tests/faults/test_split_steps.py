@@ -13,6 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from by_framework import AgentState, GatewayClient, Settings
+from by_framework.common.aio import CANCEL_RETRY_S
 from by_framework.ports import Delivery, FinalEvents
 from by_framework.protocol import AgentTaskResult, MessageHeader
 from by_framework.protocol.codec import decode_command, encode_command, encode_event
@@ -25,7 +26,7 @@ from by_framework.redis.orchestration import command_entry
 from by_framework.redis.records import new_record
 from by_framework.redis.scripts import CLAIM, FINISH, RELEASE_RUN, RESUME
 from tests.agents import EchoAgent, OrchestraAgent
-from tests.support import final_result, running_worker
+from tests.support import eventually, final_result, running_worker
 
 
 async def _ghost_takes(
@@ -109,6 +110,34 @@ async def test_a_hand_back_cut_after_its_record_step_runs_from_the_old_entry(
     assert record is not None and (record.worker_id, record.delivery_count) == ("live", 1)
     states = [state for state, _ in record.timeline]
     assert states == ["queued", "running", "queued", "running", "completed"]
+
+
+async def test_a_hand_back_slower_than_the_stoppers_second_cancel_runs_both_its_steps(
+    client: GatewayClient, settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shutdown cancels a run past its deadline, then cancels again every CANCEL_RETRY_S
+    until the run has ended; a hand-back that takes longer (a slow Redis) is not cut by the
+    second cancel: the entry is back in the stream at once, not pending until a reclaim."""
+    leaving = running_worker(EchoAgent(), settings, worker_id="leaving", shutdown_timeout=0.1)
+    async with leaving as runner:
+        control = runner.engine.control
+        hand_back = control.hand_back
+
+        async def slow_hand_back(*args: object, **kwargs: object) -> None:
+            await asyncio.sleep(5 * CANCEL_RETRY_S)
+            await hand_back(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(control, "hand_back", slow_hand_back)
+        sent = await client.send_message("echo", "s-slow-back", {"sleep": 30})
+
+        async def running() -> bool:
+            record = await client.get_task(sent.message_id)
+            return record is not None and record.status is AgentState.RUNNING
+
+        await eventually(running, what="the run to start")
+    assert await _pending(redis, settings) == 0
+    record = await client.get_task(sent.message_id)
+    assert record is not None and record.status is AgentState.QUEUED
 
 
 async def test_a_send_cut_after_its_record_is_listed_queued_and_a_cancel_ends_it(

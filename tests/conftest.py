@@ -39,10 +39,12 @@ collect_ignore_glob = (
 )
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which reads the groups off the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``make test`` runs the suite on several processes), the cluster tests
     go to one process: they share the session's local cluster, whose nodes some of them kill or
-    reshard (``--dist loadgroup`` keeps a group on one process)."""
+    reshard (``--dist loadgroup`` keeps a group on one process; tests/cluster/test_grouping.py
+    checks it does)."""
     cluster = Path(__file__).parent / "cluster"
     for item in items:
         if cluster in item.path.parents:

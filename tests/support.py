@@ -627,4 +627,5 @@ def settings_for_test(redis_url: str, key_prefix: str, tmp_path: Path) -> Settin
         sweep_interval=0.5,
         schedule_interval=0.2,
         shutdown_timeout=5.0,
+        cancel_grace_seconds=1.0,
     )

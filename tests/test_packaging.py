@@ -25,6 +25,7 @@ from tests.support import ROOT, output_of, spawn
 from tests.test_cookbook import QUICKSTART, on_localhost_6379
 
 __all__ = ["on_localhost_6379"]  # a fixture, used by name
+pytestmark = pytest.mark.xdist_group("packaging")  # one process builds the wheels, once
 
 PACKAGES = {  # directory in this repository -> its import package
     ".": "by_framework",

@@ -76,6 +76,27 @@ async def test_a_full_backlog_holds_the_task_back(
     assert await stream_values(redis, key_prefix, "s2") == [b"a", b"b", b"c", b"d"]
 
 
+async def test_a_task_fills_its_next_batch_while_the_full_one_is_written(
+    redis: Redis, key_prefix: str, event_log: RedisEventLog
+) -> None:
+    """A full backlog waits for the writer to take it, not for its write: producing and
+    writing overlap (waiting for the write made a streaming task and Redis take turns); at most
+    one batch is in flight and one queued."""
+    writer = EventWriter(event_log, "s-next", backlog=2)
+    blockers = await hold_flushes(event_log, f"{key_prefix}:b", 5)
+    async with asyncio.timeout(1):
+        for event in (b"a", b"b", b"c", b"d"):  # "c" finds a, b queued: the writer takes them
+            await writer.put(event)
+    assert writer.backlog == 2  # c, d queued; a, b in flight behind the BLPOP
+    fifth = asyncio.create_task(writer.put(b"e"))
+    await asyncio.sleep(0.1)  # on purpose: a window in which it must not return
+    assert not fifth.done()
+    await release(redis, f"{key_prefix}:b", blockers)
+    await asyncio.wait_for(fifth, 5)
+    await writer.flush()
+    assert await stream_values(redis, key_prefix, "s-next") == [b"a", b"b", b"c", b"d", b"e"]
+
+
 async def test_a_refused_write_is_raised_at_the_next_emit_and_at_flush(
     redis: Redis, key_prefix: str, event_log: RedisEventLog
 ) -> None:

@@ -3,9 +3,10 @@
 An awaited round trip per chunk caps a streaming task at a few thousand chunks a second, however
 the worker batches across tasks. Queued events travel together instead: one XADD each and one
 EXPIRE per write. Order is kept (one write in flight per task, events in the order they were
-queued), and the queue is bounded, so a task that outruns Redis, or waits out an outage, is held
-back in ``put``. The task's own steps that others can see — its sub-calls and its end — come
-after ``flush``, so its events always precede them on the session stream.
+queued), and the queue is bounded (a full one waits for the writer to take it), so a task that
+outruns Redis, or waits out an outage, is held back in ``put``. The task's own steps that others
+can see — its sub-calls and its end — come after ``flush``, so its events always precede them on
+the session stream.
 """
 
 import asyncio
@@ -15,10 +16,11 @@ from pydantic import BaseModel
 from by_framework.common.aio import cancel_and_wait
 from by_framework.errors import EventWriteError
 from by_framework.ports import EventLog
-from by_framework.protocol import MessageHeader, encode_event
+from by_framework.protocol import MessageHeader
+from by_framework.protocol.codec import EventEncoder
 
 BACKLOG = 512
-"""Events a task may have queued and not yet written before ``put`` waits."""
+"""Events a task may have queued, besides the batch being written, before ``put`` waits."""
 
 
 class EventWriter:
@@ -30,13 +32,15 @@ class EventWriter:
         self._writing: asyncio.Task[None] | None = None
         self._scheduled = False  # a start of the writer is due on the next loop turn
         self._in_flight = False  # the writer has taken a batch and waits for its reply
+        self._took: asyncio.Future[None] | None = None  # set when the writer takes a batch
         self._error: BaseException | None = None
 
     async def put(self, event: bytes) -> None:
-        """Queue the event for writing; with a full backlog, first wait until it is written."""
+        """Queue the event for writing; with a full backlog, first wait until the writer takes
+        it."""
         self._raise_error()
         if len(self._queued) >= self._backlog:
-            await self.flush()
+            await self._room()
         self._queued.append(event)
         if self._writing is None and not self._scheduled:
             # Started after the callbacks ready by then, not here: a task that emits and then
@@ -58,6 +62,17 @@ class EventWriter:
         self._start()
         if self._writing is not None:
             await asyncio.wait({self._writing})  # cancelling the caller leaves the writer be
+        self._raise_error()
+
+    async def _room(self) -> None:
+        """Until the writer has taken the full queue: the task fills the next batch while
+        that one is on its way (waiting for it to be written left Redis and the task taking
+        turns). At most twice the backlog is held, one batch queued and one in flight."""
+        self._start()
+        if self._writing is not None:
+            if self._took is None:
+                self._took = asyncio.get_running_loop().create_future()
+            await asyncio.wait({self._took, self._writing}, return_when=asyncio.FIRST_COMPLETED)
         self._raise_error()
 
     async def take(self) -> list[bytes]:
@@ -86,6 +101,9 @@ class EventWriter:
             while self._queued:
                 batch, self._queued = self._queued, []
                 self._in_flight = True
+                if self._took is not None:
+                    self._took.set_result(None)
+                    self._took = None
                 try:
                     await self._events.append(self._session_id, *batch)
                 except Exception as exc:  # outages are waited out inside append: this is final
@@ -114,13 +132,13 @@ class TaskEvents(EventWriter):
     def __init__(self, events: EventLog, header: MessageHeader) -> None:
         super().__init__(events, header.session_id)
         self.message_id = header.message_id
-        self._agent_type = header.target_agent_type
+        self._encoder = EventEncoder(header.message_id, header.target_agent_type)
         self._seq = 1  # 0 is the "running" state event that begin writes
 
     def encode(self, event: BaseModel) -> bytes:
         """The event's envelope, taking the task's next sequence number."""
         seq, self._seq = self._seq, self._seq + 1
-        return encode_event(self.message_id, self._agent_type, seq, event)
+        return self._encoder.encode(seq, event)
 
     async def emit(self, event: BaseModel) -> None:
         await self.put(self.encode(event))

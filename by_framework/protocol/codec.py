@@ -115,7 +115,10 @@ class EventEncoder:
         )  # fmt: skip
 
     def encode(self, seq: int, event: BaseModel, ts: float | None = None) -> bytes:
-        body = event.__pydantic_serializer__.to_json(event)
+        """The envelope; the event's fields that are None left out (every event field that can
+        be None defaults to None: a result's unset content, data and error cost a retained
+        record ~40 bytes, as the header's do not)."""
+        body = event.__pydantic_serializer__.to_json(event, exclude_none=True)
         return b'%s%d,"ts":%r,"event":%s}' % (
             self._head, seq, time.time() if ts is None else float(ts), body,
         )  # fmt: skip

@@ -440,10 +440,14 @@ class ControlPlane(TaskQueue, CommandBus, Protocol):
 
 
 class LeaseKeeper(Protocol):
-    """Renews a worker's leases from outside its event loop while that loop is blocked."""
+    """Renews a worker's leases from outside its event loop while that loop is blocked; until
+    ``serving``, the worker's id lock alone, whatever the loop does (the worker is starting)."""
 
     def start(self) -> None:
-        """Start watching (called on the running loop)."""
+        """Start watching (called on the running loop, once the worker holds its id's lock)."""
+
+    def serving(self) -> None:
+        """The worker has registered: from now on, its leases while its loop is blocked."""
 
     def stop(self) -> None:
         """Stop watching; may block briefly, so call it off the loop."""
@@ -703,7 +707,7 @@ class Engine(Protocol):
     ) -> LeaseKeeper:
         """A keeper of the worker's leases (``in_flight``: its entries by stream, ``turns``: the
         session turns its runs hold as (session id, agent type, message id), ``token``: its
-        worker-id lock) for while its event loop is blocked."""
+        worker-id lock) for while it starts and while its event loop is blocked."""
         ...
 
     async def aclose(self) -> None: ...

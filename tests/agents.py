@@ -80,6 +80,15 @@ class StuckStartAgent(EchoAgent):
         await asyncio.Event().wait()
 
 
+class SlowStartAgent(EchoAgent):
+    """Its ``on_startup`` takes 3 s with its event loop blocked (a model loaded by synchronous
+    code), then 3 s more waiting (a database that answers late)."""
+
+    async def on_startup(self) -> None:
+        time.sleep(3)  # noqa: ASYNC251 (the blocked loop is the point)
+        await asyncio.sleep(3)
+
+
 class CrashAgent(GatewayWorker):
     """Kills its own process on "crash" (a poison command); echoes anything else."""
 

@@ -22,6 +22,7 @@ from by_framework import (
 from by_framework.redis.keys import KeySpace
 from tests.support import (
     eventually,
+    final_result,
     output_of,
     task_records,
     wait_all,
@@ -151,6 +152,29 @@ async def test_sigterm_stops_a_worker_whose_startup_never_ends(
     assert stop(process, timeout=10) == 0
     assert "worker stuck stopped while starting" in output_of(process)
     assert not await redis.exists(lock)  # released on the way out
+
+
+async def test_a_start_up_longer_than_the_lock_ttl_keeps_the_worker_id(
+    client: GatewayClient, settings: Settings, redis: Redis
+) -> None:
+    """A worker whose on_startup takes six heartbeat TTLs (its loop blocked for half of it)
+    holds its worker id all along: a second process with that id refuses to start, and the
+    first then serves."""
+    first = worker_process(settings, "slow", "tests.agents.SlowStartAgent")
+    try:
+        lock = KeySpace(settings.key_prefix).worker_lock("slow")
+        await eventually(lambda: redis.exists(lock), what="the worker id taken")
+        await asyncio.sleep(2 * settings.heartbeat_ttl)  # on_startup's blocking part
+        second = worker_process(settings, "slow")
+        assert await asyncio.to_thread(second.wait, 20) == 3, output_of(second)
+        assert "worker id 'slow' is held by another live process" in output_of(second)
+        assert not await client.registry.is_online("slow")  # still starting
+        await wait_online(client, "slow")
+        sent = await client.send_message("echo", "s-slow", "hi")
+        assert (await final_result(client, sent.message_id)).status is AgentState.COMPLETED
+    finally:
+        assert stop(first) == 0
+    assert "lost its id's lock" not in output_of(first)
 
 
 async def test_sigterm_drains_in_flight_tasks_and_loses_none(

@@ -8,6 +8,11 @@ worker's heartbeat, its in-flight entries and the session turns its runs hold it
 loop's own tasks do, and logs the blocked time. A loop blocked for more than
 ``BLOCKED_LEASES_KEPT`` leases counts as hung: the thread stops renewing, and the worker's tasks
 are reclaimed by live workers as if it had died.
+
+It starts as soon as the worker holds its id's lock: while the worker starts (``on_startup`` may
+load a model for minutes, with its loop blocked or not), the thread renews that lock alone every
+heartbeat interval, so that no second process takes the id meanwhile; the worker is not online
+and has no heartbeat yet. ``serving`` ends that mode once it has registered.
 """
 
 import asyncio
@@ -60,12 +65,14 @@ class LeaseKeeper:
         self._token = token
         self._heartbeat = self._redis.register_script(HEARTBEAT.source)
         self._renew = self._redis.register_script(RENEW.source)
-        self._keep_turn = self._redis.register_script(KEEP_TURN.source)
+        self._keep_lease = self._redis.register_script(KEEP_TURN.source)  # a turn's, a lock's
         self._look_every = settings.heartbeat_interval / 4
         self._late_after = settings.heartbeat_interval / 2
         self._max_blocked = BLOCKED_LEASES_KEPT * settings.lease_seconds
         self._last_tick = time.monotonic()
         self._blocked_for = 0.0  # how late the tick was at the last look, while it is late
+        self._serving = threading.Event()  # set once the worker has registered
+        self._lock_kept_at = time.monotonic()  # the lock was just taken
         self._ticker: asyncio.TimerHandle | None = None
         self._stopped = threading.Event()
         self._thread = threading.Thread(
@@ -76,6 +83,11 @@ class LeaseKeeper:
         """Start ticking on the running loop, and the watching thread."""
         self._tick()
         self._thread.start()
+
+    def serving(self) -> None:
+        """The worker has registered: its loop's heartbeat keeps the lock from now on, and the
+        thread renews its leases only while the loop is blocked."""
+        self._serving.set()
 
     def stop(self) -> None:
         """Stop the tick and the thread (blocks until the thread ends: call it off the loop)."""
@@ -96,6 +108,9 @@ class LeaseKeeper:
         heartbeat then has its leases renewed at most 1.5 intervals after its last heartbeat
         (7.5 s with the defaults), well within a lease (15 s)."""
         while not self._stopped.wait(self._look_every):
+            if not self._serving.is_set():
+                self._keep_lock()
+                continue
             blocked = time.monotonic() - self._last_tick
             if blocked < self._late_after:  # ticking: the loop's own heartbeat renews
                 self._unblocked()
@@ -125,6 +140,21 @@ class LeaseKeeper:
             self._renew_all()
         except RedisError as exc:
             log.warning("lease renewal from the thread failed: %s", exc)
+
+    def _keep_lock(self) -> None:
+        """While the worker starts: its id's lock, every heartbeat interval."""
+        now = time.monotonic()
+        token = self._token()
+        if token is None or now - self._lock_kept_at < self._settings.heartbeat_interval:
+            return
+        self._lock_kept_at = now
+        lock = self._keys.worker_lock(self._worker_id)
+        lease = TurnArgs(token, round(self._settings.heartbeat_ttl * 1000))
+        try:
+            if not self._keep_lease(keys=[lock], args=KEEP_TURN.argv(lease)):
+                log.warning("worker %s lost its id's lock while starting", self._worker_id)
+        except RedisError as exc:
+            log.warning("renewing the lock of starting worker %s failed: %s", self._worker_id, exc)
 
     def _unblocked(self) -> None:
         if self._blocked_for:
@@ -158,7 +188,7 @@ class LeaseKeeper:
         lease_ms = round(settings.turn_lease * 1000)
         for session, agent_type, message_id in self._turns():
             key = self._keys.session_turn(session, agent_type)
-            self._keep_turn(keys=[key], args=KEEP_TURN.argv(TurnArgs(message_id, lease_ms)))
+            self._keep_lease(keys=[key], args=KEEP_TURN.argv(TurnArgs(message_id, lease_ms)))
 
 
 def _sync_client(settings: Settings) -> Redis | RedisCluster:

@@ -862,7 +862,8 @@ return false
 """,
 )
 
-# KEYS: the turn. 1 if renewed, 0 if not this message's any more.
+# KEYS: the turn (or a starting worker's lock, its token for the message id: lease_keeper.py).
+# 1 if renewed, 0 if not this message's any more.
 KEEP_TURN = Script(
     "keep_turn",
     TurnArgs,

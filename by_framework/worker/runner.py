@@ -228,10 +228,19 @@ class WorkerRunner:
                 f"{self.settings.heartbeat_ttl:g}s after it dies)"
             )
         self._token = token
+        self._keeper = self.engine.lease_keeper(
+            self.worker_id,
+            self.agent_types,
+            self._in_flight_now,
+            self._session_turns.held_now,
+            lambda: self._token,
+        )
+        self._keeper.start()  # keeps the lock through a start-up longer than its TTL
         await self.engine.control.prepare([*self.streams, self._notices])
         await self.worker.on_startup()
         await self.plugins.hooks.run("on_worker_startup")
         await self._register(token)  # online once it can take tasks, its own start-up done
+        self._keeper.serving()
         self._duties = [
             asyncio.create_task(self._listen_forever(), name="notices"),
             asyncio.create_task(self._heartbeat_forever(), name="heartbeat"),
@@ -241,14 +250,6 @@ class WorkerRunner:
                 name="schedules",
             ),
         ]
-        self._keeper = self.engine.lease_keeper(
-            self.worker_id,
-            self.agent_types,
-            self._in_flight_now,
-            self._session_turns.held_now,
-            lambda: self._token,
-        )
-        self._keeper.start()
         self._started.set()
         log.info("worker %s serving %s", self.worker_id, ", ".join(self.agent_types))
 

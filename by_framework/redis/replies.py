@@ -53,6 +53,8 @@ def stream_entries(reply: Any) -> Iterator[tuple[bytes, list[Entry]]]:
 def _pairs(fields: list[bytes] | None) -> dict[bytes, bytes]:
     if not fields:
         return {}
+    if len(fields) == 2:  # an entry of one field (every event): 0.2 us, not 0.6
+        return {fields[0]: fields[1]}
     items = iter(fields)
     return dict(zip(items, items, strict=True))
 

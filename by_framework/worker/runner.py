@@ -477,8 +477,9 @@ class WorkerRunner:
     async def _hand_back(
         self, delivery: Delivery, header: MessageHeader, events: TaskEvents | None = None
     ) -> None:
-        """Hand the entry back (the run's queued events written first), to its end even if the
-        stopper cancels again: cut between its steps, the entry would wait for a reclaim."""
+        """Hand the entry back (a run's event writer stopped first: what it had queued is
+        dropped, its re-run streams again), to its end even if the stopper cancels again: cut
+        between its steps, the entry would wait for a reclaim."""
 
         async def steps() -> None:
             if events is not None:

@@ -176,6 +176,26 @@ async def test_a_start_up_longer_than_the_lock_ttl_keeps_the_worker_id(
     assert "lost its id's lock" not in output_of(first)
 
 
+async def test_a_lock_lost_while_starting_is_taken_again_once_started(
+    client: GatewayClient, settings: Settings, redis: Redis
+) -> None:
+    """The lock of a starting worker vanishes (a Redis restart that lost it): said once, and
+    once started the worker takes its id again and serves."""
+    process = worker_process(settings, "slow", "tests.agents.SlowStartAgent")
+    try:
+        lock = KeySpace(settings.key_prefix).worker_lock("slow")
+        await eventually(lambda: redis.exists(lock), what="the worker id taken")
+        await redis.delete(lock)
+        await wait_online(client, "slow", timeout=30)
+        sent = await client.send_message("echo", "s-relock", "hi")
+        assert (await final_result(client, sent.message_id)).status is AgentState.COMPLETED
+    finally:
+        assert stop(process) == 0
+    output = output_of(process)
+    assert output.count("worker slow lost its id's lock while starting") == 1, output
+    assert "worker slow re-registered after losing its lock" in output
+
+
 async def test_sigterm_drains_in_flight_tasks_and_loses_none(
     client: GatewayClient, settings: Settings
 ) -> None:

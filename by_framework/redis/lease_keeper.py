@@ -73,6 +73,7 @@ class LeaseKeeper:
         self._blocked_for = 0.0  # how late the tick was at the last look, while it is late
         self._serving = threading.Event()  # set once the worker has registered
         self._lock_kept_at = time.monotonic()  # the lock was just taken
+        self._lock_lost = False  # found gone (or another's) while starting
         self._ticker: asyncio.TimerHandle | None = None
         self._stopped = threading.Event()
         self._thread = threading.Thread(
@@ -145,14 +146,19 @@ class LeaseKeeper:
         """While the worker starts: its id's lock, every heartbeat interval."""
         now = time.monotonic()
         token = self._token()
-        if token is None or now - self._lock_kept_at < self._settings.heartbeat_interval:
+        if token is None or self._lock_lost:
+            return
+        if now - self._lock_kept_at < self._settings.heartbeat_interval:
             return
         self._lock_kept_at = now
         lock = self._keys.worker_lock(self._worker_id)
         lease = TurnArgs(token, round(self._settings.heartbeat_ttl * 1000))
         try:
             if not self._keep_lease(keys=[lock], args=KEEP_TURN.argv(lease)):
+                # Said once: the heartbeat takes the id again after the start-up, or stops
+                # the worker if another process holds it (WorkerRunner._reclaim_identity).
                 log.warning("worker %s lost its id's lock while starting", self._worker_id)
+                self._lock_lost = True
         except RedisError as exc:
             log.warning("renewing the lock of starting worker %s failed: %s", self._worker_id, exc)
 

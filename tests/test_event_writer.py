@@ -36,6 +36,17 @@ async def release(redis: Redis, key: str, blockers: list[asyncio.Task]) -> None:
     await asyncio.gather(*blockers)
 
 
+async def put_held_back(
+    writer: EventWriter, event: bytes, redis: Redis, key: str, blockers: list[asyncio.Task]
+) -> None:
+    """``writer.put(event)`` waits while the flushes are held, and returns once they go."""
+    put = asyncio.create_task(writer.put(event))
+    await asyncio.sleep(0.1)  # on purpose: a window in which it must not return
+    assert not put.done()
+    await release(redis, key, blockers)
+    await asyncio.wait_for(put, 5)
+
+
 async def taken(writer: EventWriter) -> bool:
     """Whether the writer has taken all that was queued (and sent it, or waits to)."""
     return writer.backlog == 0
@@ -67,11 +78,7 @@ async def test_a_full_backlog_holds_the_task_back(
     await eventually(lambda: taken(writer), what='the writer to take "a"')
     await writer.put(b"b")
     await writer.put(b"c")  # backlog 2 full
-    third = asyncio.create_task(writer.put(b"d"))
-    await asyncio.sleep(0.1)  # on purpose: a window in which it must not return
-    assert not third.done()
-    await release(redis, f"{key_prefix}:b", blockers)
-    await asyncio.wait_for(third, 5)
+    await put_held_back(writer, b"d", redis, f"{key_prefix}:b", blockers)
     await writer.flush()
     assert await stream_values(redis, key_prefix, "s2") == [b"a", b"b", b"c", b"d"]
 
@@ -88,11 +95,7 @@ async def test_a_task_fills_its_next_batch_while_the_full_one_is_written(
         for event in (b"a", b"b", b"c", b"d"):  # "c" finds a, b queued: the writer takes them
             await writer.put(event)
     assert writer.backlog == 2  # c, d queued; a, b in flight behind the BLPOP
-    fifth = asyncio.create_task(writer.put(b"e"))
-    await asyncio.sleep(0.1)  # on purpose: a window in which it must not return
-    assert not fifth.done()
-    await release(redis, f"{key_prefix}:b", blockers)
-    await asyncio.wait_for(fifth, 5)
+    await put_held_back(writer, b"e", redis, f"{key_prefix}:b", blockers)
     await writer.flush()
     assert await stream_values(redis, key_prefix, "s-next") == [b"a", b"b", b"c", b"d", b"e"]
 

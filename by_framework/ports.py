@@ -284,6 +284,11 @@ class EventLog(Protocol):
 class TaskStore(Protocol):
     """Execution records, read side."""
 
+    def new_message_id(self, session_id: str) -> str:
+        """A new task's id (32 hex digits, 108 bits of them random), placed where its session's
+        records are: on a Redis Cluster its task index falls in the session's slot."""
+        ...
+
     async def session_of(self, message_id: str) -> str | None:
         """The session of the task, None if it was never sent or its record expired."""
         ...

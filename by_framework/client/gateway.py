@@ -190,6 +190,7 @@ class GatewayClient:
             user_code=user_code,
             metadata=dict(metadata or {}),
             **({"trace_id": trace_id} if trace_id else {}),
+            **self._new_message_id(session_id),
         )
         command = new_ask(
             "send this message",
@@ -208,6 +209,13 @@ class GatewayClient:
             wait_for_worker = self._engine.settings.worker_wait_seconds
         await self._sent(header, envelope, target_worker_id, wait_for_worker)
         return SendResponse(header.message_id, header.session_id, header.trace_id)
+
+    def _new_message_id(self, session_id: str) -> dict[str, str]:
+        """The new task's id, placed by the engine; none for a session id that is not text
+        (``new_header`` refuses it)."""
+        if not isinstance(session_id, str):
+            return {}
+        return {"message_id": self._engine.tasks.new_message_id(session_id)}
 
     async def _sent(
         self, header: MessageHeader, envelope: bytes, target_worker_id: str | None, wait: float

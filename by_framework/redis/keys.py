@@ -14,12 +14,21 @@ and every Lua script and multi-key command joins keys of one tag only (docs/exec
   ``{<prefix>#schedules}``, one slot per deployment, so that taking a due one is one script;
 - a discovered service's keys (its node set, its nodes' leases): ``{<service>}``;
 - keys used one at a time (task index, dead letters, plugin configs, rate buckets): no tag.
+
+A task index has no tag (it is found by message id alone), yet a new task's id is chosen so that
+its index falls in its session's slot (``KeySpace.placed_id``): a send then writes to two
+masters of a cluster (the session's and the agent type's), not three.
 """
 
+import itertools
 import re
 import zlib
+from binascii import crc_hqx
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
+
+from redis.crc import key_slot
 
 DEFAULT_PREFIX = "byai_gateway"
 
@@ -98,9 +107,21 @@ class KeySpace:
         return f"{self.prefix}:gateway:rate:{caller}"
 
     def task_index(self, message_id: str) -> str:
-        """message id -> session id, so a task can be found from its id alone. Not in the
-        session's slot (it is looked up by message id): written beside the record, not with it."""
+        """message id -> session id, so a task can be found from its id alone. No hash tag (it
+        is looked up by message id): written beside the record, not with it, and in the same
+        slot when the id was placed (``placed_id``)."""
         return f"{self.prefix}:task:{message_id}"
+
+    def placed_id(self, message_id: str, session_id: str) -> str:
+        """``message_id`` with its last five characters replaced by hex digits that put its
+        task index in the session's slot: the same for the same arguments. An id shorter than
+        six characters, or a prefix with a hash tag of its own, is left as it is."""
+        if len(message_id) <= PLACED_CHARS or "{" in self.prefix:
+            return message_id
+        head = message_id[:-PLACED_CHARS]
+        target = key_slot(self.session_registry(session_id).encode())
+        base = crc_hqx(f"{self.task_index(head)}{_ZEROS}".encode(), 0)
+        return head + _suffix((target ^ base) & _SLOT_MASK)
 
     # Scheduled runs: one hash tag, the deployment's schedules', for every key of them
     def _schedules(self) -> str:
@@ -191,3 +212,37 @@ class KeySpace:
     def service_of_nodes(self, key: str) -> str:
         """The service whose node set ``key`` is."""
         return key.removeprefix(f"{self.prefix}:discovery:service:{{").removesuffix("}:nodes")
+
+
+PLACED_CHARS = 5
+_SLOT_MASK = 16383  # Redis Cluster's slot: CRC16 (XMODEM, binascii's crc_hqx) mod 16384
+_ZEROS = "\0" * PLACED_CHARS
+_HEX = "0123456789abcdef"
+
+
+def _suffix(residue: int) -> str:
+    """Five hex digits whose CRC16 has these low 14 bits. The CRC (initial value 0) is linear,
+    so a key ending in them has the CRC of the key ending in zero bytes XOR theirs; and the
+    CRC of two digits followed by three zero bytes XOR that of three digits is the CRC of the
+    five. Every residue has such a pair (``tests/test_keys.py``)."""
+    lows, highs = _suffix_tables()
+    for contribution, high in highs:
+        low = lows.get(residue ^ contribution)
+        if low is not None:
+            return high + low
+    raise AssertionError(f"no placing suffix for residue {residue}")
+
+
+@cache
+def _suffix_tables() -> tuple[dict[int, str], list[tuple[int, str]]]:
+    """Residue -> three hex digits having it; (residue of two digits and three zero bytes, the
+    two digits) for every pair of digits. Built once (~4,000 CRCs)."""
+    lows: dict[int, str] = {}
+    for digits in itertools.product(_HEX, repeat=3):
+        low = "".join(digits)
+        lows.setdefault(crc_hqx(low.encode(), 0) & _SLOT_MASK, low)
+    highs = [
+        (crc_hqx(f"{a}{b}\0\0\0".encode(), 0) & _SLOT_MASK, f"{a}{b}")
+        for a, b in itertools.product(_HEX, repeat=2)
+    ]
+    return lows, highs

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from by_framework.protocol import AgentState, MessageHeader
+from by_framework.protocol.ids import new_id
 from by_framework.protocol.records import TaskRecord
 from by_framework.redis.connection import RedisClient
 from by_framework.redis.keys import KeySpace
@@ -63,6 +64,9 @@ class RedisTaskStore:
     def __init__(self, redis: RedisClient, keys: KeySpace) -> None:
         self._redis = redis
         self._keys = keys
+
+    def new_message_id(self, session_id: str) -> str:
+        return self._keys.placed_id(new_id(), session_id)
 
     async def session_of(self, message_id: str) -> str | None:
         session_id = await self._redis.get(self._keys.task_index(message_id))

@@ -109,7 +109,11 @@ class Bench:
     async def send(
         self, session_id: str, content: Any = "hello", agent_type: str = AGENT
     ) -> MessageHeader:
-        header = MessageHeader(session_id=session_id, target_agent_type=agent_type)
+        header = MessageHeader(
+            message_id=self.engine.tasks.new_message_id(session_id),
+            session_id=session_id,
+            target_agent_type=agent_type,
+        )
         command = AskAgentCommand(content=content)
         await self.engine.control.send(header, encode_command(header, command), None)
         return header
@@ -293,6 +297,11 @@ class EngineConformance:
         assert [r.message_id for r in listed] == [header.message_id]
         assert await bench.engine.tasks.get("no-such-task") is None
         assert await bench.engine.tasks.session_of("no-such-task") is None
+
+    async def test_new_message_ids_are_hex_and_distinct(self, bench: Bench) -> None:
+        ids = {bench.engine.tasks.new_message_id(f"s{n % 3}") for n in range(1000)}
+        assert len(ids) == 1000
+        assert all(len(i) == 32 and set(i) <= set("0123456789abcdef") for i in ids)
 
     async def test_a_send_with_no_online_worker_is_refused_and_writes_nothing(
         self, bench: Bench

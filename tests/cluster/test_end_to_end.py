@@ -8,6 +8,8 @@ import signal
 import sys
 from collections.abc import Callable
 
+from redis.asyncio.cluster import RedisCluster
+
 from by_framework import AgentState, GatewayClient, Settings
 from by_framework.redis.keys import KeySpace
 from tests.agents import EchoAgent, OrchestraAgent
@@ -31,6 +33,22 @@ async def test_tasks_of_many_sessions_complete(
         sends = [await client.send_message("echo", f"s{n}", f"hello {n}") for n in range(20)]
         results = await wait_all(client, sends, timeout=30)
     assert [r.content for r in results] == [f"hello {n}" for n in range(20)]
+
+
+async def test_a_sent_tasks_index_is_in_its_sessions_slot(
+    client: GatewayClient, cluster_client: RedisCluster, cluster_settings: Settings
+) -> None:
+    """By the cluster's own CLUSTER KEYSLOT: a send writes to the session's master and the
+    agent type's only (its id was placed, keys.py)."""
+    keys = KeySpace(cluster_settings.key_prefix)
+    async with running_worker(EchoAgent(), cluster_settings, worker_id="echo-slots"):
+        sends = [await client.send_message("echo", f"slot-{n}", "hi") for n in range(20)]
+        await wait_all(client, sends, timeout=30)
+    for sent in sends:
+        index, registry = keys.task_index(sent.message_id), keys.session_registry(sent.session_id)
+        slots = [await cluster_client.cluster_keyslot(key) for key in (index, registry)]
+        assert slots[0] == slots[1]
+        assert await cluster_client.get(index) == sent.session_id.encode()
 
 
 async def test_a_worker_started_with_redis_cluster_and_one_node_serves(

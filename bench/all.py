@@ -2,7 +2,8 @@
 
 In order, each with its own report (the modules named say how they measure):
 1. No-op tasks, by-framework beside a raw redis-py loop, arq and taskiq, 1 and 2 worker processes:
-   throughput, send -> done latency, commands per task (``bench/run.py``).
+   throughput, send -> done latency, commands per task (``bench/run.py``; the medians of three
+   rounds, one with --quick).
 2. Chunk streaming rate, worker -> reader (``bench/chunks.py``).
 3. Fan-out of 100 children to the gathered result (``bench/fanout.py``, its part (a) and the
    reference (c) only).
@@ -27,10 +28,11 @@ if __package__ in (None, ""):  # run as a script: this checkout's bench and by_f
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import chunks, fanout, run, soak, targets
-from bench.measure import METHOD, Figures
+from bench.measure import METHOD, Figures, median_figures
 from bench.session import bench_session
 from bench.targets import Target
 
+QUICK_ROUNDS = 1  # rounds of the no-op comparison with --quick (run.ROUNDS without)
 FANOUT_SIZE = 100
 FANOUT_REPEATS = 30
 QUICK_FANOUT_REPEATS = 10
@@ -39,7 +41,8 @@ RSS_DRIFT = 0.05  # issue 21: a worker's RSS flat within 5 % over the soak (defa
 
 @dataclass(frozen=True, slots=True)
 class Results:
-    figures: list[Figures]
+    figures: list[Figures]  # the medians of the rounds
+    round_rates: list[str]  # each system's tasks/s in each round
     chunks: chunks.ChunkReport
     fanout: fanout.Report
     memory: soak.MemoryReport
@@ -51,7 +54,7 @@ def _run_all(
 ) -> Results:
     tasks, samples = (1_000, 100) if args.quick else (5_000, 300)
     plan = run.Plan(url, f"{prefix}:cmp", tasks, samples, logs, peers)
-    figures = run._run(plan)
+    measured = run.rounds(plan, QUICK_ROUNDS if args.quick else run.ROUNDS)
     repeats = chunks.QUICK_REPEATS if args.quick else chunks.REPEATS
     chunk_report = chunks.run(url, f"{prefix}:chunks", logs, repeats)
     fanout_repeats = QUICK_FANOUT_REPEATS if args.quick else FANOUT_REPEATS
@@ -62,7 +65,14 @@ def _run_all(
     soak_tasks = args.tasks or (soak.QUICK_TASKS if args.quick else soak.DEFAULT_TASKS)
     memory = soak._run_memory(url, f"{prefix}:mem", soak_tasks, logs)
     recovery = soak._run_recovery(url, f"{prefix}:kill", logs)
-    return Results(figures, chunk_report, fanout_report, memory, recovery)
+    return Results(
+        median_figures(measured),
+        run.round_rates(measured),
+        chunk_report,
+        fanout_report,
+        memory,
+        recovery,
+    )
 
 
 def _target_rows(results: Results) -> list[Target]:
@@ -130,6 +140,8 @@ def _print(results: Results, header: str, notes: list[str]) -> None:
     print("1. No-op tasks, side by side")
     print("\n".join(run.table(results.figures)))
     print(f"by-framework commands per task (1 worker): {run.command_breakdown(results.figures)}")
+    print("tasks/s of each round:")
+    print("\n".join(results.round_rates))
     print()
     print("2. " + "\n".join(results.chunks.lines()))
     print()

@@ -13,6 +13,7 @@ whose field ``t`` is the task's key.
 
 import asyncio
 import math
+import statistics
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -47,6 +48,9 @@ METHOD = (
     "consumer's reply; arq: an entry XADDed by after_job_end (job finished, result stored); "
     "taskiq: an entry XADDed by a middleware's post_save (result stored; its XACK follows)",
     f"concurrency: {CONCURRENCY} tasks at once per worker process, in every system",
+    "rounds: every system is measured R times in turn (--rounds; 3 by default); tasks/s, "
+    "cmds/task and Redis CPU/task are the medians of the rounds, each round's tasks/s listed "
+    "below the table; latency percentiles are over the samples of all rounds together",
 )
 
 FIRST, DONE = "first", "done"
@@ -82,6 +86,31 @@ class Figures:
     call_ms: list[float]  # send -> completion, awaited by a read of its own (``Driver.call``)
     commands: dict[str, float]  # Redis commands per task, by command
     redis_cpu_ms: float  # Redis's CPU time per task over the throughput run
+
+
+def median_figures(rounds: Sequence[Sequence[Figures]]) -> list[Figures]:
+    """One Figures per system and worker count of several rounds (METHOD's "rounds"), in the
+    first round's order."""
+    by_system: dict[tuple[str, int], list[Figures]] = {}
+    for figures in rounds:
+        for f in figures:
+            by_system.setdefault((f.system, f.workers), []).append(f)
+    merged = []
+    for (system, workers), runs in by_system.items():
+        names = {name for f in runs for name in f.commands}
+        merged.append(
+            Figures(
+                system,
+                workers,
+                statistics.median(f.tasks_per_s for f in runs),
+                [ms for f in runs for ms in f.first_ms],
+                [ms for f in runs for ms in f.done_ms],
+                [ms for f in runs for ms in f.call_ms],
+                {n: statistics.median(f.commands.get(n, 0.0) for f in runs) for n in names},
+                statistics.median(f.redis_cpu_ms for f in runs),
+            )
+        )
+    return merged
 
 
 def sessions(tag: str) -> list[str]:

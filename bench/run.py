@@ -5,7 +5,8 @@ is measured by the same code (``bench/measure.py``, which defines the method; th
 200 untimed warm-up tasks, then throughput (5000 tasks; 1000 with --quick) and latency (300
 tasks one at a time; 100 with --quick), send -> completion read, p50 / p99. Also: Redis commands
 per task, the INFO commandstats delta over the timed throughput run (every client of the server,
-calls inside Lua scripts included) divided by N.
+calls inside Lua scripts included) divided by N. All of it three times in turn (``--rounds``):
+the table gives the medians of the rounds, and each round's tasks/s below it.
 
 - by-framework: ``bench.agents.NoopAgent`` (one chunk, then "completed") in worker processes
   started through the CLI; completions are the ``TaskEndEvent``s read through ``client.events``.
@@ -38,7 +39,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -60,6 +61,7 @@ from bench.measure import (
     collect_streams,
     follow_stream,
     measure,
+    median_figures,
     one_by_one,
     percentile,
     stream_call,
@@ -88,6 +90,7 @@ RAW_SEND_BATCH = 100
 RAW_CONNECTIONS = 50  # the raw producer's pool: the 200 sends in flight share them
 WORKER_SHUTDOWN_TIMEOUT_S = 5.0
 ARQ_PYTHON = ROOT / ".venv-arq" / "bin" / "python"
+ROUNDS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +298,25 @@ def _measure_peer(plan: Plan, peer: PeerCommand, workers: int) -> Figures:
 # Redis, keys, report
 
 
+def rounds(plan: Plan, count: int) -> list[list[Figures]]:
+    """Every system measured ``count`` times in turn, each round under a key prefix of its own
+    (a round's readers start from the beginning of its sessions)."""
+    return [_run(replace(plan, prefix=f"{plan.prefix}:r{n}")) for n in range(count)]
+
+
+def round_rates(measured: Sequence[Sequence[Figures]]) -> list[str]:
+    """Each system's tasks/s in each round, one line per system and worker count."""
+    rates: dict[tuple[str, int], list[float]] = {}
+    for figures in measured:
+        for f in figures:
+            rates.setdefault((f.system, f.workers), []).append(f.tasks_per_s)
+    return [
+        f"  {system}, {workers} worker{'s' if workers > 1 else ''}: "
+        + " / ".join(f"{rate:,.0f}" for rate in each)
+        for (system, workers), each in sorted(rates.items(), key=lambda item: item[0][1])
+    ]
+
+
 def _run(plan: Plan) -> list[Figures]:
     figures: list[Figures] = []
     for workers in (1, 2):
@@ -344,15 +366,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1000 tasks and 100 latency samples")
     parser.add_argument(
+        "--rounds", type=int, default=ROUNDS, help=f"times each system is measured ({ROUNDS})"
+    )
+    parser.add_argument(
         "--arq-python", type=Path, default=ARQ_PYTHON, help=f"arq's Python ({ARQ_PYTHON})"
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     tasks, samples = (1_000, 100) if args.quick else (5_000, 300)
     peers, notes = _peers(args.arq_python)
     started = time.perf_counter()
     with bench_session("bench") as session:
         plan = Plan(session.url, session.prefix, tasks, samples, session.logs, peers)
-        figures = _run(plan)
+        measured = rounds(plan, args.rounds)
+    figures = median_figures(measured)
     print(
         f"by-framework bench: {session.machine}, {tasks} tasks, {samples} latency samples, "
         f"{time.perf_counter() - started:.0f} s"
@@ -361,6 +389,8 @@ def main() -> None:
     print()
     print("\n".join(table(figures)))
     print(f"by-framework commands per task (1 worker): {command_breakdown(figures)}")
+    print(f"tasks/s of each of the {args.rounds} rounds:")
+    print("\n".join(round_rates(measured)))
     print()
     print("\n".join(targets.render(targets.comparison(figures))))
 

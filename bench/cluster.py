@@ -10,7 +10,8 @@ the cluster's masters (its replicas apart), beside the one Redis's.
 
 The issue's goals, printed with the figures: the cluster's tasks/s at least 80 % of one Redis's
 (with the same workers, the cluster's 3 masters share this machine's cores with them), and its
-masters' CPU per task within 1.2x one Redis's.
+masters' CPU per task within 1.2x one Redis's. All of it three times in turn (``--rounds``): the
+figures are medians of the rounds, each ratio the median of the rounds' own.
 
 ``--spread`` measures instead how load spreads over the 3+3 cluster: no-op tasks of 30 agent
 types (``bench.agents.SpreadAgent``) over 1,000 sessions, each master's Redis CPU (INFO cpu
@@ -30,6 +31,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 from tempfile import TemporaryDirectory
 
 from redis.asyncio import Redis
@@ -51,6 +53,7 @@ WARMUP = 200
 ONE = "one Redis"
 CLUSTER = "cluster 3+3"
 UNREPLICATED = "cluster 3+0"
+ROUNDS = 3
 GOAL_RATE = 0.8
 GOAL_CPU = 1.2
 SPREAD_WORKER_CLASS = "bench.agents.SpreadAgent"
@@ -243,41 +246,67 @@ def main_spread(workers: int, tasks: int) -> None:
     print(f"busiest master's share of the Redis CPU: {top:.1%} (goal <= {GOAL_SHARE:.0%})")
 
 
+Measured = dict[str, tuple[dict[str, float], dict[str, float]]]
+"""One round: each server's figures and its commands per task, by server."""
+
+
+def one_round(workers: int, tasks: int, samples: int, logs: Path) -> Measured:
+    """One Redis, then the 3+3 cluster, then the 3+0 one, each started for its measurement
+    and stopped after it (each server runs alone)."""
+    figures: Measured = {}
+    single = EmbeddedRedis().start()
+    try:
+        figures[ONE] = measure_on(
+            "single", single.url, [single.port], workers, tasks, samples, logs
+        )
+    finally:
+        single.stop()
+    for name, replicas in ((CLUSTER, 1), (UNREPLICATED, 0)):
+        cluster = LocalCluster(replicas=replicas)
+        try:
+            cluster.start()
+            figures[name] = measure_on(
+                f"cluster{replicas}", cluster.url, cluster.masters(), workers, tasks, samples,
+                logs,
+            )  # fmt: skip
+        finally:
+            cluster.stop()
+    return figures
+
+
+def ratios(figures: Measured) -> tuple[float, float]:
+    """The 3+3 cluster's tasks/s and Redis CPU per task, each over one Redis's."""
+    one, many = figures[ONE][0], figures[CLUSTER][0]
+    return (
+        many["tasks_per_s"] / one["tasks_per_s"],
+        many["cpu_ms_per_task"] / one["cpu_ms_per_task"],
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1000 tasks and 100 latency samples")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (2)")
     parser.add_argument(
+        "--rounds", type=int, default=ROUNDS, help=f"times each server is measured ({ROUNDS})"
+    )
+    parser.add_argument(
         "--spread", action="store_true", help="how load spreads over the masters (only that)"
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     tasks, samples = (1_000, 100) if args.quick else (5_000, 300)
     if args.spread:
         main_spread(args.workers, 3 * tasks)
         return
     began = time.perf_counter()
-    figures: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
     with TemporaryDirectory(prefix="by-framework-cluster-bench-") as logs:
-        single = EmbeddedRedis().start()  # each server runs alone, for its own measurement
-        try:
-            figures[ONE] = measure_on(
-                "single", single.url, [single.port], args.workers, tasks, samples, Path(logs)
-            )
-        finally:
-            single.stop()
-        for name, replicas in ((CLUSTER, 1), (UNREPLICATED, 0)):
-            cluster = LocalCluster(replicas=replicas)
-            try:
-                cluster.start()
-                figures[name] = measure_on(
-                    f"cluster{replicas}", cluster.url, cluster.masters(), args.workers, tasks,
-                    samples, Path(logs),
-                )  # fmt: skip
-            finally:
-                cluster.stop()
+        rounds = [one_round(args.workers, tasks, samples, Path(logs)) for _ in range(args.rounds)]
     print(
         f"by-framework cluster bench: {tasks} no-op tasks, {samples} latency samples, "
-        f"{args.workers} worker processes, {time.perf_counter() - began:.0f} s"
+        f"{args.workers} worker processes, {args.rounds} rounds, "
+        f"{time.perf_counter() - began:.0f} s"
     )
     print("\n".join(f"  {line}" for line in METHOD[:2]))
     print(
@@ -285,27 +314,41 @@ def main() -> None:
         "summed over the masters, / N; socket reads and writes: INFO stats "
         "total_reads_processed / total_writes_processed, the same way"
     )
+    print(
+        "  rounds: one Redis, 3+3, 3+0 in turn, R times; each figure the median of the rounds, "
+        "each ratio the median of the rounds' own ratios (one Redis and the cluster of the same "
+        "round)"
+    )
     print()
     print(
         f"{'':12} {'tasks/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'Redis CPU ms/task':>18} "
         f"{'socket reads/task':>18} {'writes/task':>12}"
     )
-    for name, (row, _) in figures.items():
+    for name in rounds[0]:
+        row = {key: median(r[name][0][key] for r in rounds) for key in rounds[0][name][0]}
         print(
             f"{name:12} {row['tasks_per_s']:8.0f} {row['p50_ms']:7.2f} {row['p99_ms']:7.2f} "
             f"{row['cpu_ms_per_task']:18.3f} {row['reads_per_task']:18.2f} "
             f"{row['writes_per_task']:12.2f}"
         )
-    one, many = figures[ONE][0], figures[CLUSTER][0]
-    rate = many["tasks_per_s"] / one["tasks_per_s"]
-    cpu = many["cpu_ms_per_task"] / one["cpu_ms_per_task"]
+    each = [ratios(figures) for figures in rounds]
+    rate, cpu = median(r for r, _ in each), median(c for _, c in each)
     print()
-    print(f"cluster tasks/s / one Redis's: {rate:.0%} (goal >= {GOAL_RATE:.0%})")
-    print(f"cluster Redis CPU per task / one Redis's: {cpu:.2f}x (goal <= {GOAL_CPU}x)")
+    print(
+        f"cluster tasks/s / one Redis's: {rate:.0%} (goal >= {GOAL_RATE:.0%}); rounds: "
+        + " / ".join(f"{r:.0%}" for r, _ in each)
+    )
+    print(
+        f"cluster Redis CPU per task / one Redis's: {cpu:.2f}x (goal <= {GOAL_CPU}x); rounds: "
+        + " / ".join(f"{c:.2f}x" for _, c in each)
+    )
     print()
-    for name, (_, commands) in figures.items():
+    for name, (_, commands) in rounds[-1].items():
         listed = ", ".join(f"{command} {count:.2f}" for command, count in commands.items())
-        print(f"{name} commands per task (masters): {sum(commands.values()):.1f}: {listed}")
+        print(
+            f"{name} commands per task (masters, last round): {sum(commands.values()):.1f}: "
+            f"{listed}"
+        )
 
 
 if __name__ == "__main__":

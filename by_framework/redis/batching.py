@@ -86,15 +86,10 @@ class CommandBatcher:
 
     async def execute(self, *commands: RedisCommand) -> list[Any]:
         """Run the commands in order, in the next pipeline; return their replies."""
-        return await self.settle(commands, await self.submit(commands))
+        return await self._settle(commands, await self.submit(commands))
 
     async def submit(self, commands: Sequence[RedisCommand]) -> list[Any]:
         """The commands' replies as they came, an error reply as an exception in its place."""
-        return await self.enqueue(commands)
-
-    def enqueue(self, commands: Sequence[RedisCommand]) -> "asyncio.Future[list[Any]]":
-        """``submit`` without the wait: the future of the replies (a caller that stops waiting
-        cancels it, and the flush then leaves it alone)."""
         packed = b"".join([pack_one(command) for command in commands])
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._queue.append((commands, packed, future))
@@ -104,7 +99,7 @@ class CommandBatcher:
                 asyncio.create_task(self._flush_forever(), name="redis-batcher")
                 for _ in range(FLUSHES_IN_FLIGHT)
             ]
-        return future
+        return await future
 
     async def aclose(self) -> None:
         flushers, self._flushers = self._flushers, []
@@ -195,7 +190,7 @@ class CommandBatcher:
             replies.append(reply if callback is None else callback(reply))
         return replies
 
-    async def settle(self, commands: Sequence[RedisCommand], replies: list[Any]) -> list[Any]:
+    async def _settle(self, commands: Sequence[RedisCommand], replies: list[Any]) -> list[Any]:
         """One caller's replies, settled in the caller's task (never in a flusher, which must
         go on flushing): an error reply is recovered from, or raised."""
         settled = []

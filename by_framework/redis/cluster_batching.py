@@ -96,11 +96,6 @@ class ClusterTopology:
     def doubt(self) -> None:
         self._stale = True
 
-    @property
-    def known(self) -> bool:
-        """Whether the map is known and not doubted (``ready`` has nothing to do)."""
-        return not self._stale
-
     async def ready(self) -> None:
         """The map is known (learnt again if doubted): raises ClusterUnavailable if no node
         can tell it."""
@@ -234,8 +229,7 @@ class ClusterBatcher:
 
     async def execute(self, *commands: RedisCommand) -> list[Any]:
         """Run the commands (in order on each node), each on its slot's master; their replies."""
-        if not self.topology.known:
-            await self.topology.ready()
+        await self.topology.ready()
         node_of = self.topology.node_of
         if len(commands) == 1:
             return await self._on(node_of(commands[0]), commands)
@@ -248,27 +242,9 @@ class ClusterBatcher:
             node_commands.append(command)
         if len(by_node) == 1:
             return await self._on(places[0][0], commands)
-        replies = await self._on_each(by_node)
+        parts = await asyncio.gather(*(self._on(node, cmds) for node, cmds in by_node.items()))
+        replies = dict(zip(by_node, parts, strict=True))
         return [replies[node][index] for node, index in places]
-
-    async def _on_each(
-        self, by_node: dict[ClusterNode, list[RedisCommand]]
-    ) -> dict[ClusterNode, list[Any]]:
-        """``_on`` for each node's commands at once: queued on every node's batcher first, then
-        waited for together (no task per node); the first node's failure raised."""
-        futures = {node: self._batcher(node).enqueue(cmds) for node, cmds in by_node.items()}
-        try:
-            await asyncio.wait(futures.values())
-            return {
-                node: await self._settled(node, cmds, futures[node])
-                for node, cmds in by_node.items()
-            }
-        finally:
-            for future in futures.values():
-                if not future.done():
-                    future.cancel()  # a cancelled caller's: the flush leaves it alone
-                elif not future.cancelled():
-                    future.exception()  # seen, when another node's failure was raised first
 
     async def execute_on(self, node: ClusterNode, *commands: RedisCommand) -> list[Any]:
         """Run the commands on this node, wherever their keys are (CLIENT UNBLOCK, SCRIPT LOAD)."""
@@ -293,20 +269,13 @@ class ClusterBatcher:
             raise
 
     async def _on(self, node: ClusterNode, commands: Sequence[RedisCommand]) -> list[Any]:
-        return await self._settled(node, commands, self._batcher(node).submit(commands))
-
-    async def _settled(
-        self, node: ClusterNode, commands: Sequence[RedisCommand], replies: Awaitable[list[Any]]
-    ) -> list[Any]:
-        """The node's replies to the commands, settled (``CommandBatcher.settle``); a node that
-        failed them is raised as ``ClusterUnavailable``, and the map doubted."""
+        batcher = self._batcher(node)
         try:
-            return await self._batcher(node).settle(commands, await replies)
-        except ClusterUnavailable:
-            self.topology.doubt()
-            raise
+            return await batcher.execute(*commands)
         except (ConnectionError, TimeoutError) as exc:
             self.topology.doubt()
+            if isinstance(exc, ClusterUnavailable):
+                raise
             raise ClusterUnavailable(f"{node.name}: {exc}") from exc
 
     def _batcher(self, node: ClusterNode) -> NodeBatcher:

@@ -3,6 +3,7 @@ whose slot moved (MOVED), is moving (ASK) or whose scripts a promoted replica ne
 (NOSCRIPT) still gets its reply."""
 
 import asyncio
+import contextlib
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
@@ -172,3 +173,46 @@ async def test_a_connection_redis_closed_is_made_again(
     own_cluster.cli(own_cluster.owner(slot_of(key)), "CLIENT", "KILL", "TYPE", "normal")
     # Closed between flushes: seen before the next write, which goes on a new connection.
     assert await until_answered(batcher, ("GET", key)) == [b"v"]
+
+
+async def test_a_call_on_several_masters_recovers_on_each(
+    engine: RedisEngine,
+    own_cluster: LocalCluster,
+    cluster_client: RedisCluster,
+    cluster_prefix: str,
+) -> None:
+    """Queued on each master at once: one master's forgotten scripts are loaded again there,
+    the other's reply comes as it is, in the caller's order."""
+    first, second = list(keys_on_each_master(cluster_client, f"{cluster_prefix}:s").values())[:2]
+    batcher = batcher_of(engine)
+    await batcher.execute(("XADD", first, "*", "f", "v"))
+    own_cluster.cli(own_cluster.owner(slot_of(first)), "SCRIPT", "FLUSH")
+    replies = await batcher.execute(
+        ("SET", second, "v"), evalsha(TRIM_CONSUMED, [first], []), ("GET", second)
+    )
+    assert replies == [True, 0, b"v"]
+
+
+BUSY = """
+local start = redis.call('TIME')
+repeat
+  local now = redis.call('TIME')
+until (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > tonumber(ARGV[1])
+return 1
+"""
+
+
+async def test_a_caller_on_several_masters_that_stops_waiting_leaves_the_others_alone(
+    engine: RedisEngine, cluster_client: RedisCluster, cluster_prefix: str
+) -> None:
+    """A caller cancelled while one master is busy: its replies are dropped when they come;
+    the next callers on both masters get theirs."""
+    slow, fast = list(keys_on_each_master(cluster_client, f"{cluster_prefix}:c").values())[:2]
+    batcher = batcher_of(engine)
+    busy = ("EVAL", BUSY, 1, slow, 300_000)  # holds its master for 0.3 s
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(0.1):
+            await batcher.execute(busy, ("SET", fast, "1"))
+        raise AssertionError("the busy master answered within 0.1 s")
+    assert await batcher.execute(("SET", slow, "2"), ("GET", fast)) == [True, b"1"]
+    assert await batcher.execute(("GET", slow)) == [b"2"]

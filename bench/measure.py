@@ -88,15 +88,19 @@ class Figures:
     redis_cpu_ms: float  # Redis's CPU time per task over the throughput run
 
 
-def median_figures(rounds: Sequence[Sequence[Figures]]) -> list[Figures]:
-    """One Figures per system and worker count of several rounds (METHOD's "rounds"), in the
-    first round's order."""
-    by_system: dict[tuple[str, int], list[Figures]] = {}
+def by_system(rounds: Sequence[Sequence[Figures]]) -> dict[tuple[str, int], list[Figures]]:
+    """Each system and worker count's figures, one per round, in the first round's order."""
+    grouped: dict[tuple[str, int], list[Figures]] = {}
     for figures in rounds:
         for f in figures:
-            by_system.setdefault((f.system, f.workers), []).append(f)
+            grouped.setdefault((f.system, f.workers), []).append(f)
+    return grouped
+
+
+def median_figures(rounds: Sequence[Sequence[Figures]]) -> list[Figures]:
+    """One Figures per system and worker count of several rounds (METHOD's "rounds")."""
     merged = []
-    for (system, workers), runs in by_system.items():
+    for (system, workers), runs in by_system(rounds).items():
         names = {name for f in runs for name in f.commands}
         merged.append(
             Figures(

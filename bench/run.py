@@ -58,6 +58,7 @@ from bench.measure import (
     Driver,
     Figures,
     Mark,
+    by_system,
     collect_streams,
     follow_stream,
     measure,
@@ -306,14 +307,11 @@ def rounds(plan: Plan, count: int) -> list[list[Figures]]:
 
 def round_rates(measured: Sequence[Sequence[Figures]]) -> list[str]:
     """Each system's tasks/s in each round, one line per system and worker count."""
-    rates: dict[tuple[str, int], list[float]] = {}
-    for figures in measured:
-        for f in figures:
-            rates.setdefault((f.system, f.workers), []).append(f.tasks_per_s)
+    grouped = sorted(by_system(measured).items(), key=lambda item: item[0][1])
     return [
         f"  {system}, {workers} worker{'s' if workers > 1 else ''}: "
-        + " / ".join(f"{rate:,.0f}" for rate in each)
-        for (system, workers), each in sorted(rates.items(), key=lambda item: item[0][1])
+        + " / ".join(f"{f.tasks_per_s:,.0f}" for f in runs)
+        for (system, workers), runs in grouped
     ]
 
 

@@ -1,5 +1,7 @@
 """Placed message ids: a new task's index falls in its session's slot (keys.py)."""
 
+from binascii import crc_hqx
+
 import pytest
 from redis.crc import key_slot
 
@@ -26,7 +28,9 @@ def test_a_placed_ids_index_shares_its_sessions_slot(prefix: str) -> None:
 
 def test_every_slot_has_a_placing_suffix() -> None:
     for residue in range(16384):
-        assert len(_suffix(residue)) == 5
+        suffix = _suffix(residue)
+        assert len(suffix) == 5 and set(suffix) <= set("0123456789abcdef")
+        assert crc_hqx(suffix.encode(), 0) % 16384 == residue
 
 
 def test_ids_that_cannot_be_placed_are_left_as_they_are() -> None:

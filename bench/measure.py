@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from bench.procs import deadline, stop_task
+from bench.procstat import cpu_seconds
 
 SESSIONS = 50
 IN_FLIGHT = 200
@@ -43,7 +44,9 @@ METHOD = (
     "completion stream from the last entry the caller read there",
     "cmds/task: Redis INFO commandstats delta over the timed throughput run / N (every client of "
     "the server, calls inside Lua scripts included); Redis CPU/task: INFO used_cpu_sys + "
-    "used_cpu_user delta over the same run / N",
+    "used_cpu_user delta over the same run / N; worker CPU/task: the worker processes' CPU "
+    "time (/proc) over the same run, summed, / N; client CPU/task: the measuring process's own "
+    "(it sends the tasks and reads their completions) the same way",
     "completion: by-framework: the task's end event on its session (client.events); raw: the "
     "consumer's reply; arq: an entry XADDed by after_job_end (job finished, result stored); "
     "taskiq: an entry XADDed by a middleware's post_save (result stored; its XACK follows)",
@@ -86,6 +89,8 @@ class Figures:
     call_ms: list[float]  # send -> completion, awaited by a read of its own (``Driver.call``)
     commands: dict[str, float]  # Redis commands per task, by command
     redis_cpu_ms: float  # Redis's CPU time per task over the throughput run
+    worker_cpu_ms: float  # the worker processes' CPU time per task over that run, summed
+    client_cpu_ms: float  # the sending and reading process's CPU time per task over that run
 
 
 def by_system(rounds: Sequence[Sequence[Figures]]) -> dict[tuple[str, int], list[Figures]]:
@@ -112,6 +117,8 @@ def median_figures(rounds: Sequence[Sequence[Figures]]) -> list[Figures]:
                 [ms for f in runs for ms in f.call_ms],
                 {n: statistics.median(f.commands.get(n, 0.0) for f in runs) for n in names},
                 statistics.median(f.redis_cpu_ms for f in runs),
+                statistics.median(f.worker_cpu_ms for f in runs),
+                statistics.median(f.client_cpu_ms for f in runs),
             )
         )
     return merged
@@ -137,17 +144,28 @@ def one_by_one(send: Send) -> SendMany:
 
 
 async def measure(
-    system: str, workers: int, driver: Driver, redis: Redis, tag: str, tasks: int, samples: int
+    system: str,
+    worker_pids: Sequence[int],
+    driver: Driver,
+    redis: Redis,
+    tag: str,
+    tasks: int,
+    samples: int,
 ) -> Figures:
     """Warm-up, throughput, latency: every system's figures, taken the same way.
 
-    ``redis``: any client of the server, for INFO commandstats and cpu.
+    ``worker_pids``: the system's worker processes; ``redis``: any client of the server, for
+    INFO commandstats and cpu.
     """
+    workers = len(worker_pids)
     await deadline(f"{system} warm-up", throughput(driver, f"{tag}-warm", WARMUP_TASKS))
     before, cpu_before = await command_calls(redis), await redis_cpu(redis)
+    workers_before, client_before = _workers_cpu(worker_pids), time.process_time()
     rate = await deadline(
         f"{system} throughput ({workers} workers)", throughput(driver, f"{tag}-run", tasks)
     )
+    worker_cpu = _workers_cpu(worker_pids) - workers_before
+    client_cpu = time.process_time() - client_before
     calls, cpu = await command_calls(redis) - before, await redis_cpu(redis) - cpu_before
     first_ms, done_ms = await deadline(
         f"{system} latency ({workers} workers)", latencies(driver, f"{tag}-latency", samples)
@@ -156,8 +174,16 @@ async def measure(
         f"{system} calls ({workers} workers)", call_latencies(driver, f"{tag}-call", samples)
     )
     commands = {name: count / tasks for name, count in calls.items()}
-    redis_cpu_ms = cpu * 1000 / tasks
-    return Figures(system, workers, rate, first_ms, done_ms, call_ms, commands, redis_cpu_ms)
+    per_task = {name: seconds * 1000 / tasks for name, seconds in
+                (("redis", cpu), ("worker", worker_cpu), ("client", client_cpu))}  # fmt: skip
+    return Figures(
+        system, workers, rate, first_ms, done_ms, call_ms, commands,
+        per_task["redis"], per_task["worker"], per_task["client"],
+    )  # fmt: skip
+
+
+def _workers_cpu(pids: Sequence[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
 
 
 async def throughput(driver: Driver, tag: str, tasks: int) -> float:

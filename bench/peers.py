@@ -120,8 +120,7 @@ async def _drive(
         await wait_ready(ready, started)
         async with peer.connect(args.url, args.prefix) as driver:
             tag = f"w{args.workers}"
-            return await measure(
-                peer.system, args.workers, driver, redis, tag, args.tasks, args.samples
-            )
+            pids = [child.process.pid for child in started]
+            return await measure(peer.system, pids, driver, redis, tag, args.tasks, args.samples)
     finally:
         await redis.aclose()

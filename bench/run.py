@@ -157,9 +157,13 @@ async def _raw_phase(
         call = stream_call(redis, send, lambda session: data_prefix + session)
         driver = Driver(send, send_many, collect, follow, call)
         tag = f"r{RAW_MODES[system]}{len(started)}"
-        return await measure(system, len(started), driver, redis, tag, plan.tasks, plan.samples)
+        return await measure(system, _pids(started), driver, redis, tag, plan.tasks, plan.samples)
     finally:
         await redis.aclose()
+
+
+def _pids(started: Sequence[Child]) -> list[int]:
+    return [child.process.pid for child in started]
 
 
 async def _raw_consumers_ready(redis: Redis, queue: str, names: set[str]) -> bool:
@@ -200,7 +204,8 @@ async def _framework_phase(plan: Plan, started: list[Child]) -> Figures:
             await wait_ready(functools.partial(client.registry.is_online, child.name), started)
         driver = framework_driver(client)
         tag = f"f{len(started)}"
-        return await measure(FRAMEWORK, len(started), driver, redis, tag, plan.tasks, plan.samples)
+        pids = _pids(started)
+        return await measure(FRAMEWORK, pids, driver, redis, tag, plan.tasks, plan.samples)
     finally:
         await client.aclose()
         await redis.aclose()
@@ -330,7 +335,8 @@ def table(figures: Sequence[Figures]) -> list[str]:
     ours = {f.workers: f.tasks_per_s for f in figures if f.system == FRAMEWORK}
     header = (
         "system", "workers", "tasks/s", "by-fw / this", "cmds/task", "Redis CPU us/task",
-        "first p50 ms", "done p50 ms", "done p99 ms", "call p50 ms", "call p99 ms",
+        "worker CPU us/task", "client CPU us/task", "first p50 ms", "done p50 ms",
+        "done p99 ms", "call p50 ms", "call p99 ms",
     )  # fmt: skip
     cells: list[Sequence[str]] = [header]
     for f in sorted(figures, key=lambda f: f.workers):
@@ -343,6 +349,8 @@ def table(figures: Sequence[Figures]) -> list[str]:
                 versus,
                 f"{sum(f.commands.values()):.1f}",
                 f"{f.redis_cpu_ms * 1000:.0f}",
+                f"{f.worker_cpu_ms * 1000:.0f}",
+                f"{f.client_cpu_ms * 1000:.0f}",
                 f"{percentile(f.first_ms, 0.50):.2f}",
                 f"{percentile(f.done_ms, 0.50):.2f}",
                 f"{percentile(f.done_ms, 0.99):.2f}",

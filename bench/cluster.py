@@ -41,8 +41,17 @@ if __package__ in (None, ""):  # run as a script: this checkout's bench and by_f
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.agents import SPREAD_AGENT_TYPES
-from bench.measure import IN_FLIGHT, METHOD, command_calls, latencies, percentile, throughput
+from bench.measure import (
+    IN_FLIGHT,
+    METHOD,
+    command_calls,
+    latencies,
+    percentile,
+    redis_cpu,
+    throughput,
+)
 from bench.procs import Child, children, deadline, wait_ready
+from bench.procstat import cpu_seconds
 from bench.run import WORKER_CLASS, WORKER_SHUTDOWN_TIMEOUT_S, framework_driver
 from by_framework import GatewayClient, Settings
 from by_framework.redis.embedded import EmbeddedRedis
@@ -70,7 +79,7 @@ async def usage(ports: Sequence[int]) -> tuple[float, Counter[str]]:
     for port in ports:
         redis = Redis(host="127.0.0.1", port=port)
         try:
-            cpu += await cpu_seconds(redis)
+            cpu += await redis_cpu(redis)
             stats = await redis.info("stats")
             counts += await command_calls(redis)
         finally:
@@ -78,12 +87,6 @@ async def usage(ports: Sequence[int]) -> tuple[float, Counter[str]]:
         counts["reads"] += stats["total_reads_processed"]
         counts["writes"] += stats["total_writes_processed"]
     return cpu, counts
-
-
-async def cpu_seconds(redis: Redis) -> float:
-    """The server's CPU time so far (INFO cpu: used_cpu_sys + used_cpu_user)."""
-    info = await redis.info("cpu")
-    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
 def _worker_command(
@@ -124,7 +127,12 @@ async def _measure(
         driver = framework_driver(client)
         await deadline(f"{name} warm-up", throughput(driver, f"{name}-warm", WARMUP))
         cpu_before, counts_before = await usage(masters)
+        pids = [child.process.pid for child in started]
+        workers_before = sum(cpu_seconds(pid) for pid in pids)
+        client_before = time.process_time()
         rate = await deadline(f"{name} throughput", throughput(driver, f"{name}-run", tasks))
+        client_cpu = time.process_time() - client_before
+        workers_cpu = sum(cpu_seconds(pid) for pid in pids) - workers_before
         cpu_after, counts_after = await usage(masters)
         cpu = cpu_after - cpu_before
         counts = counts_after - counts_before
@@ -137,6 +145,8 @@ async def _measure(
         "p50_ms": percentile(done_ms, 0.5),
         "p99_ms": percentile(done_ms, 0.99),
         "cpu_ms_per_task": cpu * 1000 / tasks,
+        "worker_cpu_ms_per_task": workers_cpu * 1000 / tasks,
+        "client_cpu_ms_per_task": client_cpu * 1000 / tasks,
         "reads_per_task": io["reads"],
         "writes_per_task": io["writes"],
     }, {command: count / tasks for command, count in counts.most_common() if count >= tasks / 10}
@@ -187,11 +197,11 @@ async def _spread(
         for child in started:
             await wait_ready(functools.partial(client.registry.is_online, child.name), started)
         await deadline("spread warm-up", _spread_run(client, "spread-warm", 100, 600))
-        before = {port: await cpu_seconds(redis) for port, redis in masters.items()}
+        before = {port: await redis_cpu(redis) for port, redis in masters.items()}
         start = time.perf_counter()
         await deadline("spread run", _spread_run(client, "spread-run", SPREAD_SESSIONS, tasks))
         rate = tasks / (time.perf_counter() - start)
-        after = {port: await cpu_seconds(redis) for port, redis in masters.items()}
+        after = {port: await redis_cpu(redis) for port, redis in masters.items()}
     finally:
         for redis in masters.values():
             await redis.aclose()
@@ -312,7 +322,8 @@ def main() -> None:
     print(
         "  Redis CPU per task: INFO cpu (used_cpu_sys + used_cpu_user) over the throughput run, "
         "summed over the masters, / N; socket reads and writes: INFO stats "
-        "total_reads_processed / total_writes_processed, the same way"
+        "total_reads_processed / total_writes_processed, the same way; worker and client CPU: "
+        "the worker processes' (/proc, summed) and this process's own, the same way"
     )
     print(
         "  rounds: one Redis, 3+3, 3+0 in turn, R times; each figure the median of the rounds, "
@@ -322,14 +333,16 @@ def main() -> None:
     print()
     print(
         f"{'':12} {'tasks/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'Redis CPU ms/task':>18} "
-        f"{'socket reads/task':>18} {'writes/task':>12}"
+        f"{'socket reads/task':>18} {'writes/task':>12} {'worker CPU ms/task':>19} "
+        f"{'client CPU ms/task':>19}"
     )
     for name in rounds[0]:
         row = {key: median(r[name][0][key] for r in rounds) for key in rounds[0][name][0]}
         print(
             f"{name:12} {row['tasks_per_s']:8.0f} {row['p50_ms']:7.2f} {row['p99_ms']:7.2f} "
             f"{row['cpu_ms_per_task']:18.3f} {row['reads_per_task']:18.2f} "
-            f"{row['writes_per_task']:12.2f}"
+            f"{row['writes_per_task']:12.2f} {row['worker_cpu_ms_per_task']:19.3f} "
+            f"{row['client_cpu_ms_per_task']:19.3f}"
         )
     each = [ratios(figures) for figures in rounds]
     rate, cpu = median(r for r, _ in each), median(c for _, c in each)

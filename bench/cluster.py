@@ -50,8 +50,8 @@ from bench.measure import (
     redis_cpu,
     throughput,
 )
-from bench.procs import Child, children, deadline, wait_ready
-from bench.procstat import cpu_seconds
+from bench.procs import Child, children, deadline, pids, wait_ready
+from bench.procstat import total_cpu_seconds
 from bench.run import WORKER_CLASS, WORKER_SHUTDOWN_TIMEOUT_S, framework_driver
 from by_framework import GatewayClient, Settings
 from by_framework.redis.embedded import EmbeddedRedis
@@ -127,12 +127,12 @@ async def _measure(
         driver = framework_driver(client)
         await deadline(f"{name} warm-up", throughput(driver, f"{name}-warm", WARMUP))
         cpu_before, counts_before = await usage(masters)
-        pids = [child.process.pid for child in started]
-        workers_before = sum(cpu_seconds(pid) for pid in pids)
+        workers = pids(started)
+        workers_before = total_cpu_seconds(workers)
         client_before = time.process_time()
         rate = await deadline(f"{name} throughput", throughput(driver, f"{name}-run", tasks))
         client_cpu = time.process_time() - client_before
-        workers_cpu = sum(cpu_seconds(pid) for pid in pids) - workers_before
+        workers_cpu = total_cpu_seconds(workers) - workers_before
         cpu_after, counts_after = await usage(masters)
         cpu = cpu_after - cpu_before
         counts = counts_after - counts_before

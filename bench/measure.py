@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from bench.procs import deadline, stop_task
-from bench.procstat import cpu_seconds
+from bench.procstat import total_cpu_seconds
 
 SESSIONS = 50
 IN_FLIGHT = 200
@@ -160,11 +160,11 @@ async def measure(
     workers = len(worker_pids)
     await deadline(f"{system} warm-up", throughput(driver, f"{tag}-warm", WARMUP_TASKS))
     before, cpu_before = await command_calls(redis), await redis_cpu(redis)
-    workers_before, client_before = _workers_cpu(worker_pids), time.process_time()
+    workers_before, client_before = total_cpu_seconds(worker_pids), time.process_time()
     rate = await deadline(
         f"{system} throughput ({workers} workers)", throughput(driver, f"{tag}-run", tasks)
     )
-    worker_cpu = _workers_cpu(worker_pids) - workers_before
+    worker_cpu = total_cpu_seconds(worker_pids) - workers_before
     client_cpu = time.process_time() - client_before
     calls, cpu = await command_calls(redis) - before, await redis_cpu(redis) - cpu_before
     first_ms, done_ms = await deadline(
@@ -174,16 +174,10 @@ async def measure(
         f"{system} calls ({workers} workers)", call_latencies(driver, f"{tag}-call", samples)
     )
     commands = {name: count / tasks for name, count in calls.items()}
-    per_task = {name: seconds * 1000 / tasks for name, seconds in
-                (("redis", cpu), ("worker", worker_cpu), ("client", client_cpu))}  # fmt: skip
+    redis_ms, worker_ms, client_ms = (s * 1000 / tasks for s in (cpu, worker_cpu, client_cpu))
     return Figures(
-        system, workers, rate, first_ms, done_ms, call_ms, commands,
-        per_task["redis"], per_task["worker"], per_task["client"],
-    )  # fmt: skip
-
-
-def _workers_cpu(pids: Sequence[int]) -> float:
-    return sum(cpu_seconds(pid) for pid in pids)
+        system, workers, rate, first_ms, done_ms, call_ms, commands, redis_ms, worker_ms, client_ms
+    )
 
 
 async def throughput(driver: Driver, tag: str, tasks: int) -> float:

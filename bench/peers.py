@@ -35,7 +35,7 @@ from bench.measure import (
     one_by_one,
     stream_call,
 )
-from bench.procs import Child, children, wait_ready
+from bench.procs import Child, children, pids, wait_ready
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +120,7 @@ async def _drive(
         await wait_ready(ready, started)
         async with peer.connect(args.url, args.prefix) as driver:
             tag = f"w{args.workers}"
-            pids = [child.process.pid for child in started]
-            return await measure(peer.system, pids, driver, redis, tag, args.tasks, args.samples)
+            workers = pids(started)
+            return await measure(peer.system, workers, driver, redis, tag, args.tasks, args.samples)
     finally:
         await redis.aclose()

@@ -41,6 +41,10 @@ class Child:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+def pids(started: Sequence[Child]) -> list[int]:
+    return [child.process.pid for child in started]
+
+
 @contextlib.contextmanager
 def children(
     commands: dict[str, list[str]], logs: Path, env: dict[str, str] | None = None

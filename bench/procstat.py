@@ -1,6 +1,7 @@
 """CPU time and resident memory of a process, read from Linux's /proc (no dependency)."""
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -13,6 +14,11 @@ def cpu_seconds(pid: int) -> float:
     fields = stat[stat.rindex(")") + 2 :].split()
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
     return (utime + stime) / _TICKS_PER_S
+
+
+def total_cpu_seconds(pids: Iterable[int]) -> float:
+    """``cpu_seconds`` of the processes, summed."""
+    return sum(cpu_seconds(pid) for pid in pids)
 
 
 def rss_bytes(pid: int) -> int:

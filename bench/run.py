@@ -74,6 +74,7 @@ from bench.procs import (
     BenchError,
     Child,
     children,
+    pids,
     stop_task,
     wait_ready,
 )
@@ -157,13 +158,9 @@ async def _raw_phase(
         call = stream_call(redis, send, lambda session: data_prefix + session)
         driver = Driver(send, send_many, collect, follow, call)
         tag = f"r{RAW_MODES[system]}{len(started)}"
-        return await measure(system, _pids(started), driver, redis, tag, plan.tasks, plan.samples)
+        return await measure(system, pids(started), driver, redis, tag, plan.tasks, plan.samples)
     finally:
         await redis.aclose()
-
-
-def _pids(started: Sequence[Child]) -> list[int]:
-    return [child.process.pid for child in started]
 
 
 async def _raw_consumers_ready(redis: Redis, queue: str, names: set[str]) -> bool:
@@ -204,8 +201,8 @@ async def _framework_phase(plan: Plan, started: list[Child]) -> Figures:
             await wait_ready(functools.partial(client.registry.is_online, child.name), started)
         driver = framework_driver(client)
         tag = f"f{len(started)}"
-        pids = _pids(started)
-        return await measure(FRAMEWORK, pids, driver, redis, tag, plan.tasks, plan.samples)
+        workers = pids(started)
+        return await measure(FRAMEWORK, workers, driver, redis, tag, plan.tasks, plan.samples)
     finally:
         await client.aclose()
         await redis.aclose()

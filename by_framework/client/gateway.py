@@ -190,7 +190,12 @@ class GatewayClient:
             user_code=user_code,
             metadata=dict(metadata or {}),
             **({"trace_id": trace_id} if trace_id else {}),
-            **self._new_message_id(session_id),
+            # placed by the engine; a session id that is not text is new_header's to refuse
+            **_given(
+                message_id=self._engine.tasks.new_message_id(session_id)
+                if isinstance(session_id, str)
+                else None
+            ),
         )
         command = new_ask(
             "send this message",
@@ -209,13 +214,6 @@ class GatewayClient:
             wait_for_worker = self._engine.settings.worker_wait_seconds
         await self._sent(header, envelope, target_worker_id, wait_for_worker)
         return SendResponse(header.message_id, header.session_id, header.trace_id)
-
-    def _new_message_id(self, session_id: str) -> dict[str, str]:
-        """The new task's id, placed by the engine; none for a session id that is not text
-        (``new_header`` refuses it)."""
-        if not isinstance(session_id, str):
-            return {}
-        return {"message_id": self._engine.tasks.new_message_id(session_id)}
 
     async def _sent(
         self, header: MessageHeader, envelope: bytes, target_worker_id: str | None, wait: float

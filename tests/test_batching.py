@@ -1,4 +1,5 @@
-"""The auto-batcher on the real Redis: order, errors, forgotten scripts, closing."""
+"""The auto-batcher on the real Redis: order, errors, forgotten scripts, closing, and the
+acknowledgements it joins."""
 
 import asyncio
 
@@ -6,9 +7,10 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, DataError, ResponseError, TimeoutError
 
-from by_framework.redis.batching import CommandBatcher, evalsha
+from by_framework.redis.batching import FLUSHES_IN_FLIGHT, CommandBatcher, evalsha
 from by_framework.redis.connection import create_redis
 from by_framework.redis.scripts import RELEASE_LOCK
+from tests.test_slots import Monitor
 
 
 async def test_concurrent_callers_share_pipelines_and_keep_their_order(
@@ -166,3 +168,80 @@ async def test_a_flush_goes_out_while_another_waits_for_its_replies(
         assert await asyncio.wait_for(blocked, 1) == [(f"{key_prefix}:later".encode(), b"1")]
     finally:
         await batcher.aclose()
+
+
+async def _pending_entries(redis: Redis, stream: str, count: int) -> list[str]:
+    """``count`` new entries of ``stream``, read by consumer c of group g (pending there)."""
+    await redis.xgroup_create(stream, "g", id="0", mkstream=True)
+    for n in range(count):
+        await redis.xadd(stream, {"n": n})
+    ((_, entries),) = await redis.xreadgroup("g", "c", {stream: ">"})
+    return [entry_id.decode() for entry_id, _ in entries]
+
+
+async def test_acknowledgements_of_one_flush_go_as_one_xack_per_stream_and_group(
+    redis: Redis, key_prefix: str
+) -> None:
+    streams = [f"{key_prefix}:s{n}" for n in range(2)]
+    pending = {stream: await _pending_entries(redis, stream, 5) for stream in streams}
+    batcher = CommandBatcher(redis)
+    async with Monitor(redis, key_prefix) as monitor:
+        try:
+            *acked, (stored,) = await asyncio.gather(
+                *(
+                    batcher.acknowledge(s, "g", entry_id)
+                    for s in streams
+                    for entry_id in pending[s]
+                ),
+                batcher.execute(("SET", f"{key_prefix}:k", "v")),
+            )
+        finally:
+            await batcher.aclose()
+        await monitor.caught_up(redis)
+    assert acked == [None] * 10 and stored is True
+    xacks = [command.args for command in monitor.commands if command.name == b"XACK"]
+    assert sorted(xacks) == sorted(
+        [b"XACK", s.encode(), b"g", *(entry_id.encode() for entry_id in pending[s])]
+        for s in streams
+    )
+    for stream in streams:
+        assert (await redis.xpending(stream, "g"))["pending"] == 0
+
+
+async def test_an_acknowledgement_that_fails_fails_only_the_callers_of_its_stream(
+    redis: Redis, key_prefix: str
+) -> None:
+    stream, not_a_stream = f"{key_prefix}:s", f"{key_prefix}:string"
+    (entry_id,) = await _pending_entries(redis, stream, 1)
+    await redis.set(not_a_stream, "x")
+    batcher = CommandBatcher(redis)
+    try:
+        wrong, right = await asyncio.gather(
+            batcher.acknowledge(not_a_stream, "g", "1-0"),
+            batcher.acknowledge(stream, "g", entry_id),
+            return_exceptions=True,
+        )
+    finally:
+        await batcher.aclose()
+    assert isinstance(wrong, ResponseError) and "WRONGTYPE" in str(wrong)
+    assert right is None
+    assert (await redis.xpending(stream, "g"))["pending"] == 0
+
+
+async def test_closing_fails_acknowledgements_still_waiting_for_a_flush(
+    redis: Redis, key_prefix: str
+) -> None:
+    batcher = CommandBatcher(redis)
+    (entry_id,) = await _pending_entries(redis, f"{key_prefix}:s", 1)
+    blocked = []
+    for _ in range(FLUSHES_IN_FLIGHT):  # every flusher holds a flush in flight
+        blocked.append(asyncio.create_task(batcher.execute(("BLPOP", f"{key_prefix}:never", 5))))
+        await asyncio.sleep(0.1)
+    waiting = asyncio.create_task(batcher.acknowledge(f"{key_prefix}:s", "g", entry_id))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    await batcher.aclose()
+    for task in [*blocked, waiting]:
+        with pytest.raises(ConnectionError, match="closed before this command's reply"):
+            await asyncio.wait_for(task, 1)
+    assert (await redis.xpending(f"{key_prefix}:s", "g"))["pending"] == 1

@@ -15,6 +15,11 @@ connection Redis closed between flushes is connected again before the next write
 short disconnects it (redis-py does so for any read or write that is interrupted), so no reply is
 ever read by the wrong caller. Commands are packed by hiredis when they are queued: a command that
 cannot be packed fails its own caller only.
+
+Acknowledgements (``acknowledge``) are the one exception to one command per call: the entries
+acknowledged for one flush go at its end as one XACK per stream and group, so a worker finishing
+many tasks at once acknowledges them in one command (a no-op task's commands in Redis 16.5 ->
+15.6).
 """
 
 import asyncio
@@ -34,6 +39,7 @@ from by_framework.redis.scripts import ALL_SCRIPTS, A, Script
 
 RedisCommand = tuple[Any, ...]
 _Queued = tuple[Sequence[RedisCommand], bytes, "asyncio.Future[list[Any]]"]
+_Ack = tuple[str, str, str, "asyncio.Future[Any]"]  # stream, group, entry id: the XACK's reply
 
 FLUSHES_IN_FLIGHT = 2
 """Flushes in flight at once, each on its own connection: while Redis runs one, the worker goes on
@@ -48,6 +54,8 @@ class Batcher(Protocol):
     ``ClusterBatcher`` on a cluster."""
 
     async def execute(self, *commands: RedisCommand) -> list[Any]: ...
+
+    async def acknowledge(self, stream: str, group: str, entry_id: str) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -75,12 +83,22 @@ async def _closed_by_redis(connection: AbstractConnection) -> bool:
         return True
 
 
+def _fail(batch: Sequence[_Queued], acks: Sequence[_Ack], error: BaseException) -> None:
+    """Every caller still waiting on these commands and acknowledgements gets ``error``."""
+    futures: list[asyncio.Future[Any]] = [future for _, _, future in batch]
+    futures += [future for _, _, _, future in acks]
+    for future in futures:
+        if not future.done():
+            future.set_exception(error)
+
+
 class CommandBatcher:
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._reply_timeout = reply_timeout(redis)
         self._response_callbacks = redis.response_callbacks
         self._queue: list[_Queued] = []
+        self._acks: list[_Ack] = []
         self._wakeup = asyncio.Event()
         self._flushers: list[asyncio.Task[None]] = []
 
@@ -93,13 +111,25 @@ class CommandBatcher:
         packed = b"".join([pack_one(command) for command in commands])
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._queue.append((commands, packed, future))
+        self._wake_flushers()
+        return await future
+
+    async def acknowledge(self, stream: str, group: str, entry_id: str) -> None:
+        """XACK of one entry, in the next flush's XACK of its stream and group."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._acks.append((stream, group, entry_id, future))
+        self._wake_flushers()
+        reply = await future
+        if isinstance(reply, ResponseError):
+            await self._recover(("XACK", stream, group, entry_id), reply)
+
+    def _wake_flushers(self) -> None:
         self._wakeup.set()
         if not self._flushers:
             self._flushers = [
                 asyncio.create_task(self._flush_forever(), name="redis-batcher")
                 for _ in range(FLUSHES_IN_FLIGHT)
             ]
-        return await future
 
     async def aclose(self) -> None:
         flushers, self._flushers = self._flushers, []
@@ -112,49 +142,55 @@ class CommandBatcher:
 
     async def _flush_forever(self) -> None:
         batch: list[_Queued] = []
+        acks: list[_Ack] = []
         connection: AbstractConnection | None = None
         try:
             while True:
                 await self._wakeup.wait()
                 batch, self._queue = self._queue, []
+                acks, self._acks = self._acks, []
                 self._wakeup.clear()
-                if batch:
+                if batch or acks:
                     if connection is None:
                         connection = self._new_connection()
-                    await self._flush(batch, connection)
-                    batch = []
+                    await self._flush(batch, acks, connection)
+                    batch, acks = [], []
         except BaseException:
             # Closed or cancelled mid-flight: no caller may wait forever for a reply.
             closed = ConnectionError("the Redis engine closed before this command's reply came")
-            for _, _, future in [*batch, *self._queue]:
-                if not future.done():
-                    future.set_exception(closed)
-            self._queue = []
+            _fail([*batch, *self._queue], [*acks, *self._acks], closed)
+            self._queue, self._acks = [], []
             raise
         finally:
             if connection is not None:
                 await connection.disconnect()
 
-    async def _flush(self, batch: list[_Queued], connection: AbstractConnection) -> None:
+    async def _flush(
+        self, batch: list[_Queued], acks: list[_Ack], connection: AbstractConnection
+    ) -> None:
+        entries: dict[tuple[str, str], list[str]] = {}
+        for stream, group, entry_id, _ in acks:
+            entries.setdefault((stream, group), []).append(entry_id)
+        xacks = [("XACK", stream, group, *ids) for (stream, group), ids in entries.items()]
+        queued = [command for commands, _, _ in batch for command in commands]
         try:
-            replies = await self._exchange(
-                connection,
-                [command for commands, _, _ in batch for command in commands],
-                b"".join([packed for _, packed, _ in batch]),
-            )
+            packed = b"".join([*[packed for _, packed, _ in batch], *map(pack_one, xacks)])
+            replies = await self._exchange(connection, [*queued, *xacks], packed)
         except Exception as exc:  # connection lost or timed out: every caller of this flush sees it
             # Never reused after a failed exchange, whatever the client library did with it: a
             # reply still owed on it would reach the next flush's callers.
             await connection.disconnect()
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            _fail(batch, acks, exc)
             return
         position = 0
         for commands, _, future in batch:
             if not future.done():
                 future.set_result(replies[position : position + len(commands)])
             position += len(commands)
+        acked = dict(zip(entries, replies[position:], strict=True))
+        for stream, group, _, ack in acks:
+            if not ack.done():
+                ack.set_result(acked[stream, group])
 
     async def _exchange(
         self, connection: AbstractConnection, commands: list[RedisCommand], packed: bytes

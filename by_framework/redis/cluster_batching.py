@@ -22,7 +22,7 @@ whoever wrote the events (an XADD, or a script given the stream as a key).
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import (
@@ -39,6 +39,8 @@ from redis.exceptions import (
 
 from by_framework.redis.batching import SOURCES, CommandBatcher, RedisCommand, pack_one
 from by_framework.redis.connection import node_connection
+
+T = TypeVar("T")
 
 REDIRECTS = 5
 """Times a command is sent again after MOVED, ASK, TRYAGAIN or NOSCRIPT before its error is
@@ -246,6 +248,12 @@ class ClusterBatcher:
         replies = dict(zip(by_node, parts, strict=True))
         return [replies[node][index] for node, index in places]
 
+    async def acknowledge(self, stream: str, group: str, entry_id: str) -> None:
+        """XACK of one entry, in the next XACK of its stream and group to the stream's master."""
+        await self.topology.ready()
+        node = self.topology.node_of(("XACK", stream))
+        await self._reaching(node, self._batcher(node).acknowledge(stream, group, entry_id))
+
     async def execute_on(self, node: ClusterNode, *commands: RedisCommand) -> list[Any]:
         """Run the commands on this node, wherever their keys are (CLIENT UNBLOCK, SCRIPT LOAD)."""
         await self.topology.ready()
@@ -269,9 +277,13 @@ class ClusterBatcher:
             raise
 
     async def _on(self, node: ClusterNode, commands: Sequence[RedisCommand]) -> list[Any]:
-        batcher = self._batcher(node)
+        return await self._reaching(node, self._batcher(node).execute(*commands))
+
+    async def _reaching(self, node: ClusterNode, work: Awaitable[T]) -> T:
+        """``work``'s outcome on ``node``; one that could not reach it raises a
+        ``ClusterUnavailable`` and has the slot map doubted."""
         try:
-            return await batcher.execute(*commands)
+            return await work
         except (ConnectionError, TimeoutError) as exc:
             self.topology.doubt()
             if isinstance(exc, ClusterUnavailable):

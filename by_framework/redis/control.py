@@ -282,7 +282,7 @@ class RedisControlPlane:
         (reply,) = await self._batcher.execute(evalsha(FINISH, keys, args, *events.leading))
         if reply[0] == b"stale":
             return False
-        after: list[RedisCommand] = [("XACK", delivery.stream, self._group, delivery.entry_id)]
+        after: list[RedisCommand] = []
         if reply[0] == b"ok":
             if args.data_ttl > 0:  # its append ran
                 self._stream_ttls.refreshed(stream, asked_at)
@@ -291,11 +291,16 @@ class RedisControlPlane:
             if renew:  # the task index lives as long as the record
                 index = self._keys.task_index(header.message_id)
                 after.append(("EXPIRE", index, self._record_ttl))
-        await self._batcher.execute(*after)
+        if after:  # in one batch with the acknowledgement
+            await self._batcher.execute(
+                ("XACK", delivery.stream, self._group, delivery.entry_id), *after
+            )
+        else:  # most tasks: with the other acknowledgements of the next flush
+            await self.acknowledge(delivery)
         return True
 
     async def acknowledge(self, delivery: Delivery) -> None:
-        await self._batcher.execute(("XACK", delivery.stream, self._group, delivery.entry_id))
+        await self._batcher.acknowledge(delivery.stream, self._group, delivery.entry_id)
 
     async def give_back(self, delivery: Delivery, holder: str) -> None:
         # Not through the batcher: its reply parser would read a JUSTID reply as full entries.
@@ -384,7 +389,7 @@ class RedisControlPlane:
                            error_event))  # fmt: skip
             writes.append(("EXPIRE", data_stream, self._stream_ttls.ttl))
         await self._batcher.execute(*writes)
-        await self._batcher.execute(("XACK", delivery.stream, self._group, delivery.entry_id))
+        await self.acknowledge(delivery)
 
     def _dead_letter(
         self, delivery: Delivery, reason: str, names: Sequence[bytes] | None = None

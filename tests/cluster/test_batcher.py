@@ -216,3 +216,31 @@ async def test_a_caller_on_several_masters_that_stops_waiting_leaves_the_others_
         raise AssertionError("the busy master answered within 0.1 s")
     assert await batcher.execute(("SET", slow, "2"), ("GET", fast)) == [True, b"1"]
     assert await batcher.execute(("GET", slow)) == [b"2"]
+
+
+async def test_acknowledgements_go_to_each_streams_master_and_follow_a_moved_slot(
+    engine: RedisEngine,
+    own_cluster: LocalCluster,
+    cluster_client: RedisCluster,
+    cluster_prefix: str,
+) -> None:
+    batcher = batcher_of(engine)
+    streams = list(keys_on_each_master(cluster_client, cluster_prefix).values())
+    pending: dict[str, list[str]] = {}
+    for stream in streams:
+        await cluster_client.xgroup_create(stream, "g", id="0", mkstream=True)
+        for n in range(3):
+            await cluster_client.xadd(stream, {"n": n})
+        ((_, entries),) = await cluster_client.xreadgroup("g", "c", {stream: ">"})
+        pending[stream] = [entry_id.decode() for entry_id, _ in entries]
+    moving = streams[0]  # its slot moves before its acknowledgements: MOVED, then its new master
+    slot = slot_of(moving)
+    target = next(port for port in own_cluster.masters() if port != own_cluster.owner(slot))
+    own_cluster.move_slot(slot, target)
+
+    await asyncio.gather(
+        *(batcher.acknowledge(s, "g", entry_id) for s in streams for entry_id in pending[s])
+    )
+    for stream in streams:
+        assert (await cluster_client.xpending(stream, "g"))["pending"] == 0
+    assert batcher.topology.node_of(("XACK", moving)).port == target

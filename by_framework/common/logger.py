@@ -1,6 +1,7 @@
 """Logging set-up: plain text for terminals, one JSON object per line for log aggregation."""
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -31,9 +32,62 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class TurnBatchedStreamHandler(logging.StreamHandler[Any]):
+    """A StreamHandler that writes the lines of one turn of an asyncio loop in one write.
+
+    A busy worker logs a line per task end, many in one turn of its loop, and on a virtual
+    machine each write is a costly system call (a worker draining no-op tasks spent about a
+    tenth of its CPU on its log line, a quarter of that in the write). Lines emitted from a
+    running loop wait for the end of that turn (``call_soon``); a line from anywhere else (a
+    thread, no loop, another loop) writes the waiting ones first, then itself, so the order is
+    kept. ``flush`` (and logging's own at exit) writes whatever waits.
+    """
+
+    terminator = "\n"
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._waiting: list[str] = []
+        self._turn: asyncio.AbstractEventLoop | None = None  # the loop whose turn they wait for
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+            try:
+                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is None or (self._waiting and loop is not self._turn):
+                self._waiting.append(line)
+                self._write_waiting()
+                return
+            if not self._waiting:
+                self._turn = loop
+                loop.call_soon(self.flush)
+            self._waiting.append(line)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            if self._waiting:
+                self._write_waiting()
+        finally:
+            self.release()
+        super().flush()
+
+    def _write_waiting(self) -> None:
+        lines, self._waiting, self._turn = self._waiting, [], None
+        self.stream.write("".join(lines))
+        self.stream.flush()
+
+
 def setup_logging(level: int | str = logging.INFO, use_json: bool = False) -> None:
     """Configure the root logger once (replacing its handlers)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = TurnBatchedStreamHandler(sys.stderr)
     if use_json:
         handler.setFormatter(JsonFormatter())
     else:

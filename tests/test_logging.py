@@ -13,6 +13,11 @@ import pytest
 from by_framework.common.logger import TurnBatchedStreamHandler
 
 
+class Broken(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError("stderr is gone")
+
+
 class Writes(io.StringIO):
     """A stream that keeps each write apart."""
 
@@ -103,3 +108,19 @@ def test_lines_of_a_loop_that_stopped_mid_turn_are_written_by_the_next_line(
         loop.close()
     log.info("after the loop")
     assert stream.writes == ["last of the loop\nafter the loop\n"]
+
+
+async def test_a_stream_that_fails_loses_the_turns_lines_once_and_the_loop_goes_on(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    handler = TurnBatchedStreamHandler(Broken())
+    log = logging.getLogger(f"test-{uuid.uuid4().hex}")
+    log.propagate = False
+    log.addHandler(handler)
+    try:
+        log.warning("lost")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    finally:
+        log.removeHandler(handler)
+    assert capsys.readouterr().err.count("--- Logging error ---") == 1

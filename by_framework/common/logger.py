@@ -43,8 +43,6 @@ class TurnBatchedStreamHandler(logging.StreamHandler[Any]):
     kept. ``flush`` (and logging's own at exit) writes whatever waits.
     """
 
-    terminator = "\n"
-
     def __init__(self, stream: Any) -> None:
         super().__init__(stream)
         self._waiting: list[str] = []
@@ -63,7 +61,7 @@ class TurnBatchedStreamHandler(logging.StreamHandler[Any]):
                 return
             if not self._waiting:
                 self._turn = loop
-                loop.call_soon(self.flush)
+                loop.call_soon(self._end_turn)
             self._waiting.append(line)
         except RecursionError:
             raise
@@ -78,6 +76,19 @@ class TurnBatchedStreamHandler(logging.StreamHandler[Any]):
         finally:
             self.release()
         super().flush()
+
+    def _end_turn(self) -> None:
+        """The turn's lines written. A stream that fails loses them and says so on stderr, as a
+        StreamHandler's emit does; nothing is raised into the loop (whose report of it would be
+        logged here, and fail again)."""
+        self.acquire()
+        try:
+            if self._waiting:
+                self._write_waiting()
+        except Exception:
+            self.handleError(logging.makeLogRecord({"msg": "the lines of a loop turn"}))
+        finally:
+            self.release()
 
     def _write_waiting(self) -> None:
         lines, self._waiting, self._turn = self._waiting, [], None

@@ -30,8 +30,11 @@ class Writes(io.StringIO):
         return len(text)
 
 
+Logged = tuple[logging.Logger, Writes, TurnBatchedStreamHandler]
+
+
 @pytest.fixture
-def logged() -> Iterator[tuple[logging.Logger, Writes, TurnBatchedStreamHandler]]:
+def logged() -> Iterator[Logged]:
     stream = Writes()
     handler = TurnBatchedStreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -43,9 +46,7 @@ def logged() -> Iterator[tuple[logging.Logger, Writes, TurnBatchedStreamHandler]
     log.removeHandler(handler)
 
 
-async def test_the_lines_of_one_turn_go_out_in_one_write_at_its_end(
-    logged: tuple[logging.Logger, Writes, TurnBatchedStreamHandler],
-) -> None:
+async def test_the_lines_of_one_turn_go_out_in_one_write_at_its_end(logged: Logged) -> None:
     log, stream, _ = logged
     for n in range(3):
         log.info("line %d", n)
@@ -57,16 +58,14 @@ async def test_the_lines_of_one_turn_go_out_in_one_write_at_its_end(
     assert stream.writes[1:] == ["next turn\n"]
 
 
-def test_a_line_logged_outside_a_loop_is_written_at_once(
-    logged: tuple[logging.Logger, Writes, TurnBatchedStreamHandler],
-) -> None:
+def test_a_line_logged_outside_a_loop_is_written_at_once(logged: Logged) -> None:
     log, stream, _ = logged
     log.info("now")
     assert stream.writes == ["now\n"]
 
 
 async def test_a_line_from_another_thread_comes_after_the_lines_waiting_for_the_turn(
-    logged: tuple[logging.Logger, Writes, TurnBatchedStreamHandler],
+    logged: Logged,
 ) -> None:
     log, stream, _ = logged
     log.info("in the loop")
@@ -78,9 +77,7 @@ async def test_a_line_from_another_thread_comes_after_the_lines_waiting_for_the_
     assert stream.writes == ["in the loop\nin a thread\n"]
 
 
-async def test_flush_writes_the_waiting_lines(
-    logged: tuple[logging.Logger, Writes, TurnBatchedStreamHandler],
-) -> None:
+async def test_flush_writes_the_waiting_lines(logged: Logged) -> None:
     """What logging's own flush at exit relies on, when the loop stops before its turn ends."""
     log, stream, handler = logged
     log.info("waiting")
@@ -90,9 +87,7 @@ async def test_flush_writes_the_waiting_lines(
     assert stream.writes == ["waiting\n"]
 
 
-def test_lines_of_a_loop_that_stopped_mid_turn_are_written_by_the_next_line(
-    logged: tuple[logging.Logger, Writes, TurnBatchedStreamHandler],
-) -> None:
+def test_lines_of_a_loop_that_stopped_mid_turn_are_written_by_the_next_line(logged: Logged) -> None:
     log, stream, _ = logged
 
     async def log_and_stop() -> None:

@@ -174,7 +174,7 @@ class CommandBatcher:
         xacks = [("XACK", stream, group, *ids) for (stream, group), ids in entries.items()]
         queued = [command for commands, _, _ in batch for command in commands]
         try:
-            packed = b"".join([*[packed for _, packed, _ in batch], *map(pack_one, xacks)])
+            packed = b"".join([*(part for _, part, _ in batch), *map(pack_one, xacks)])
             replies = await self._exchange(connection, [*queued, *xacks], packed)
         except Exception as exc:  # connection lost or timed out: every caller of this flush sees it
             # Never reused after a failed exchange, whatever the client library did with it: a

@@ -1,6 +1,7 @@
 """Agents the tests run, in-process and in worker processes."""
 
 import asyncio
+import gc
 import os
 import time
 from typing import Any
@@ -28,6 +29,16 @@ class EchoAgent(GatewayWorker):
             await asyncio.sleep(content["sleep"])
         await context.emit_chunk(f"echo: {content}")
         return {"status": "completed", "content": content, "data": {"pid": os.getpid()}}
+
+
+class CollectorAgent(GatewayWorker):
+    """Answers with the garbage collector's thresholds in the process that runs it."""
+
+    def get_agent_types(self) -> list[str]:
+        return ["collector"]
+
+    async def process_command(self, command: Any, context: AgentContext) -> dict[str, Any]:
+        return {"status": "completed", "data": {"thresholds": list(gc.get_threshold())}}
 
 
 class ShowcaseAgent(GatewayWorker):

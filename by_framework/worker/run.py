@@ -133,11 +133,11 @@ def fewer_collections() -> Iterator[None]:
 
     A worker's objects mostly die by their reference count, yet a no-op task left a few dozen
     alive at any moment, so at the default threshold a collection ran every ~20 tasks, and
-    every tenth of those scanned the older generation too: draining queued no-op tasks, about a
-    tenth of the worker's CPU (~15 us a task) went to the collector. Raised, a collection runs
+    every tenth of those scanned the older generation too: draining queued no-op tasks, raising
+    it saved 13 % of the worker's CPU (~19 us a task, docs/performance.md). Raised, one runs
     every few hundred tasks; what cycles the tasks leave waits for it a little longer (at most
     the threshold's worth of objects). A threshold set higher already, or 0 (automatic
-    collection off), is left as it is; one changed meanwhile is not put back."""
+    collection off), is left as it is, and so is one that the block changes."""
     youngest, *older = gc.get_threshold()
     if not 0 < youngest < YOUNGEST_COLLECTION_THRESHOLD:
         yield

@@ -65,7 +65,10 @@ def running_collector() -> Iterator[Collector]:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if self.headers.get("Content-Encoding") == "gzip":
                 body = gzip.decompress(body)
-            collector.keep(self.path, dict(self.headers), body)
+            # Names lowered: HTTP's are case-insensitive, and OpenTelemetry's exporter sends
+            # them lowered from 1.45 on (langfuse 4.16+ and 5.x, which install without ADK).
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            collector.keep(self.path, headers, body)
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")
             self.send_header("Content-Length", "0")

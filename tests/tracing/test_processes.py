@@ -78,7 +78,7 @@ async def test_a_to_b_to_c_across_processes_is_one_trace_correctly_parented(
     assert b.attributes["byf.worker_id"] == "w-middle"
     if provider == "langfuse":
         auth = "Basic " + base64.b64encode(b"pk-processes:sk-test").decode()
-        assert {headers["Authorization"] for headers in requests} == {auth}
+        assert {headers["authorization"] for headers in requests} == {auth}
         assert a.attributes["langfuse.observation.type"] == "agent"
     else:
         assert a.attributes["openinference.project.name"] == "byf-tests"

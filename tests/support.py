@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import httpx
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from by_framework import (
     AgentTaskResult,
@@ -250,6 +251,15 @@ async def redis_7(redis: Redis) -> bool:
     """Whether the server is Redis 7 or newer (CI runs the suite on 6.2 too)."""
     version = (await redis.info("server"))["redis_version"]
     return int(str(version).split(".")[0]) >= 7
+
+
+async def pending_entries(redis: Redis | RedisCluster, stream: str, count: int) -> list[str]:
+    """``count`` new entries of ``stream``, read by consumer c of group g (pending there)."""
+    await redis.xgroup_create(stream, "g", id="0", mkstream=True)
+    for n in range(count):
+        await redis.xadd(stream, {"n": n})
+    ((_, entries),) = await redis.xreadgroup("g", "c", {stream: ">"})
+    return [entry_id.decode() for entry_id, _ in entries]
 
 
 class DurableRedis:

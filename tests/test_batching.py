@@ -10,6 +10,7 @@ from redis.exceptions import ConnectionError, DataError, ResponseError, TimeoutE
 from by_framework.redis.batching import FLUSHES_IN_FLIGHT, CommandBatcher, evalsha
 from by_framework.redis.connection import create_redis
 from by_framework.redis.scripts import RELEASE_LOCK
+from tests.support import pending_entries
 from tests.test_slots import Monitor
 
 
@@ -170,20 +171,11 @@ async def test_a_flush_goes_out_while_another_waits_for_its_replies(
         await batcher.aclose()
 
 
-async def _pending_entries(redis: Redis, stream: str, count: int) -> list[str]:
-    """``count`` new entries of ``stream``, read by consumer c of group g (pending there)."""
-    await redis.xgroup_create(stream, "g", id="0", mkstream=True)
-    for n in range(count):
-        await redis.xadd(stream, {"n": n})
-    ((_, entries),) = await redis.xreadgroup("g", "c", {stream: ">"})
-    return [entry_id.decode() for entry_id, _ in entries]
-
-
 async def test_acknowledgements_of_one_flush_go_as_one_xack_per_stream_and_group(
     redis: Redis, key_prefix: str
 ) -> None:
     streams = [f"{key_prefix}:s{n}" for n in range(2)]
-    pending = {stream: await _pending_entries(redis, stream, 5) for stream in streams}
+    pending = {stream: await pending_entries(redis, stream, 5) for stream in streams}
     batcher = CommandBatcher(redis)
     async with Monitor(redis, key_prefix) as monitor:
         try:
@@ -212,7 +204,7 @@ async def test_an_acknowledgement_that_fails_fails_only_the_callers_of_its_strea
     redis: Redis, key_prefix: str
 ) -> None:
     stream, not_a_stream = f"{key_prefix}:s", f"{key_prefix}:string"
-    (entry_id,) = await _pending_entries(redis, stream, 1)
+    (entry_id,) = await pending_entries(redis, stream, 1)
     await redis.set(not_a_stream, "x")
     batcher = CommandBatcher(redis)
     try:
@@ -232,7 +224,7 @@ async def test_closing_fails_acknowledgements_still_waiting_for_a_flush(
     redis: Redis, key_prefix: str
 ) -> None:
     batcher = CommandBatcher(redis)
-    (entry_id,) = await _pending_entries(redis, f"{key_prefix}:s", 1)
+    (entry_id,) = await pending_entries(redis, f"{key_prefix}:s", 1)
     blocked = []
     for _ in range(FLUSHES_IN_FLIGHT):  # every flusher holds a flush in flight
         blocked.append(asyncio.create_task(batcher.execute(("BLPOP", f"{key_prefix}:never", 5))))

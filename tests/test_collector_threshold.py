@@ -13,40 +13,40 @@ from tests.test_worker_processes import stop
 
 
 @pytest.fixture
-def thresholds() -> Iterator[tuple[int, ...]]:
+def thresholds() -> Iterator[None]:
     """This process's thresholds, put back after the test whatever it did."""
     before = gc.get_threshold()
-    yield before
+    yield
     gc.set_threshold(*before)
 
 
-def test_the_threshold_is_raised_for_the_block_then_put_back(
-    thresholds: tuple[int, ...],
-) -> None:
+@pytest.mark.usefixtures("thresholds")
+def test_the_threshold_is_raised_for_the_block_then_put_back() -> None:
     gc.set_threshold(700, 10, 10)
     with fewer_collections():
         assert gc.get_threshold() == (YOUNGEST_COLLECTION_THRESHOLD, 10, 10)
     assert gc.get_threshold() == (700, 10, 10)
 
 
-def test_a_threshold_put_back_even_when_the_block_raises(thresholds: tuple[int, ...]) -> None:
+@pytest.mark.usefixtures("thresholds")
+def test_a_threshold_put_back_even_when_the_block_raises() -> None:
     gc.set_threshold(700, 10, 10)
     with pytest.raises(RuntimeError), fewer_collections():
         raise RuntimeError("the worker failed")
     assert gc.get_threshold() == (700, 10, 10)
 
 
+@pytest.mark.usefixtures("thresholds")
 @pytest.mark.parametrize("youngest", [0, 2 * YOUNGEST_COLLECTION_THRESHOLD])
-def test_collection_off_or_a_higher_threshold_is_left_as_it_is(
-    thresholds: tuple[int, ...], youngest: int
-) -> None:
+def test_collection_off_or_a_higher_threshold_is_left_as_it_is(youngest: int) -> None:
     gc.set_threshold(youngest, 10, 10)
     with fewer_collections():
         assert gc.get_threshold() == (youngest, 10, 10)
     assert gc.get_threshold() == (youngest, 10, 10)
 
 
-def test_a_threshold_changed_during_the_block_is_kept(thresholds: tuple[int, ...]) -> None:
+@pytest.mark.usefixtures("thresholds")
+def test_a_threshold_changed_during_the_block_is_kept() -> None:
     gc.set_threshold(700, 10, 10)
     with fewer_collections():
         gc.set_threshold(5_000, 20, 20)  # the worker's own code tuned it

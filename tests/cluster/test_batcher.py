@@ -13,7 +13,7 @@ from by_framework.redis.batching import evalsha
 from by_framework.redis.cluster_batching import ClusterBatcher, ClusterUnavailable
 from by_framework.redis.engine import RedisEngine
 from by_framework.redis.scripts import TRIM_CONSUMED
-from tests.support import LocalCluster
+from tests.support import LocalCluster, pending_entries
 
 
 def batcher_of(engine: RedisEngine) -> ClusterBatcher:
@@ -228,11 +228,7 @@ async def test_acknowledgements_go_to_each_streams_master_and_follow_a_moved_slo
     streams = list(keys_on_each_master(cluster_client, cluster_prefix).values())
     pending: dict[str, list[str]] = {}
     for stream in streams:
-        await cluster_client.xgroup_create(stream, "g", id="0", mkstream=True)
-        for n in range(3):
-            await cluster_client.xadd(stream, {"n": n})
-        ((_, entries),) = await cluster_client.xreadgroup("g", "c", {stream: ">"})
-        pending[stream] = [entry_id.decode() for entry_id, _ in entries]
+        pending[stream] = await pending_entries(cluster_client, stream, 3)
     moving = streams[0]  # its slot moves before its acknowledgements: MOVED, then its new master
     slot = slot_of(moving)
     target = next(port for port in own_cluster.masters() if port != own_cluster.owner(slot))
